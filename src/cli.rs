@@ -1,0 +1,217 @@
+//! The `mosha` command line: `run` (the daemon), `check` (offline validation) and `demo`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Cltab, Hactl};
+use crate::daemon::{self, DaemonOptions};
+use crate::supervisor::Options;
+
+/// mosha: a leaderless high-availability layer for Linux clusters.
+///
+/// Every node runs the same daemon. It supervises the processes of the resource groups defined
+/// in `cltab` (group:tag:levels:mode:command) at the level `hactl` asks for (group level).
+#[derive(Debug, Parser)]
+#[command(name = "mosha", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the node daemon in the foreground (logs go to stderr).
+    ///
+    /// Reads DIR/cltab and DIR/hactl, re-reads them within a second of any edit, and writes
+    /// DIR/clstat.json. A file with errors is rejected with every error logged; the daemon
+    /// keeps running on the last good configuration. SIGTERM or SIGINT stops every group
+    /// (running its `stop` level entries) and exits 0; a second signal kills at once.
+    Run(RunArgs),
+    /// Validates DIR/cltab and DIR/hactl offline; prints every problem as FILE:LINE: message.
+    ///
+    /// Exits 0 when both files are valid (warnings allowed), 1 when not.
+    Check {
+        /// The node directory holding cltab and hactl.
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    node: Option<String>,
+    /// The node directory: cltab and hactl are read from it, clstat.json is written to it.
+    #[arg(long, default_value = "/etc/mosha")]
+    dir: PathBuf,
+    /// Seconds between SIGTERM and SIGKILL when stopping an entry's process group.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    grace: f64,
+    /// A respawn entry that exits more than this many times within --respawn-window backs off
+    /// (1 s, doubling, capped at 60 s) until one run lasts 10 s.
+    #[arg(long, default_value_t = 5, value_name = "COUNT")]
+    respawn_burst: usize,
+    /// The window over which respawn exits are counted.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    respawn_window: f64,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides.
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+/// Parses the command line and runs the command; returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Check { dir } => check(&dir),
+    }
+}
+
+fn seconds(what: &str, s: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| format!("--{what} must be a non-negative number of seconds"))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let node = args.node.unwrap_or_else(hostname);
+    if let Err(e) = config::check_name("node name", &node) {
+        eprintln!("mosha: {e}");
+        return ExitCode::from(2);
+    }
+    let mut sup = Options::new(&node);
+    let durations = seconds("grace", args.grace)
+        .and_then(|g| Ok((g, seconds("respawn-window", args.respawn_window)?)));
+    match durations {
+        Ok((grace, window)) => {
+            sup.grace = grace;
+            sup.throttle.window = window;
+        }
+        Err(e) => {
+            eprintln!("mosha: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    sup.throttle.burst = args.respawn_burst;
+    let opts = DaemonOptions {
+        dir: args.dir,
+        supervisor: sup,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mosha: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(daemon::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Validates the files of `dir`; prints problems to stderr and a summary to stdout.
+fn check(dir: &Path) -> ExitCode {
+    let mut bad = false;
+    let cltab_path = dir.join("cltab");
+    let hactl_path = dir.join("hactl");
+    let read = |p: &Path| match std::fs::read(p) {
+        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: cannot read: {e}", p.display())),
+    };
+    let cltab = match read(&cltab_path) {
+        Ok(Some(text)) => match Cltab::parse(&cltab_path.display().to_string(), &text) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprintln!("{w} (warning)");
+                }
+                println!(
+                    "{}: ok ({} groups, {} entries)",
+                    cltab_path.display(),
+                    c.groups().len(),
+                    c.entries.len()
+                );
+                Some(c)
+            }
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                bad = true;
+                None
+            }
+        },
+        Ok(None) => {
+            eprintln!("{}: file not found", cltab_path.display());
+            bad = true;
+            None
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            bad = true;
+            None
+        }
+    };
+    let hactl = match read(&hactl_path) {
+        Ok(Some(text)) => match Hactl::parse(&hactl_path.display().to_string(), &text) {
+            Ok(h) => {
+                println!("{}: ok ({} groups)", hactl_path.display(), h.groups.len());
+                Some(h)
+            }
+            Err(problems) => {
+                for p in problems {
+                    eprintln!("{p}");
+                }
+                bad = true;
+                None
+            }
+        },
+        Ok(None) => {
+            println!(
+                "{}: not found (every group stays stopped)",
+                hactl_path.display()
+            );
+            Some(Hactl::default())
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            bad = true;
+            None
+        }
+    };
+    if let (Some(c), Some(h)) = (&cltab, &hactl) {
+        for w in config::cross_check(c, h, &hactl_path.display().to_string()) {
+            eprintln!("{w} (warning)");
+        }
+    }
+    if bad {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,445 @@
+//! The `hactl` file: the level each resource group should run at, one `group level` per line.
+//!
+//! ```text
+//! # group  level
+//! web      1
+//! db       start
+//! ```
+//!
+//! - Lines are split on `\n` and lose a trailing `\r`; blank lines and lines whose first
+//!   non-blank character is `#` are skipped.
+//! - Fields are separated by ASCII whitespace. Fields after the level are reserved for options
+//!   written `key=value` (preferred nodes will come later); no option is known yet.
+//! - A group missing from the file is wanted at [`STOP`].
+//!
+//! This module owns the syntax and the checks that need only the file itself; whether the
+//! groups and levels exist in `cltab` is [`crate::config::cross_check`]'s business.
+
+use std::collections::btree_map::Entry as MapEntry;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{check_name, Problem};
+
+/// Names the level of a group that is stopped, and of every group absent from `hactl`.
+pub const STOP: &str = "stop";
+
+/// Lists the option keys accepted after the level; adding a key here is enough to accept it.
+const KNOWN_OPTIONS: &[&str] = &[];
+
+/// Describes one `hactl` line: the level a group should run at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Want {
+    /// The level the group should run at.
+    pub level: String,
+    /// The 1-based line this want is on.
+    pub line: usize,
+    /// The `key=value` fields after the level (reserved; none is known yet).
+    pub options: BTreeMap<String, String>,
+}
+
+/// Holds a parsed `hactl` file: the wanted level of each group it names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hactl {
+    /// The wants, by group name.
+    pub groups: BTreeMap<String, Want>,
+}
+
+impl Hactl {
+    /// Parses the text of a `hactl` file; `file` is the name printed in problems.
+    ///
+    /// Returns every error of the file otherwise, sorted by line (several per line are
+    /// possible).
+    pub fn parse(file: &str, text: &str) -> Result<Hactl, Vec<Problem>> {
+        let mut hactl = Hactl::default();
+        let mut errors = Vec::new();
+        let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
+
+        for (index, raw) in text.split('\n').enumerate() {
+            let line = index + 1;
+            let content = raw.strip_suffix('\r').unwrap_or(raw);
+            let mut fields = content.split_ascii_whitespace();
+            let Some(group) = fields.next() else {
+                continue; // blank line
+            };
+            if group.starts_with('#') {
+                continue;
+            }
+
+            let mut messages = Vec::new();
+            let group_ok = match check_name("group", group) {
+                Ok(()) => true,
+                Err(message) => {
+                    messages.push(message);
+                    false
+                }
+            };
+            let level = match fields.next() {
+                None => {
+                    messages.push(format!("missing level for group '{group}'"));
+                    None
+                }
+                Some(level) => match check_name("level", level) {
+                    Ok(()) => Some(level),
+                    Err(message) => {
+                        messages.push(message);
+                        None
+                    }
+                },
+            };
+            let options = parse_options(fields, KNOWN_OPTIONS, &mut messages);
+            if group_ok {
+                match first_line.entry(group.to_string()) {
+                    MapEntry::Occupied(first) => messages.push(format!(
+                        "duplicate group '{group}' (first at line {})",
+                        first.get()
+                    )),
+                    MapEntry::Vacant(slot) => {
+                        slot.insert(line);
+                    }
+                }
+            }
+
+            match level {
+                Some(level) if messages.is_empty() => {
+                    let want = Want {
+                        level: level.to_string(),
+                        line,
+                        options,
+                    };
+                    hactl.groups.insert(group.to_string(), want);
+                }
+                _ => errors.extend(messages.into_iter().map(|m| Problem::new(file, line, m))),
+            }
+        }
+
+        if errors.is_empty() {
+            Ok(hactl)
+        } else {
+            errors.sort_by_key(|p| p.line);
+            Err(errors)
+        }
+    }
+
+    /// Returns the wanted level of `group`: its line's level, or "stop" when the group is absent.
+    pub fn level_of(&self, group: &str) -> &str {
+        self.groups
+            .get(group)
+            .map_or(STOP, |want| want.level.as_str())
+    }
+}
+
+/// Parses the `key=value` fields after the level, accepting only keys in `known`; pushes a
+/// message to `messages` for every bad field and returns the accepted options.
+fn parse_options<'a>(
+    fields: impl Iterator<Item = &'a str>,
+    known: &[&str],
+    messages: &mut Vec<String>,
+) -> BTreeMap<String, String> {
+    let mut options = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for field in fields {
+        let Some((key, value)) = field.split_once('=') else {
+            messages.push(format!(
+                "unexpected field '{field}' (options are key=value)"
+            ));
+            continue;
+        };
+        if key.is_empty() {
+            messages.push(format!("empty option name in '{field}'"));
+        } else if value.is_empty() {
+            messages.push(format!("empty value for option '{key}'"));
+        } else if !seen.insert(key) {
+            messages.push(format!("duplicate option '{key}'"));
+        } else if !known.contains(&key) {
+            messages.push(format!("unknown option '{key}'"));
+        } else {
+            options.insert(key.to_string(), value.to_string());
+        }
+    }
+    options
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Hactl {
+        match Hactl::parse("hactl", text) {
+            Ok(hactl) => hactl,
+            Err(problems) => panic!("unexpected problems: {problems:?}"),
+        }
+    }
+
+    /// Returns the problems of a text that must fail, printed as `file:line: message`.
+    fn errors(text: &str) -> Vec<String> {
+        match Hactl::parse("hactl", text) {
+            Ok(hactl) => panic!("unexpectedly parsed: {hactl:?}"),
+            Err(problems) => problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn want(level: &str, line: usize) -> Want {
+        Want {
+            level: level.to_string(),
+            line,
+            options: BTreeMap::new(),
+        }
+    }
+
+    /// Runs `parse_options` on a field list with the given known keys.
+    fn options(fields: &str, known: &[&str]) -> (BTreeMap<String, String>, Vec<String>) {
+        let mut messages = Vec::new();
+        let options = parse_options(fields.split_ascii_whitespace(), known, &mut messages);
+        (options, messages)
+    }
+
+    #[test]
+    fn parses_group_and_level_per_line() {
+        let hactl = parse("web 1\ndb start\nmail stop\n");
+        assert_eq!(hactl.groups.len(), 3);
+        assert_eq!(hactl.groups["web"], want("1", 1));
+        assert_eq!(hactl.groups["db"], want("start", 2));
+        assert_eq!(hactl.groups["mail"], want("stop", 3));
+    }
+
+    #[test]
+    fn level_of_defaults_to_stop() {
+        let hactl = parse("web 1\ndb stop\n");
+        assert_eq!(hactl.level_of("web"), "1");
+        assert_eq!(hactl.level_of("db"), STOP);
+        assert_eq!(hactl.level_of("absent"), STOP);
+        assert_eq!(hactl.level_of(""), STOP);
+        assert_eq!(Hactl::default().level_of("web"), "stop");
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_have_no_groups() {
+        for text in ["", "\n", "   \n\t\n", "# nothing", " \t# indented\r\n\r\n"] {
+            assert_eq!(parse(text), Hactl::default(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn skips_comments_and_blank_lines_and_keeps_line_numbers() {
+        let hactl = parse("# header\n\n  # web 2\n\t\nweb 1\n#db 1\n");
+        assert_eq!(hactl.groups.len(), 1);
+        assert_eq!(hactl.groups["web"], want("1", 5));
+    }
+
+    #[test]
+    fn accepts_any_ascii_whitespace_between_fields() {
+        let hactl = parse("  web\t\t1  \ndb \x0c start\t\r\n");
+        assert_eq!(hactl.groups["web"], want("1", 1));
+        assert_eq!(hactl.groups["db"], want("start", 2));
+    }
+
+    #[test]
+    fn strips_carriage_returns_of_crlf_files() {
+        let hactl = parse("web 1\r\ndb 2\r\n");
+        assert_eq!(hactl.level_of("web"), "1");
+        assert_eq!(hactl.level_of("db"), "2");
+    }
+
+    #[test]
+    fn group_must_be_a_valid_name() {
+        assert_eq!(
+            errors("w*b 1"),
+            vec![format!(
+                "hactl:1: {}",
+                check_name("group", "w*b").unwrap_err()
+            )]
+        );
+        assert_eq!(
+            errors(".web 1"),
+            vec![format!(
+                "hactl:1: {}",
+                check_name("group", ".web").unwrap_err()
+            )]
+        );
+        // Non-ASCII whitespace is not a separator: it ends up inside the group name.
+        assert_eq!(
+            errors("\u{a0}web 1"),
+            vec![format!(
+                "hactl:1: {}",
+                check_name("group", "\u{a0}web").unwrap_err()
+            )]
+        );
+    }
+
+    #[test]
+    fn level_must_be_a_valid_name() {
+        assert_eq!(
+            errors("web -1"),
+            vec![format!(
+                "hactl:1: {}",
+                check_name("level", "-1").unwrap_err()
+            )]
+        );
+        assert_eq!(
+            errors("web 1,2"),
+            vec![format!(
+                "hactl:1: {}",
+                check_name("level", "1,2").unwrap_err()
+            )]
+        );
+    }
+
+    #[test]
+    fn missing_level_is_an_error() {
+        assert_eq!(
+            errors("web"),
+            vec!["hactl:1: missing level for group 'web'"]
+        );
+        assert_eq!(
+            errors("  web \t\r"),
+            vec!["hactl:1: missing level for group 'web'"]
+        );
+    }
+
+    #[test]
+    fn field_without_equals_is_an_error() {
+        assert_eq!(
+            errors("web 1 node1"),
+            vec!["hactl:1: unexpected field 'node1' (options are key=value)"]
+        );
+        assert_eq!(
+            errors("web 1 # trailing comment"),
+            vec![
+                "hactl:1: unexpected field '#' (options are key=value)",
+                "hactl:1: unexpected field 'trailing' (options are key=value)",
+                "hactl:1: unexpected field 'comment' (options are key=value)",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_option_is_unknown_for_now() {
+        assert!(KNOWN_OPTIONS.is_empty());
+        assert_eq!(
+            errors("web 1 prefer=node1"),
+            vec!["hactl:1: unknown option 'prefer'"]
+        );
+    }
+
+    #[test]
+    fn option_needs_a_name_and_a_value() {
+        assert_eq!(
+            errors("web 1 =x"),
+            vec!["hactl:1: empty option name in '=x'"]
+        );
+        assert_eq!(errors("web 1 ="), vec!["hactl:1: empty option name in '='"]);
+        assert_eq!(
+            errors("web 1 k="),
+            vec!["hactl:1: empty value for option 'k'"]
+        );
+    }
+
+    #[test]
+    fn duplicate_option_on_one_line_is_an_error() {
+        assert_eq!(
+            errors("web 1 k=1 k=2"),
+            vec![
+                "hactl:1: unknown option 'k'",
+                "hactl:1: duplicate option 'k'"
+            ]
+        );
+        let (accepted, messages) = options("k=1 j=2 k=1", &["k", "j"]);
+        assert_eq!(messages, vec!["duplicate option 'k'"]);
+        assert_eq!(accepted.len(), 2);
+    }
+
+    #[test]
+    fn known_options_are_kept() {
+        let (accepted, messages) = options("prefer=a,b when=x=y", &["prefer", "when"]);
+        assert!(messages.is_empty(), "{messages:?}");
+        assert_eq!(accepted["prefer"], "a,b");
+        assert_eq!(accepted["when"], "x=y");
+        let (accepted, messages) = options("", &[]);
+        assert!(accepted.is_empty() && messages.is_empty());
+        let (accepted, messages) = options("prefer=a other=b", &["prefer"]);
+        assert_eq!(messages, vec!["unknown option 'other'"]);
+        assert_eq!(accepted.len(), 1);
+    }
+
+    #[test]
+    fn duplicate_group_names_the_first_line() {
+        assert_eq!(
+            errors("web 1\ndb 2\n\nweb 2\nweb stop\n"),
+            vec![
+                "hactl:4: duplicate group 'web' (first at line 1)",
+                "hactl:5: duplicate group 'web' (first at line 1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_group_counts_as_named_even_on_a_line_with_other_errors() {
+        assert_eq!(
+            errors("web\nweb 1"),
+            vec![
+                "hactl:1: missing level for group 'web'",
+                "hactl:2: duplicate group 'web' (first at line 1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_error_of_a_line_is_reported() {
+        assert_eq!(
+            errors("w/b -x y =z"),
+            vec![
+                format!("hactl:1: {}", check_name("group", "w/b").unwrap_err()),
+                format!("hactl:1: {}", check_name("level", "-x").unwrap_err()),
+                "hactl:1: unexpected field 'y' (options are key=value)".to_string(),
+                "hactl:1: empty option name in '=z'".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_of_the_whole_file_are_collected_in_line_order() {
+        assert_eq!(
+            errors("web 1\nbad\n# ok\ndb 1 x\nweb 2\n"),
+            vec![
+                "hactl:2: missing level for group 'bad'",
+                "hactl:4: unexpected field 'x' (options are key=value)",
+                "hactl:5: duplicate group 'web' (first at line 1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn problems_carry_the_given_file_name() {
+        let Err(problems) = Hactl::parse("/etc/mosha/hactl", "\n\nweb") else {
+            panic!("expected an error");
+        };
+        assert_eq!(problems[0].file, "/etc/mosha/hactl");
+        assert_eq!(problems[0].line, 3);
+        assert_eq!(
+            problems[0].to_string(),
+            "/etc/mosha/hactl:3: missing level for group 'web'"
+        );
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        let odd = [
+            "=",
+            "= =",
+            "a = =",
+            "\r",
+            "\r\r\n",
+            "é ü",
+            "web 1 ==",
+            "web 1 a==",
+            "\u{0} \u{0}",
+            "#",
+            "web\u{feff} 1",
+            "x y z=1=2=3 z=",
+            "\u{b}web 1",
+        ];
+        for text in odd {
+            let _ = Hactl::parse("hactl", text);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! mosha: a leaderless high-availability layer for Linux clusters.
+//!
+//! Map of the crate:
+//! - [`config`]: parsers for `cltab` and `hactl` that collect every error with its line;
+//! - [`supervisor`]: runs the processes of resource groups at a level: process groups,
+//!   SIGTERM-then-SIGKILL, reaping, respawn with back-off;
+//! - [`clstat`]: the node's status document;
+//! - [`files`]: atomic writes and change detection by content;
+//! - [`daemon`]: the one event loop that ties them together (`mosha run`);
+//! - [`cli`]: the `mosha` command line.
+
+pub mod cli;
+pub mod clstat;
+pub mod config;
+pub mod daemon;
+pub mod files;
+pub mod supervisor;
