@@ -38,6 +38,9 @@ enum Command {
         #[arg(long, default_value = "/etc/mosha")]
         dir: PathBuf,
     },
+    /// Shows mosha at work: one node on cltab-examples/basic in a temporary directory, a
+    /// service killed and respawned, the group taken down through hactl. Cleans up on exit.
+    Demo,
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +72,13 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Check { dir } => check(&dir),
+        Command::Demo => match crate::demo::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mosha demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -111,8 +121,15 @@ fn run(args: RunArgs) -> ExitCode {
         }
     }
     sup.throttle.burst = args.respawn_burst;
+    let dir = match args.dir.canonicalize() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("mosha: {}: {e}", args.dir.display());
+            return ExitCode::from(2);
+        }
+    };
     let opts = DaemonOptions {
-        dir: args.dir,
+        dir,
         supervisor: sup,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()

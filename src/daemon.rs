@@ -103,6 +103,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     if let Err(e) = process::become_subreaper() {
         warn!("cannot become a child subreaper ({e}); processes that escape their group may be missed");
     }
+    info!(node = %opts.supervisor.node, dir = %dir.display(), "mosha starting");
     let grace = opts.supervisor.grace;
     let record = dir.join("mosha.pgids");
     leftovers::stop_leftovers(&record, grace);
@@ -116,14 +117,13 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         cltab_errors: Vec::new(),
         hactl_errors: Vec::new(),
     };
-    let mut os = OsProcesses;
+    let mut os = OsProcesses { dir: dir.clone() };
     let mut sup = Supervisor::new(opts.supervisor.clone());
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown: Option<&str> = None;
     let mut last_doc = String::new();
     let mut last_pgids: Option<Vec<u32>> = None;
-    info!(node = %opts.supervisor.node, dir = %dir.display(), "mosha starting");
 
     loop {
         let deadline = sup.next_deadline().map(Instant::from_std);
@@ -276,9 +276,9 @@ fn poll_files(
 /// then SIGKILL after `grace`, reaping as they go.
 async fn stop_strays(grace: Duration) {
     let children = || -> Vec<i32> {
-        let me = std::process::id();
+        // /proc/self, not /proc/PID: right even when /proc belongs to another PID namespace.
         let mut out = Vec::new();
-        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) {
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
             for t in tasks.flatten() {
                 if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
                     out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));

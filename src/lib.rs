@@ -7,11 +7,13 @@
 //! - [`clstat`]: the node's status document;
 //! - [`files`]: atomic writes and change detection by content;
 //! - [`daemon`]: the one event loop that ties them together (`mosha run`);
+//! - [`demo`]: `mosha demo`, a guided run for a first look;
 //! - [`cli`]: the `mosha` command line.
 
 pub mod cli;
 pub mod clstat;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod files;
 pub mod supervisor;

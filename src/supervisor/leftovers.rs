@@ -20,10 +20,32 @@ pub fn start_time(pid: u32) -> Option<u64> {
     stat_field(&stat, 22)
 }
 
-/// Returns the process group of process `pid`, if it exists.
+/// Returns the process group of process `pid`, if it exists and is not a zombie.
 fn pgid_of(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let state = stat[stat.rfind(')')? + 1..].split_whitespace().next()?;
+    if state == "Z" {
+        return None;
+    }
     stat_field(&stat, 5)
+}
+
+/// Returns every pid listed in `/proc`.
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Tells whether process group `pgid` has a member that is not a zombie. (A zombie whose
+/// parent is not us is not ours to reap; it is as good as gone.)
+fn has_live_members(pgid: u32) -> bool {
+    all_pids()
+        .into_iter()
+        .any(|p| pgid_of(p) == Some(u64::from(pgid)))
 }
 
 /// Returns field `n` (1-based, as in proc(5)) of a `/proc/PID/stat` line. The command name
@@ -49,12 +71,7 @@ pub fn record(path: &Path, pgids: &[u32]) -> std::io::Result<()> {
 /// Returns the recorded process groups that still have members and are still ours: the leader
 /// is either gone or has the recorded start time.
 fn live_groups(text: &str) -> Vec<u32> {
-    let procs: Vec<u32> = std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let procs = all_pids();
     let mut out = Vec::new();
     for line in text.lines() {
         let mut w = line.split_whitespace();
@@ -93,7 +110,7 @@ pub fn stop_leftovers(path: &Path, grace: Duration) -> usize {
         let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGTERM);
     }
     let deadline = Instant::now() + grace;
-    let alive = |g: &u32| killpg(Pid::from_raw(*g as i32), None).is_ok();
+    let alive = |g: &u32| has_live_members(*g);
     while groups.iter().any(alive) && Instant::now() < deadline {
         crate::supervisor::process::reap();
         std::thread::sleep(Duration::from_millis(50));

@@ -22,11 +22,23 @@ const SHELL_CHARS: &[char] = &[
     '`', '\n', '=', '#',
 ];
 
+/// Shell builtins and keywords that have no program of their own: a command starting with one
+/// runs through the shell even without shell characters (`exit 0`, `cd /srv && ...`).
+const SHELL_WORDS: &[&str] = &[
+    "!", ".", ":", "alias", "case", "cd", "command", "eval", "exec", "exit", "export", "for", "if",
+    "read", "readonly", "return", "set", "shift", "source", "trap", "type", "ulimit", "umask",
+    "unset", "until", "wait", "while", "{",
+];
+
 /// Tells whether `command` uses shell syntax and so runs through `/bin/sh -c`; a plain
 /// `program arg...` is executed directly, so that a missing program is reported as a failed
 /// exec instead of a shell's exit status 127.
 pub fn needs_shell(command: &str) -> bool {
     command.contains(SHELL_CHARS)
+        || command
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| SHELL_WORDS.contains(&w))
 }
 
 /// Makes this process a child subreaper: orphaned descendants are re-parented to it, so that
@@ -62,7 +74,10 @@ pub fn reap() -> Vec<(u32, Exit)> {
 /// The operating system's processes. Must be used inside a tokio runtime (child output is
 /// read by tasks).
 #[derive(Debug, Default)]
-pub struct OsProcesses;
+pub struct OsProcesses {
+    /// The node directory, passed to children as `MOSHA_DIR` so that they can keep state there.
+    pub dir: std::path::PathBuf,
+}
 
 impl Os for OsProcesses {
     fn spawn(&mut self, spec: &SpawnSpec<'_>) -> io::Result<u32> {
@@ -85,7 +100,8 @@ impl Os for OsProcesses {
             .env("MOSHA_NODE", spec.node)
             .env("MOSHA_GROUP", spec.group)
             .env("MOSHA_LEVEL", spec.level)
-            .env("MOSHA_TAG", spec.tag);
+            .env("MOSHA_TAG", spec.tag)
+            .env("MOSHA_DIR", &self.dir);
         // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
@@ -172,6 +188,9 @@ mod tests {
             "trap '' TERM; sleep 9",
             "FOO=1 prog",
             "sleep 1 # comment",
+            "exit 0",
+            "cd /srv",
+            "exec sleep 9",
         ] {
             assert!(needs_shell(c), "{c}");
         }
