@@ -50,6 +50,8 @@ fn main() {
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_mosha"))
         .args([
             "run",
+            "--listen",
+            "127.0.0.1:0",
             "--node",
             "bench",
             "--log",

@@ -38,6 +38,16 @@ enum Command {
         #[arg(long, default_value = "/etc/mosha")]
         dir: PathBuf,
     },
+    /// Shows the cluster as this node sees it (members, quorum, where each group runs),
+    /// read from DIR/hastat.json.
+    Status {
+        /// The node directory.
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+        /// Prints the hastat document as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Shows mosha at work: one node on cltab-examples/basic in a temporary directory, a
     /// service killed and respawned, the group taken down through hactl. Cleans up on exit.
     Demo,
@@ -64,6 +74,31 @@ struct RunArgs {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     log: String,
+    /// UDP address to gossip on. Port 0 picks a free port (tests only: peers need a fixed one).
+    #[arg(long, default_value = "127.0.0.1:7946", value_name = "IP:PORT")]
+    listen: String,
+    /// The address peers reach this node at (default: --listen).
+    #[arg(long, value_name = "IP:PORT")]
+    advertise: Option<String>,
+    /// A peer to join through; repeat for several. No seed: a one-node cluster that others
+    /// can still join.
+    #[arg(long = "seed", value_name = "IP:PORT")]
+    seeds: Vec<String>,
+    /// Nodes gossip only with nodes of the same cluster id.
+    #[arg(long, default_value = "mosha")]
+    cluster_id: String,
+    /// Milliseconds between gossip rounds. Dead-node detection takes about 5 rounds on a
+    /// quiet LAN; traffic grows with 1/interval.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    gossip_interval: u64,
+    /// Milliseconds between two candidates' turns to plan a group: at least the p99 time for
+    /// a gossip update to reach every node. Default: 150 + 5 x (expected cluster size).
+    #[arg(long, value_name = "MS")]
+    slot: Option<u64>,
+    /// Two-node mode: with exactly two expected members, the survivor of a failure stays
+    /// quorate and recovers the other's groups. Only safe with fencing.
+    #[arg(long)]
+    two_node: bool,
 }
 
 /// Parses the command line and runs the command; returns the process's exit code.
@@ -72,6 +107,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Check { dir } => check(&dir),
+        Command::Status { dir, json } => status(&dir, json),
         Command::Demo => match crate::demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -102,7 +138,7 @@ fn run(args: RunArgs) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let node = args.node.unwrap_or_else(hostname);
+    let node = args.node.clone().unwrap_or_else(hostname);
     if let Err(e) = config::check_name("node name", &node) {
         eprintln!("mosha: {e}");
         return ExitCode::from(2);
@@ -128,9 +164,27 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let gossip = match gossip_config(&node, &args) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("mosha: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let expected = crate::daemon::cluster::read_members(&dir.join("members"));
+    let size = expected.len().max(args.seeds.len() + 1);
+    let mut engine = crate::engine::Config::for_cluster_size(size);
+    if let Some(slot) = args.slot {
+        engine.slot = slot.max(1);
+        engine.plan_window = 2 * engine.slot;
+        engine.yield_backoff = 2 * engine.slot;
+    }
+    engine.two_node = args.two_node;
     let opts = DaemonOptions {
         dir,
         supervisor: sup,
+        gossip,
+        engine,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -146,6 +200,61 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the gossip settings from the command line; port 0 picks a free port now.
+fn gossip_config(node: &str, args: &RunArgs) -> Result<crate::gossip::GossipConfig, String> {
+    let parse = |what: &str, s: &str| -> Result<std::net::SocketAddr, String> {
+        s.parse()
+            .map_err(|_| format!("--{what} {s:?} is not an IP:PORT address"))
+    };
+    let mut listen = parse("listen", &args.listen)?;
+    if listen.port() == 0 {
+        let sock =
+            std::net::UdpSocket::bind(listen).map_err(|e| format!("--listen {listen}: {e}"))?;
+        listen = sock.local_addr().map_err(|e| e.to_string())?;
+    }
+    let mut cfg = crate::gossip::GossipConfig::new(node, listen);
+    if let Some(a) = &args.advertise {
+        cfg.advertise = parse("advertise", a)?;
+    }
+    for s in &args.seeds {
+        parse("seed", s)?;
+    }
+    cfg.seeds = args.seeds.clone();
+    cfg.cluster_id = args.cluster_id.clone();
+    cfg.gossip_interval = Duration::from_millis(args.gossip_interval.max(1));
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Prints the cluster status from `dir/hastat.json`.
+fn status(dir: &Path, json: bool) -> ExitCode {
+    let path = dir.join("hastat.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "mosha status: {}: {e} (is mosha running on this directory?)",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_str::<crate::hastat::Hastat>(&text) {
+        Ok(h) => {
+            print!("{}", h.render());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mosha status: {}: {e}", path.display());
             ExitCode::FAILURE
         }
     }

@@ -1,128 +1,151 @@
-//! `mosha demo`: a guided run of one node on `cltab-examples/basic` in a temporary directory.
-//! It starts the daemon, shows the group come up, kills the service to show the respawn, takes
-//! the group down through hactl, and stops the daemon; Ctrl-C at any point cleans up.
+//! `mosha demo`: a three-node cluster on loopback in a temporary directory, running
+//! `cltab-examples/cluster`. It shows where each group was placed, kills the node that runs
+//! `web` (the daemon and everything it started, as a power cut would), shows the failover live
+//! with its timing, brings the node back, and stops everything. Ctrl-C at any point cleans up.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde_json::Value;
+use tokio::process::{Child, Command};
 
-const CLTAB: &str = include_str!("../cltab-examples/basic/cltab");
-const HACTL: &str = include_str!("../cltab-examples/basic/hactl");
+use crate::hastat::Hastat;
+
+const CLTAB: &str = include_str!("../cltab-examples/cluster/cltab");
+const HACTL: &str = include_str!("../cltab-examples/cluster/hactl");
+const NODES: usize = 3;
+
+/// One demo node: its directory, address and daemon process.
+struct Node {
+    name: String,
+    dir: PathBuf,
+    addr: String,
+    child: Option<Child>,
+}
 
 /// Runs the demo; returns once everything it started is gone and its directory removed.
 ///
 /// # Errors
-/// Fails when the daemon cannot be started or does not do what the demo expects in time.
+/// Fails when a daemon cannot be started or the cluster does not do what the demo expects in
+/// time (the daemons' logs are printed then).
 pub fn run() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let dir = std::env::temp_dir().join(format!("mosha-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let top = std::env::temp_dir().join(format!("mosha-demo-{}", std::process::id()));
+    std::fs::create_dir_all(top.join("shared"))?;
+    let mut nodes = Vec::new();
+    for i in 1..=NODES {
+        let dir = top.join(format!("n{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        nodes.push(Node {
+            name: format!("n{i}"),
+            dir,
+            addr: format!("127.0.0.1:{port}"),
+            child: None,
+        });
+    }
     let result = rt.block_on(async {
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
-            .args(["run", "--node", "demo", "--grace", "2", "--log", "info"])
-            .arg("--dir")
-            .arg(&dir)
-            .stderr(Stdio::from(std::fs::File::create(dir.join("mosha.log"))?))
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting mosha run")?;
         let outcome = tokio::select! {
-            r = script(&dir) => r,
+            r = script(&top, &mut nodes) => r,
             _ = tokio::signal::ctrl_c() => { println!("\ninterrupted: cleaning up"); Ok(()) }
         };
-        if let Some(pid) = child.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
-        match status {
-            Ok(Ok(s)) => println!("mosha exited: {s}"),
-            _ => {
-                let _ = child.kill().await;
-                println!("mosha did not exit in time; killed");
-            }
+        for n in &mut nodes {
+            stop(n).await;
         }
         outcome
     });
     if result.is_err() {
-        if let Ok(log) = std::fs::read_to_string(dir.join("mosha.log")) {
-            eprintln!("--- daemon log ---\n{log}");
+        for n in &nodes {
+            if let Ok(log) = std::fs::read_to_string(n.dir.join("mosha.log")) {
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                eprintln!("--- {} log (last lines) ---", n.name);
+                for l in tail.iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&top);
     result
 }
 
-async fn script(dir: &Path) -> anyhow::Result<()> {
-    std::fs::write(dir.join("cltab"), CLTAB)?;
-    std::fs::write(dir.join("hactl"), HACTL)?;
-    println!(
-        "mosha demo: one node supervising cltab-examples/basic in {}",
-        dir.display()
-    );
-    println!("(daemon log: {}/mosha.log)\n", dir.display());
-
-    let t = Instant::now();
-    let doc = wait_for(dir, "web to reach start", |d| settled(d, "web", "start")).await?;
-    println!("web reached level start in {:.0} ms:", ms(t.elapsed()));
-    print!("{}", render(&doc));
-
-    let pid = doc["groups"]["web"]["entries"]["server"]["pid"]
-        .as_u64()
-        .context("no server pid")?;
-    println!("\nkilling the service (pid {pid}) with SIGKILL: respawn brings it back");
-    let t = Instant::now();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )?;
-    let doc = wait_for(dir, "a new server pid", |d| {
-        let p = &d["groups"]["web"]["entries"]["server"]["pid"];
-        p.as_u64().is_some_and(|p| p != pid)
-    })
-    .await?;
-    println!("respawned in {:.1} ms:", ms(t.elapsed()));
-    print!("{}", render(&doc));
-
-    println!(
-        "\nwriting `web stop` to hactl: the service stops, then the stop level's clean-up runs"
-    );
-    let t = Instant::now();
-    crate::files::write_atomic(&dir.join("hactl"), b"web stop\n")?;
-    let doc = wait_for(dir, "web to reach stop", |d| settled(d, "web", "stop")).await?;
-    println!("web reached level stop in {:.0} ms:", ms(t.elapsed()));
-    print!("{}", render(&doc));
-    println!("\nstopping mosha with SIGTERM");
+fn spawn(n: &mut Node, seeds: &[String]) -> anyhow::Result<()> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(n.dir.join("mosha.log"))?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args([
+        "run", "--node", &n.name, "--grace", "2", "--listen", &n.addr,
+    ])
+    .arg("--dir")
+    .arg(&n.dir)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::from(log))
+    .kill_on_drop(true);
+    for s in seeds.iter().filter(|s| **s != n.addr) {
+        cmd.args(["--seed", s]);
+    }
+    n.child = Some(cmd.spawn().context("starting mosha run")?);
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+/// Kills node `n` the hard way: SIGKILL to its daemon, then to every process group it had
+/// recorded, as if the machine lost power.
+fn power_off(n: &mut Node) {
+    use nix::sys::signal::{kill, killpg, Signal};
+    use nix::unistd::Pid;
+    if let Some(pid) = n.child.as_ref().and_then(Child::id) {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+    let record = std::fs::read_to_string(n.dir.join("mosha.pgids")).unwrap_or_default();
+    for pgid in record
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse::<i32>().ok())
+    {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+    n.child = None;
 }
 
-fn settled(doc: &Value, group: &str, level: &str) -> bool {
-    let g = &doc["groups"][group];
-    g["level"] == level && matches!(g["state"].as_str(), Some("DONE" | "PASSED"))
+async fn stop(n: &mut Node) {
+    let Some(mut child) = n.child.take() else {
+        return;
+    };
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
 }
 
-async fn wait_for(dir: &Path, what: &str, ok: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
-    let path: PathBuf = dir.join("clstat.json");
-    let end = Instant::now() + Duration::from_secs(20);
+fn hastat(dir: &Path) -> Option<Hastat> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("hastat.json")).ok()?).ok()
+}
+
+async fn wait_for(
+    dir: &Path,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&Hastat) -> bool,
+) -> anyhow::Result<Hastat> {
+    let end = Instant::now() + timeout;
     loop {
-        if let Some(doc) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        {
-            if ok(&doc) {
-                return Ok(doc);
-            }
+        if let Some(h) = hastat(dir).filter(|h| ok(h)) {
+            return Ok(h);
         }
         if Instant::now() > end {
             bail!("timed out waiting for {what}");
@@ -131,29 +154,79 @@ async fn wait_for(dir: &Path, what: &str, ok: impl Fn(&Value) -> bool) -> anyhow
     }
 }
 
-/// Renders a clstat document as a table: one line per group, one indented line per entry.
-pub fn render(doc: &Value) -> String {
-    let mut out = String::new();
-    let empty = serde_json::Map::new();
-    let groups = doc["groups"].as_object().unwrap_or(&empty);
-    for (name, g) in groups {
-        out.push_str(&format!(
-            "  {name:<10} level {:<8} {}\n",
-            g["level"].as_str().unwrap_or("?"),
-            g["state"].as_str().unwrap_or("?")
-        ));
-        for (tag, e) in g["entries"].as_object().unwrap_or(&empty) {
-            let pid = e["pid"]
-                .as_u64()
-                .map(|p| p.to_string())
-                .unwrap_or("-".into());
-            out.push_str(&format!(
-                "    {tag:<10} {:<8} {:<8} pid {pid:<8} restarts {}\n",
-                e["mode"].as_str().unwrap_or("?"),
-                e["state"].as_str().unwrap_or("?"),
-                e["restarts"]
-            ));
-        }
+fn owner(h: &Hastat, group: &str) -> Option<String> {
+    let g = h.groups.get(group)?;
+    (g.running_on.len() == 1).then(|| g.running_on[0].clone())
+}
+
+async fn script(top: &Path, nodes: &mut [Node]) -> anyhow::Result<()> {
+    std::fs::write(nodes[0].dir.join("cltab"), CLTAB)?;
+    std::fs::write(nodes[0].dir.join("hactl"), HACTL)?;
+    let seeds: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    println!(
+        "mosha demo: three nodes on loopback, cltab-examples/cluster, in {}",
+        top.display()
+    );
+    println!("cltab and hactl are written on n1 only; gossip spreads them.\n");
+    let t = Instant::now();
+    for n in nodes.iter_mut() {
+        spawn(n, &seeds)?;
     }
-    out
+    let watch = nodes[1].dir.clone();
+    let h = wait_for(
+        &watch,
+        "web and db to be placed",
+        Duration::from_secs(30),
+        |h| owner(h, "web").is_some() && owner(h, "db").is_some(),
+    )
+    .await?;
+    println!(
+        "cold start: both groups placed, each on one node, in {:.2} s\n",
+        t.elapsed().as_secs_f64()
+    );
+    print!("{}", h.render());
+
+    let victim = owner(&h, "web").context("no owner")?;
+    let idx = nodes
+        .iter()
+        .position(|n| n.name == victim)
+        .context("unknown owner")?;
+    let watch = nodes[(idx + 1) % nodes.len()].dir.clone();
+    println!("\npower-off of {victim}, which runs web: SIGKILL to its daemon and every process it started");
+    let t = Instant::now();
+    power_off(&mut nodes[idx]);
+    let h = wait_for(
+        &watch,
+        "web to run elsewhere",
+        Duration::from_secs(30),
+        |h| owner(h, "web").is_some_and(|o| o != victim),
+    )
+    .await?;
+    println!(
+        "failover: web runs on {} {:.2} s after the power-off (detection, rank, plan window, test, start)\n",
+        owner(&h, "web").unwrap_or_default(),
+        t.elapsed().as_secs_f64()
+    );
+    print!("{}", h.render());
+
+    println!("\n{victim} comes back: it rejoins with a new generation and disturbs nothing");
+    let web_before = owner(&h, "web");
+    spawn(&mut nodes[idx], &seeds)?;
+    let h = wait_for(&watch, "the node to rejoin", Duration::from_secs(30), |h| {
+        h.members.get(&victim).is_some_and(|m| m.alive)
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let h = hastat(&watch).unwrap_or(h);
+    print!("{}", h.render());
+    if owner(&h, "web") != web_before {
+        bail!("web moved when {victim} came back");
+    }
+    let collisions = std::fs::read_to_string(top.join("shared/collisions")).unwrap_or_default();
+    println!(
+        "\nlock collisions (two copies of one service at once): {}",
+        collisions.lines().count()
+    );
+    println!("stopping every node with SIGTERM");
+    Ok(())
 }

@@ -25,7 +25,18 @@ fn run_example(name: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let dir = tempfile::tempdir().unwrap();
+    // The node directory is nested so that examples using `$MOSHA_DIR/../shared` stay inside
+    // the temporary directory.
+    let top = tempfile::tempdir().unwrap();
+    let node = top.path().join("node");
+    std::fs::create_dir(&node).unwrap();
+    struct Dir(std::path::PathBuf);
+    impl Dir {
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    let dir = Dir(node);
     for f in ["cltab", "hactl"] {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
     }
@@ -47,6 +58,7 @@ fn run_example(name: &str) {
         ])
         .arg("--dir")
         .arg(dir.path())
+        .args(["--listen", "127.0.0.1:0"])
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
@@ -91,4 +103,9 @@ fn basic_example_runs() {
 #[test]
 fn lifecycle_example_runs() {
     run_example("lifecycle");
+}
+
+#[test]
+fn cluster_example_runs() {
+    run_example("cluster");
 }

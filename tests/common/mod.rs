@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,7 @@ impl Node {
             .arg(&self.name)
             .arg("--dir")
             .arg(self.dir.path())
+            .args(["--listen", "127.0.0.1:0"])
             .args(&self.args)
             .env_remove("RUST_LOG")
             .env_remove("MOSHA_NODE")

@@ -1,0 +1,402 @@
+//! The daemon's cluster step: reads the gossip view, replicates cltab and hactl, feeds the
+//! engine, carries out its decisions on the supervisor, publishes this node's claims, and
+//! builds hastat. Everything that turns gossip into engine inputs and engine outputs into
+//! effects lives here; the decisions themselves are the engine's.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use tracing::{error, info, warn};
+
+use super::replicated::{self, Change, Replicated};
+use crate::config::{self, Cltab, Hactl, Problem};
+use crate::engine::{self, Action, Claim, Engine, Event, State};
+use crate::files::{self, Content, Watched};
+use crate::gossip::{ClusterView, Gossip, GossipStats};
+use crate::hastat::{FileStat, GossipStat, GroupStat, Hastat, MemberStat, NodeGroupStat};
+use crate::replica::Hlc;
+use crate::supervisor::{Os, Supervisor};
+
+fn validate_cltab(file: &str, text: &str) -> Result<(), Vec<Problem>> {
+    Cltab::parse(file, text).map(|_| ())
+}
+
+fn validate_hactl(file: &str, text: &str) -> Result<(), Vec<Problem>> {
+    Hactl::parse(file, text).map(|_| ())
+}
+
+/// The cluster half of a node: replicated files, expected membership, engine.
+pub struct Cluster {
+    me: String,
+    dir: PathBuf,
+    hlc: Hlc,
+    /// The replicated cltab.
+    pub cltab_file: Replicated,
+    /// The replicated hactl.
+    pub hactl_file: Replicated,
+    /// The cltab in force, parsed.
+    pub cltab: Cltab,
+    /// The hactl in force, parsed.
+    pub hactl: Hactl,
+    members_file: Watched,
+    members_written: Option<String>,
+    /// The engine.
+    pub engine: Engine,
+    rng: StdRng,
+    published_claims: BTreeMap<String, String>,
+    last_view: Option<ClusterView>,
+}
+
+/// Reads the expected membership persisted in `DIR/members` (one name per line, `#` comments).
+pub fn read_members(path: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn members_text(m: &BTreeSet<String>) -> String {
+    let mut s = String::from(
+        "# Every member this node has seen: quorum needs more than half of them alive.\n\
+         # To forget a node for good, stop it, then delete its line here on every node.\n",
+    );
+    for n in m {
+        s.push_str(n);
+        s.push('\n');
+    }
+    s
+}
+
+impl Cluster {
+    /// Opens the node's files and creates its engine.
+    pub fn open(dir: &Path, me: &str, cfg: engine::Config, rng: StdRng) -> Cluster {
+        let mut hlc = Hlc::default();
+        let cltab_file = Replicated::open(dir, "cltab", me, validate_cltab);
+        let hactl_file = Replicated::open(dir, "hactl", me, validate_hactl);
+        hlc.observe(&cltab_file.version);
+        hlc.observe(&hactl_file.version);
+        let cltab = Cltab::parse("cltab", &cltab_file.text).unwrap_or_default();
+        let hactl = Hactl::parse("hactl", &hactl_file.text).unwrap_or_default();
+        let members_path = dir.join("members");
+        let expected = read_members(&members_path);
+        let mut members_file = Watched::new(members_path);
+        members_file.poll();
+        Cluster {
+            me: me.to_string(),
+            dir: dir.to_path_buf(),
+            hlc,
+            cltab_file,
+            hactl_file,
+            cltab,
+            hactl,
+            members_file,
+            members_written: None,
+            engine: Engine::new(me, cfg, expected),
+            rng,
+            published_claims: BTreeMap::new(),
+            last_view: None,
+        }
+    }
+
+    /// Returns the last gossip view read.
+    pub fn last_view(&self) -> Option<&ClusterView> {
+        self.last_view.as_ref()
+    }
+
+    /// Reads edits of the local files and newer versions from peers. Returns true when the
+    /// cltab in force changed (the supervisor must be reconfigured).
+    fn sync_files(&mut self, view: &ClusterView, wall_ms: u64) -> (bool, bool) {
+        let peers = || {
+            view.members
+                .iter()
+                .filter(|(n, _)| **n != self.me)
+                .map(|(n, m)| (n.as_str(), &m.keys))
+        };
+        let mut changed = [false, false];
+        for (i, (file, validate)) in [
+            (
+                &mut self.cltab_file,
+                validate_cltab as replicated::Validator,
+            ),
+            (&mut self.hactl_file, validate_hactl),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if file.poll_local(&mut self.hlc, wall_ms, &self.me, validate) == Change::Applied {
+                changed[i] = true;
+            }
+            if file.poll_peers(&mut self.hlc, peers(), validate) == Change::Applied {
+                changed[i] = true;
+            }
+        }
+        if changed[0] {
+            self.cltab = Cltab::parse(
+                &self.cltab_file.path().display().to_string(),
+                &self.cltab_file.text,
+            )
+            .unwrap_or_default();
+            for w in &self.cltab.warnings {
+                warn!("{w}");
+            }
+        }
+        if changed[1] {
+            self.hactl = Hactl::parse("hactl", &self.hactl_file.text).unwrap_or_default();
+        }
+        if changed[0] || changed[1] {
+            replicated::save_versions(&self.dir, &[&self.cltab_file, &self.hactl_file]);
+            let hactl_path = self.hactl_file.path().display().to_string();
+            for w in config::cross_check(&self.cltab, &self.hactl, &hactl_path) {
+                warn!("{w}");
+            }
+        }
+        (changed[0], changed[1])
+    }
+
+    /// Returns this node's claims, from its supervisor.
+    fn my_claims(sup: &Supervisor) -> BTreeMap<String, Claim> {
+        sup.status()
+            .into_iter()
+            .filter_map(|(g, s)| {
+                let state = State::parse(s.state)?;
+                Some((
+                    g,
+                    Claim {
+                        level: s.level,
+                        target: s.target,
+                        state,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Converts the gossip view into the engine's.
+    fn engine_view(&self, view: &ClusterView, sup: &Supervisor) -> engine::View {
+        let mut members = BTreeMap::new();
+        for (name, m) in &view.members {
+            let claims = m
+                .keys
+                .iter()
+                .filter_map(|(k, v)| {
+                    let g = k.strip_prefix(engine::CLAIM_PREFIX)?;
+                    Some((g.to_string(), Claim::decode(v)?))
+                })
+                .collect();
+            let cooldown = m
+                .keys
+                .keys()
+                .filter_map(|k| k.strip_prefix(engine::COOLDOWN_PREFIX))
+                .map(str::to_string)
+                .collect();
+            members.insert(
+                name.clone(),
+                engine::Member {
+                    alive: m.alive,
+                    generation: m.generation,
+                    claims,
+                    cooldown,
+                },
+            );
+        }
+        let me = members.entry(self.me.clone()).or_default();
+        me.alive = true;
+        me.claims = Self::my_claims(sup);
+        let want = self
+            .cltab
+            .groups()
+            .into_iter()
+            .map(|g| (g.to_string(), self.hactl.level_of(g).to_string()))
+            .collect();
+        engine::View { members, want }
+    }
+
+    /// Runs one cluster step at `now_ms` (engine time) and `wall_ms` (for file versions).
+    /// Returns the gossip changes to publish.
+    pub async fn step(
+        &mut self,
+        gossip: &Gossip,
+        sup: &mut Supervisor,
+        os: &mut dyn Os,
+        now: Instant,
+        now_ms: u64,
+        wall_ms: u64,
+    ) -> Vec<(String, Option<String>)> {
+        let view = gossip.view().await;
+        if let Some(Content::Text(t)) = self.members_file.poll() {
+            if self.members_written.as_deref() != Some(t.as_str()) {
+                let m = read_members(self.members_file.path());
+                info!(members = ?m, "members file edited: expected membership replaced");
+                self.engine.set_expected(m);
+            }
+        }
+        let (cltab_changed, hactl_changed) = self.sync_files(&view, wall_ms);
+        if cltab_changed {
+            sup.configure(now, os, &self.cltab);
+            sup.retell_all(now, os);
+        }
+        let mut publish = self.cltab_file.publication();
+        publish.extend(self.hactl_file.publication());
+        let ev = self.engine_view(&view, sup);
+        let actions = self.engine.step(now_ms, &ev, &mut self.rng);
+        for a in actions {
+            match a {
+                Action::Tell { group, level } => sup.tell(now, os, &group, &level),
+                Action::Publish { key, value } => publish.push((key, value)),
+                Action::Members(m) => {
+                    let text = members_text(&m);
+                    if let Err(e) = files::write_atomic(self.members_file.path(), text.as_bytes()) {
+                        warn!("cannot persist the membership: {e}");
+                    }
+                    self.members_written = Some(text);
+                }
+                Action::Event(e) => log_event(&e),
+            }
+        }
+        if hactl_changed {
+            info!(groups = self.hactl.groups.len(), "hactl in force changed");
+        }
+        publish.extend(self.claim_changes(sup));
+        self.last_view = Some(view);
+        publish
+    }
+
+    /// Returns the gossip changes that publish this node's current claims.
+    pub fn claim_changes(&mut self, sup: &Supervisor) -> Vec<(String, Option<String>)> {
+        let now: BTreeMap<String, String> = Self::my_claims(sup)
+            .into_iter()
+            .map(|(g, c)| (format!("{}{g}", engine::CLAIM_PREFIX), c.encode()))
+            .collect();
+        let mut out: Vec<(String, Option<String>)> = now
+            .iter()
+            .filter(|(k, v)| self.published_claims.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        out.extend(
+            self.published_claims
+                .keys()
+                .filter(|k| !now.contains_key(*k))
+                .map(|k| (k.clone(), None)),
+        );
+        self.published_claims = now;
+        out
+    }
+
+    /// Builds the hastat document.
+    pub fn hastat(&self, generation: u64, stats: &GossipStats, sup: &Supervisor) -> Hastat {
+        let mut h = Hastat {
+            node: self.me.clone(),
+            generation,
+            quorate: self.engine.quorate(),
+            expected: self.engine.expected().iter().cloned().collect(),
+            ..Hastat::default()
+        };
+        let empty = ClusterView {
+            me: self.me.clone(),
+            members: BTreeMap::new(),
+        };
+        let view = self.last_view.as_ref().unwrap_or(&empty);
+        let ev = self.engine_view(view, sup);
+        for (name, m) in &view.members {
+            let version =
+                |f: &str| crate::replica::read_published(f, &m.keys).map(|p| p.version.to_string());
+            h.members.insert(
+                name.clone(),
+                MemberStat {
+                    alive: m.alive || *name == self.me,
+                    generation: m.generation,
+                    addr: m.addr.to_string(),
+                    last_heard_ms: if *name == self.me {
+                        Some(0)
+                    } else {
+                        m.last_heard.map(|d| d.as_millis() as u64)
+                    },
+                    cltab: version("cltab"),
+                    hactl: version("hactl"),
+                },
+            );
+        }
+        h.live = h.members.values().filter(|m| m.alive).count();
+        for (group, want) in &ev.want {
+            let mut g = GroupStat {
+                want: want.clone(),
+                ..GroupStat::default()
+            };
+            for (node, m) in &ev.members {
+                if !m.alive {
+                    continue;
+                }
+                if let Some(c) = m.claims.get(group).filter(|c| c.holds()) {
+                    if c.level == c.target
+                        && c.state.settled()
+                        && ![engine::PLAN, engine::TEST].contains(&c.level.as_str())
+                    {
+                        g.running_on.push(node.clone());
+                    }
+                    g.nodes.insert(
+                        node.clone(),
+                        NodeGroupStat {
+                            level: c.level.clone(),
+                            state: c.state.as_str().to_string(),
+                            target: c.target.clone(),
+                        },
+                    );
+                }
+            }
+            h.groups.insert(group.clone(), g);
+        }
+        for (name, f) in [("cltab", &self.cltab_file), ("hactl", &self.hactl_file)] {
+            h.files.insert(
+                name.to_string(),
+                FileStat {
+                    version: f.version.to_string(),
+                    ok: f.errors.is_empty(),
+                    errors: f.errors.clone(),
+                },
+            );
+        }
+        for (node, lost) in self.engine.lost() {
+            h.not_fenced
+                .insert(node.clone(), lost.held.iter().cloned().collect());
+        }
+        let secs = stats.elapsed.as_secs_f64().max(0.001);
+        h.gossip = GossipStat {
+            bytes_sent: stats.bytes_sent,
+            bytes_received: stats.bytes_received,
+            sent_per_s: (stats.bytes_sent as f64 / secs).round(),
+        };
+        h
+    }
+}
+
+/// Logs an engine event at the level an operator expects.
+fn log_event(e: &Event) {
+    match e {
+        Event::QuorumLost { live, expected } => {
+            error!(
+                live,
+                expected, "quorum lost: stopping every group on this node"
+            )
+        }
+        Event::QuorumRegained { live, expected } => info!(live, expected, "quorum regained"),
+        Event::Planning { group, rank } => info!(%group, rank, "planning group (it runs nowhere)"),
+        Event::Yielding { group, to } => {
+            warn!(%group, to = %to, "conflicting claim outranks ours: yielding")
+        }
+        Event::TestFailed { group, level } => {
+            warn!(%group, %level, "group failed here: cooldown, it goes to another node")
+        }
+        Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
+        Event::NodeBack { node } => info!(%node, "member back"),
+        Event::RecoveringUnfenced { group, from } => error!(
+            %group, from = %from,
+            "recovering a group from a lost node that was NOT FENCED: if that node still runs it, \
+             both copies run (configure fencing)"
+        ),
+    }
+}

@@ -1,0 +1,288 @@
+//! `mosha run`: the one event loop of a node. It feeds the engine gossip (membership, peers'
+//! claims, replicated files), the supervisor's state and ticks; carries out the engine's
+//! decisions on the supervisor; publishes this node's claims; writes clstat and hastat; and on
+//! SIGTERM/SIGINT stops every group and exits leaving no process behind.
+//!
+//! Layout: [`cluster`] (the cluster step), [`replicated`] (cltab and hactl over gossip).
+
+pub mod cluster;
+pub mod replicated;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::SeedableRng;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::time::{sleep_until, Instant};
+use tracing::{error, info, warn};
+
+use crate::clstat::{Clstat, ConfigStatus};
+use crate::engine;
+use crate::files;
+use crate::gossip::{Gossip, GossipConfig};
+use crate::supervisor::process::{self, OsProcesses};
+use crate::supervisor::{leftovers, Options, Supervisor};
+use cluster::Cluster;
+
+/// How often the cluster step runs (gossip view, files, engine).
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// How often hastat is rewritten when only heartbeat ages and traffic changed.
+const HASTAT_REFRESH: Duration = Duration::from_secs(1);
+
+/// The level a group is told at shutdown after `stop`: no entry can be in it, so it stops
+/// whatever the `stop` level itself left running.
+const HALT: &str = "";
+
+/// Everything `mosha run` needs.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// The node's directory: `cltab`, `hactl`, `members` are read from it; `clstat.json`,
+    /// `hastat.json` written to it.
+    pub dir: PathBuf,
+    /// Supervisor tunables (node name, grace period, respawn throttle).
+    pub supervisor: Options,
+    /// Gossip settings (listen address, seeds, intervals).
+    pub gossip: GossipConfig,
+    /// Engine tunables.
+    pub engine: engine::Config,
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; returns once every process it started is gone.
+///
+/// # Errors
+/// Fails when the directory is unusable, signal handlers cannot be installed, or gossip
+/// cannot start (e.g. the listen address is taken) or stops on its own.
+pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let dir = &opts.dir;
+    anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
+    // Handlers first, so that no SIGCHLD or SIGTERM is lost.
+    let mut sigchld = signal(SignalKind::child()).context("installing the SIGCHLD handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    if let Err(e) = process::become_subreaper() {
+        warn!("cannot become a child subreaper ({e}); processes that escape their group may be missed");
+    }
+    let me = opts.supervisor.node.clone();
+    info!(node = %me, dir = %dir.display(), listen = %opts.gossip.listen, seeds = ?opts.gossip.seeds, "mosha starting");
+    let grace = opts.supervisor.grace;
+    let record = dir.join("mosha.pgids");
+    leftovers::stop_leftovers(&record, grace);
+
+    let gossip = Gossip::start(opts.gossip.clone(), Default::default())
+        .await
+        .context("starting gossip")?;
+    let generation = gossip.generation();
+    let mut gossip_done: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
+        Box::pin(gossip.termination());
+    let rng = rand::rngs::StdRng::seed_from_u64(generation ^ engine::rank::weight(&me, "seed"));
+    let mut cluster = Cluster::open(dir, &me, opts.engine.clone(), rng);
+    let mut os = OsProcesses { dir: dir.clone() };
+    let mut sup = Supervisor::new(opts.supervisor.clone());
+    let t0 = Instant::now();
+    sup.configure(t0.into_std(), &mut os, &cluster.cltab);
+    info!(generation, cltab = %cluster.cltab_file.version, hactl = %cluster.hactl_file.version, "gossip started");
+
+    let clstat_path = dir.join("clstat.json");
+    let hastat_path = dir.join("hastat.json");
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown: Option<&str> = None;
+    let mut last_doc = String::new();
+    let mut last_hastat: Option<(crate::hastat::Hastat, Instant)> = None;
+    let mut last_pgids: Option<Vec<u32>> = None;
+
+    loop {
+        let deadline = sup.next_deadline().map(Instant::from_std);
+        let mut ticked = false;
+        tokio::select! {
+            _ = sigchld.recv() => {}
+            _ = sigterm.recv() => shutdown = Some(begin_shutdown(shutdown, "SIGTERM", &mut sup, &mut os)),
+            _ = sigint.recv() => shutdown = Some(begin_shutdown(shutdown, "SIGINT", &mut sup, &mut os)),
+            _ = tick.tick() => ticked = true,
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
+            r = &mut gossip_done => {
+                error!("gossip stopped on its own: {r:?}; stopping every group");
+                shutdown = Some(begin_shutdown(shutdown, "gossip failure", &mut sup, &mut os));
+                gossip_done = Box::pin(std::future::pending());
+            }
+        }
+        let now = Instant::now();
+        let now_std = now.into_std();
+        for (pid, exit) in process::reap() {
+            sup.child_exited(now_std, &mut os, pid, exit);
+        }
+        sup.tick(now_std, &mut os);
+        sup.forget_stopped(&cluster.cltab);
+
+        let mut publish = Vec::new();
+        if shutdown.is_none() && ticked {
+            let now_ms = now.duration_since(t0).as_millis() as u64;
+            publish = cluster
+                .step(&gossip, &mut sup, &mut os, now_std, now_ms, wall_ms())
+                .await;
+        } else {
+            publish.extend(cluster.claim_changes(&sup));
+        }
+        if !publish.is_empty() {
+            if let Err(e) = gossip.publish(&publish).await {
+                error!("cannot publish to gossip: {e}");
+            }
+        }
+
+        if shutdown.is_some() && shutdown_done(&mut sup, &mut os, now_std) {
+            break;
+        }
+
+        let pgids = sup.pgids();
+        if last_pgids.as_ref() != Some(&pgids) {
+            if let Err(e) = leftovers::record(&record, &pgids) {
+                warn!(file = %record.display(), "cannot record running process groups: {e}");
+            }
+            last_pgids = Some(pgids);
+        }
+        let errors: Vec<String> = cluster
+            .cltab_file
+            .errors
+            .iter()
+            .chain(&cluster.hactl_file.errors)
+            .cloned()
+            .collect();
+        let doc = Clstat {
+            node: me.clone(),
+            pid: std::process::id(),
+            shutting_down: shutdown.is_some(),
+            config: ConfigStatus {
+                ok: errors.is_empty(),
+                errors,
+            },
+            groups: sup.status(),
+        }
+        .to_json();
+        if doc != last_doc {
+            if let Err(e) = files::write_atomic(&clstat_path, doc.as_bytes()) {
+                warn!(file = %clstat_path.display(), "cannot write clstat: {e}");
+            }
+            last_doc = doc;
+        }
+        if ticked {
+            let h = cluster.hastat(generation, &gossip.stats(), &sup);
+            let due = match &last_hastat {
+                None => true,
+                Some((old, at)) => {
+                    old.structural() != h.structural() || now.duration_since(*at) >= HASTAT_REFRESH
+                }
+            };
+            if due {
+                if let Err(e) = files::write_atomic(&hastat_path, h.to_json().as_bytes()) {
+                    warn!(file = %hastat_path.display(), "cannot write hastat: {e}");
+                }
+                last_hastat = Some((h, now));
+            }
+        }
+    }
+
+    // Let peers hear that every group here is stopped before we go silent.
+    let last = cluster.claim_changes(&sup);
+    if !last.is_empty() {
+        let _ = gossip.publish(&last).await;
+    }
+    tokio::time::sleep(opts.gossip.gossip_interval * 3).await;
+    gossip.shutdown().await;
+    stop_strays(grace).await;
+    let _ = std::fs::remove_file(&clstat_path);
+    let _ = std::fs::remove_file(&hastat_path);
+    let _ = std::fs::remove_file(&record);
+    info!("every group stopped; mosha exits");
+    Ok(())
+}
+
+/// Moves the shutdown along: once every group reached `stop`, halts what `stop` left
+/// running. Returns true when nothing is left.
+fn shutdown_done(sup: &mut Supervisor, os: &mut OsProcesses, now: std::time::Instant) -> bool {
+    if sup.all_stopped() && sup.pgids().is_empty() {
+        return true;
+    }
+    let settled = sup
+        .groups()
+        .values()
+        .all(|g| g.target != engine::STOP || g.state.settled());
+    if settled {
+        for name in sup.groups().keys().cloned().collect::<Vec<_>>() {
+            sup.tell(now, os, &name, HALT);
+        }
+    }
+    sup.groups()
+        .values()
+        .all(|g| g.target == HALT && g.state.settled() && !g.has_processes())
+}
+
+/// Starts (or, on a second signal, hurries) the shutdown: every group is told `stop`.
+fn begin_shutdown(
+    already: Option<&'static str>,
+    why: &'static str,
+    sup: &mut Supervisor,
+    os: &mut OsProcesses,
+) -> &'static str {
+    let now = std::time::Instant::now();
+    if already.is_some() {
+        warn!("{why} again: killing every process group now");
+        for pgid in sup.pgids() {
+            crate::supervisor::Os::signal_group(os, pgid, crate::supervisor::Signal::Kill);
+        }
+        return why;
+    }
+    info!("{why}: stopping every group");
+    for name in sup.groups().keys().cloned().collect::<Vec<_>>() {
+        sup.tell(now, os, &name, engine::STOP);
+    }
+    why
+}
+
+/// Stops processes that escaped their process group and were re-parented to us: SIGTERM,
+/// then SIGKILL after `grace`, reaping as they go.
+async fn stop_strays(grace: Duration) {
+    let children = || -> Vec<i32> {
+        // /proc/self, not /proc/PID: right even when /proc belongs to another PID namespace.
+        let mut out = Vec::new();
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for t in tasks.flatten() {
+                if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                    out.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+                }
+            }
+        }
+        out
+    };
+    let strays = children();
+    if strays.is_empty() {
+        return;
+    }
+    warn!(
+        count = strays.len(),
+        "processes outside any entry's group are still running; stopping them"
+    );
+    let send = |sig| {
+        for pid in children() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+        }
+    };
+    send(nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while !children().is_empty() && Instant::now() < deadline {
+        process::reap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send(nix::sys::signal::Signal::SIGKILL);
+    while !children().is_empty() {
+        process::reap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,506 @@
+//! The decision engine: where each group runs, decided by every node alone from what gossip
+//! told it, with no leader. Pure: no clock, no I/O, no tokio; time and observations come in as
+//! arguments, decisions go out as [`Action`]s, randomness comes from the RNG handed in. The
+//! daemon and the simulator drive this same code.
+//!
+//! Per group, the OpenMosix::HA lifecycle `plan → test → start` (the hactl level), with:
+//! - **rank instead of dice**: the candidates (live nodes of a quorate view that are not in a
+//!   test-failure cooldown for the group) are ordered by rendezvous hashing; the node ranked `r`
+//!   waits `r × slot` (plus jitter inside its slot) after it sees the group unplaced, and plans
+//!   only if nobody claimed it meanwhile;
+//! - **plan window**: a node moves from `plan` to `test`, and from `test` to the wanted level,
+//!   only while no other live node holds the group, and leaves `plan` no sooner than
+//!   `plan_window` after reaching it; on seeing another claim, the claim of lower priority
+//!   (earlier phase, then lower weight) yields: it stops and backs off. Priorities are a total
+//!   order computed alike everywhere, so exactly one side yields;
+//! - **test cooldown**: a failed test is published; no node in cooldown for a group is a
+//!   candidate for it;
+//! - **quorum**: quorate when live members > half the expected membership (every member ever
+//!   seen); without quorum a node stops its groups and plans nothing;
+//! - **lost owners**: a node that dies while holding groups is remembered; recovering those
+//!   groups is reported as `not fenced` until fencing exists.
+
+pub mod claim;
+pub mod rank;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::Rng;
+
+pub use claim::{Claim, State, PLAN, STOP, TEST};
+
+/// Time in the engine: milliseconds on the caller's monotonic clock.
+pub type Millis = u64;
+
+/// The prefix of a node's gossip keys that carry its claims (`g/<group>`).
+pub const CLAIM_PREFIX: &str = "g/";
+/// The prefix of a node's gossip keys that say a group's test failed there (`c/<group>`).
+pub const COOLDOWN_PREFIX: &str = "c/";
+
+/// The engine's tunables. Every duration is in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Time between two ranks: at least the p99 time for a gossip update to reach every node.
+    pub slot: Millis,
+    /// How long a node stays at `plan` before testing: at least two propagation times, so that
+    /// a competing claim made just before ours is seen.
+    pub plan_window: Millis,
+    /// How long after start-up a node only watches before it plans anything, so that it
+    /// hears the cluster first.
+    pub startup_wait: Millis,
+    /// How long a node whose test failed for a group stays ineligible for it.
+    pub test_cooldown: Millis,
+    /// How long a node that yielded in a conflict waits before it may plan the group again.
+    pub yield_backoff: Millis,
+    /// Two-node mode: with an expected membership of exactly two, one live node is quorate.
+    /// Only safe with fencing; off by default.
+    pub two_node: bool,
+}
+
+impl Config {
+    /// Returns the defaults for a LAN cluster of about `n` nodes: `slot` = 150 ms + 5 ms × n
+    /// (the measured p99 gossip propagation at 100 ms gossip is 0.10 s at 3 nodes and 0.30 s
+    /// at 30), `plan_window` = 2 slots, start-up wait 1 s, test cooldown 10 min, yield back-off
+    /// 2 slots.
+    pub fn for_cluster_size(n: usize) -> Config {
+        let slot = 150 + 5 * n.min(1000) as Millis;
+        Config {
+            slot,
+            plan_window: 2 * slot,
+            startup_wait: 1000,
+            test_cooldown: 600_000,
+            yield_backoff: 2 * slot,
+            two_node: false,
+        }
+    }
+}
+
+/// What this node knows of one member (itself included).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Member {
+    /// Whether the failure detector considers it alive (always true for this node).
+    pub alive: bool,
+    /// Its generation: a new one at every start of its daemon.
+    pub generation: u64,
+    /// Its claims, by group. For this node: the local supervisor's status.
+    pub claims: BTreeMap<String, Claim>,
+    /// Groups whose test recently failed on it.
+    pub cooldown: BTreeSet<String>,
+}
+
+/// Everything the engine is told at a step.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct View {
+    /// Every member known, by name, this node included.
+    pub members: BTreeMap<String, Member>,
+    /// Every group of cltab, with the level hactl wants (`stop` when hactl does not name it).
+    pub want: BTreeMap<String, String>,
+}
+
+/// Something an operator should hear about; the daemon logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Quorum was lost: every group here is being stopped.
+    QuorumLost { live: usize, expected: usize },
+    /// Quorum is back.
+    QuorumRegained { live: usize, expected: usize },
+    /// This node plans a group that runs nowhere.
+    Planning { group: String, rank: usize },
+    /// Another node's claim outranks ours: we stop and back off.
+    Yielding { group: String, to: String },
+    /// A test of the group failed here: cooldown, and the group goes elsewhere.
+    TestFailed { group: String, level: String },
+    /// A member stopped being alive.
+    NodeLost { node: String, held: Vec<String> },
+    /// A member is alive again.
+    NodeBack { node: String },
+    /// A group that a lost node held is recovered here although that node was not fenced.
+    RecoveringUnfenced { group: String, from: String },
+}
+
+/// A decision for the daemon to carry out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Tells the local supervisor to take `group` to `level`.
+    Tell { group: String, level: String },
+    /// Sets (`Some`) or deletes (`None`) one of this node's gossip keys.
+    Publish { key: String, value: Option<String> },
+    /// The expected membership changed; persist it.
+    Members(BTreeSet<String>),
+    /// Reports an event.
+    Event(Event),
+}
+
+/// What the engine remembers about one group between steps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct GroupMemory {
+    /// When this node first saw the group wanted and held nowhere.
+    need_since: Option<Millis>,
+    /// Jitter inside this node's slot, drawn when `need_since` was set.
+    jitter: Millis,
+    /// When this node's claim settled at `plan`.
+    planned_at: Option<Millis>,
+    /// Until when this node does not plan the group (after yielding).
+    hold_off_until: Millis,
+}
+
+/// A member that stopped being alive while it held groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost {
+    /// The generation that was lost.
+    pub generation: u64,
+    /// The groups it held when last seen alive.
+    pub held: BTreeSet<String>,
+}
+
+/// The engine of one node.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    me: String,
+    cfg: Config,
+    started: Option<Millis>,
+    expected: BTreeSet<String>,
+    quorate: Option<bool>,
+    groups: BTreeMap<String, GroupMemory>,
+    /// This node's test-failure cooldowns: group → until.
+    cooldown: BTreeMap<String, Millis>,
+    /// Members seen alive at the last step, with the groups they held.
+    alive_last: BTreeMap<String, (u64, BTreeSet<String>)>,
+    /// Members lost while holding groups.
+    lost: BTreeMap<String, Lost>,
+}
+
+impl Engine {
+    /// Creates the engine of node `me`, which expects at least the members in `expected`
+    /// (persisted from earlier runs; `me` is added).
+    pub fn new(me: &str, cfg: Config, expected: BTreeSet<String>) -> Engine {
+        let mut expected = expected;
+        expected.insert(me.to_string());
+        Engine {
+            me: me.to_string(),
+            cfg,
+            started: None,
+            expected,
+            quorate: None,
+            groups: BTreeMap::new(),
+            cooldown: BTreeMap::new(),
+            alive_last: BTreeMap::new(),
+            lost: BTreeMap::new(),
+        }
+    }
+
+    /// Returns this node's name.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// Returns the tunables in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Replaces the expected membership (an operator forgot a node); `me` always stays.
+    pub fn set_expected(&mut self, expected: BTreeSet<String>) {
+        self.expected = expected;
+        self.expected.insert(self.me.clone());
+    }
+
+    /// Returns the expected membership: every member ever seen, unless forgotten.
+    pub fn expected(&self) -> &BTreeSet<String> {
+        &self.expected
+    }
+
+    /// Returns whether the last step found this node quorate.
+    pub fn quorate(&self) -> bool {
+        self.quorate.unwrap_or(false)
+    }
+
+    /// Returns the members lost while holding groups, not yet back.
+    pub fn lost(&self) -> &BTreeMap<String, Lost> {
+        &self.lost
+    }
+
+    /// Returns the groups this node is in test-failure cooldown for, with the end instants.
+    pub fn cooldowns(&self) -> &BTreeMap<String, Millis> {
+        &self.cooldown
+    }
+
+    /// Decides, at `now`, what this node does about every group, given `view`.
+    pub fn step(&mut self, now: Millis, view: &View, rng: &mut dyn Rng) -> Vec<Action> {
+        let mut out = Vec::new();
+        let started = *self.started.get_or_insert(now);
+        self.track_members(view, &mut out);
+        let quorate = self.update_quorum(view, &mut out);
+        self.expire_cooldowns(now, &mut out);
+
+        let empty = Member::default();
+        let mine = view.members.get(&self.me).unwrap_or(&empty);
+        // Groups wanted by hactl, and groups held here that cltab no longer has (the
+        // supervisor stops those on its own).
+        for (group, want) in &view.want {
+            let claim = mine.claims.get(group);
+            let holds = claim.is_some_and(Claim::holds);
+            if !quorate || claim::is_stopped_level(want) {
+                if holds && !claim.is_some_and(Claim::leaving) {
+                    out.push(tell(group, STOP));
+                }
+                self.groups.remove(group);
+                continue;
+            }
+            if let Some(claim) = claim.filter(|c| c.holds()) {
+                self.step_holder(now, view, group, want, claim, &mut out);
+            } else {
+                let ready = now >= started + self.cfg.startup_wait;
+                self.step_candidate(now, view, group, ready, rng, &mut out);
+            }
+        }
+        self.groups.retain(|g, _| view.want.contains_key(g));
+        out
+    }
+
+    /// Other live nodes that hold `group`, with their claims.
+    fn holders<'a>(&self, view: &'a View, group: &str) -> Vec<(&'a str, &'a Claim)> {
+        view.members
+            .iter()
+            .filter(|(n, m)| m.alive && **n != self.me)
+            .filter_map(|(n, m)| {
+                m.claims
+                    .get(group)
+                    .filter(|c| c.holds())
+                    .map(|c| (n.as_str(), c))
+            })
+            .collect()
+    }
+
+    /// This node holds `group`: resolve conflicts, then move along plan → test → want.
+    fn step_holder(
+        &mut self,
+        now: Millis,
+        view: &View,
+        group: &str,
+        want: &str,
+        mine: &Claim,
+        out: &mut Vec<Action>,
+    ) {
+        if mine.leaving() {
+            return; // stopping; nothing to decide until it is done
+        }
+        let others = self.holders(view, group);
+        let my_priority = rank::priority(group, &self.me, mine.phase());
+        let winner = others
+            .iter()
+            .filter(|(_, c)| !c.leaving())
+            .map(|(n, c)| (rank::priority(group, n, c.phase()), *n))
+            .filter(|(p, _)| *p > my_priority)
+            .max();
+        let mem = self.groups.entry(group.to_string()).or_default();
+        if let Some((_, to)) = winner {
+            mem.hold_off_until = now + self.cfg.yield_backoff;
+            mem.need_since = None;
+            mem.planned_at = None;
+            out.push(Action::Event(Event::Yielding {
+                group: group.to_string(),
+                to: to.to_string(),
+            }));
+            out.push(tell(group, STOP));
+            return;
+        }
+        if mine.level != mine.target || !mine.state.settled() {
+            return; // in transition
+        }
+        if mine.state == State::Failed {
+            self.cooldown
+                .insert(group.to_string(), now + self.cfg.test_cooldown);
+            out.push(Action::Event(Event::TestFailed {
+                group: group.to_string(),
+                level: mine.level.clone(),
+            }));
+            out.push(Action::Publish {
+                key: format!("{COOLDOWN_PREFIX}{group}"),
+                value: Some(mine.level.clone()),
+            });
+            out.push(tell(group, STOP));
+            return;
+        }
+        let next = match mine.level.as_str() {
+            PLAN if want == PLAN => None,
+            PLAN => {
+                let at = *mem.planned_at.get_or_insert(now);
+                (now >= at + self.cfg.plan_window).then_some(TEST)
+            }
+            TEST if want == TEST => None,
+            TEST => Some(want),
+            level if level != want => Some(want),
+            _ => None,
+        };
+        // Moving forward needs the group to ourselves: a yielding or outranked claim must be
+        // gone first.
+        if let Some(level) = next {
+            if others.is_empty() {
+                out.push(tell(group, level));
+            }
+        }
+    }
+
+    /// This node does not hold `group`: plan it when nobody does and our rank's turn came.
+    fn step_candidate(
+        &mut self,
+        now: Millis,
+        view: &View,
+        group: &str,
+        ready: bool,
+        rng: &mut dyn Rng,
+        out: &mut Vec<Action>,
+    ) {
+        let held = !self.holders(view, group).is_empty();
+        let mem = self.groups.entry(group.to_string()).or_default();
+        mem.planned_at = None;
+        if held || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group) {
+            mem.need_since = None;
+            return;
+        }
+        let candidates = rank::order(
+            group,
+            view.members
+                .iter()
+                .filter(|(n, m)| (m.alive || **n == self.me) && !m.cooldown.contains(group))
+                .map(|(n, _)| n.as_str()),
+        );
+        let Some(r) = candidates.iter().position(|n| *n == self.me) else {
+            mem.need_since = None;
+            return;
+        };
+        if mem.need_since.is_none() {
+            mem.need_since = Some(now);
+            mem.jitter = rng.next_u64() % (self.cfg.slot / 4).max(1);
+        }
+        let since = mem.need_since.unwrap_or(now);
+        if now < since + r as Millis * self.cfg.slot + mem.jitter {
+            return;
+        }
+        mem.need_since = None;
+        for (node, lost) in &self.lost {
+            if lost.held.contains(group) {
+                out.push(Action::Event(Event::RecoveringUnfenced {
+                    group: group.to_string(),
+                    from: node.clone(),
+                }));
+            }
+        }
+        out.push(Action::Event(Event::Planning {
+            group: group.to_string(),
+            rank: r,
+        }));
+        out.push(tell(group, PLAN));
+    }
+
+    /// Notes who is alive and what they hold; reports losses and returns.
+    fn track_members(&mut self, view: &View, out: &mut Vec<Action>) {
+        let mut now_alive = BTreeMap::new();
+        for (name, m) in &view.members {
+            if name == &self.me || !m.alive {
+                continue;
+            }
+            let held: BTreeSet<String> = m
+                .claims
+                .iter()
+                .filter(|(_, c)| c.holds())
+                .map(|(g, _)| g.clone())
+                .collect();
+            now_alive.insert(name.clone(), (m.generation, held));
+        }
+        for (name, (generation, held)) in &self.alive_last {
+            let back_same = now_alive.get(name).is_some_and(|(g, _)| g == generation);
+            if back_same {
+                continue;
+            }
+            // Gone, or replaced by a new generation (a restart: its old processes were
+            // stopped by the new daemon before it started anything).
+            if !now_alive.contains_key(name) {
+                out.push(Action::Event(Event::NodeLost {
+                    node: name.clone(),
+                    held: held.iter().cloned().collect(),
+                }));
+                if !held.is_empty() {
+                    self.lost.insert(
+                        name.clone(),
+                        Lost {
+                            generation: *generation,
+                            held: held.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        for name in now_alive.keys() {
+            if !self.alive_last.contains_key(name) && self.lost.remove(name).is_some() {
+                out.push(Action::Event(Event::NodeBack { node: name.clone() }));
+            }
+        }
+        // A lost node's groups that now run elsewhere (here included) are no longer its own.
+        let mine = view.members.get(&self.me);
+        for lost in self.lost.values_mut() {
+            lost.held.retain(|g| {
+                let here = mine.and_then(|m| m.claims.get(g)).is_some_and(Claim::holds);
+                !here && !now_alive.values().any(|(_, held)| held.contains(g))
+            });
+        }
+        self.lost.retain(|_, l| !l.held.is_empty());
+        self.alive_last = now_alive;
+    }
+
+    /// Grows the expected membership with the live members and recomputes quorum.
+    fn update_quorum(&mut self, view: &View, out: &mut Vec<Action>) -> bool {
+        let live: BTreeSet<&String> = view
+            .members
+            .iter()
+            .filter(|(n, m)| m.alive || **n == self.me)
+            .map(|(n, _)| n)
+            .collect();
+        let before = self.expected.len();
+        self.expected.extend(live.iter().map(|n| (*n).clone()));
+        if self.expected.len() != before {
+            out.push(Action::Members(self.expected.clone()));
+        }
+        let (live, expected) = (live.len(), self.expected.len());
+        let quorate = live * 2 > expected || (self.cfg.two_node && expected == 2 && live >= 1);
+        match (self.quorate, quorate) {
+            (Some(true) | None, false) => {
+                out.push(Action::Event(Event::QuorumLost { live, expected }))
+            }
+            (Some(false), true) => {
+                out.push(Action::Event(Event::QuorumRegained { live, expected }))
+            }
+            _ => {}
+        }
+        self.quorate = Some(quorate);
+        quorate
+    }
+
+    /// Ends cooldowns that are over and withdraws their gossip keys.
+    fn expire_cooldowns(&mut self, now: Millis, out: &mut Vec<Action>) {
+        let over: Vec<String> = self
+            .cooldown
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(g, _)| g.clone())
+            .collect();
+        for g in over {
+            self.cooldown.remove(&g);
+            out.push(Action::Publish {
+                key: format!("{COOLDOWN_PREFIX}{g}"),
+                value: None,
+            });
+        }
+    }
+}
+
+fn tell(group: &str, level: &str) -> Action {
+    Action::Tell {
+        group: group.to_string(),
+        level: level.to_string(),
+    }
+}
