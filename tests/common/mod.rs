@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 
 use std::fs::OpenOptions;
 use std::io::Write;
