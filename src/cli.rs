@@ -29,14 +29,32 @@ enum Command {
     /// DIR/clstat.json. A file with errors is rejected with every error logged; the daemon
     /// keeps running on the last good configuration. SIGTERM or SIGINT stops every group
     /// (running its `stop` level entries) and exits 0; a second signal kills at once.
-    Run(RunArgs),
-    /// Validates DIR/cltab and DIR/hactl offline; prints every problem as FILE:LINE: message.
+    Run(Box<RunArgs>),
+    /// Validates DIR/cltab, DIR/hactl and DIR/fencetab offline; prints every problem as
+    /// FILE:LINE: message.
     ///
     /// Exits 0 when both files are valid (warnings allowed), 1 when not.
     Check {
         /// The node directory holding cltab and hactl.
         #[arg(long, default_value = "/etc/mosha")]
         dir: PathBuf,
+    },
+    /// Fences NODE by hand through its fencetab levels, or acknowledges that it is off.
+    ///
+    /// `mosha fence NODE` runs the fence agents configured for NODE in DIR/fencetab and, on
+    /// success, tells the local daemon, which spreads the record: NODE's groups may then be
+    /// recovered. `mosha fence ack NODE` records that an operator made sure NODE is off (power
+    /// pulled by hand), like fence_ack_manual; it asks for confirmation unless --yes.
+    Fence {
+        /// `NODE`, or `ack NODE`.
+        #[arg(required = true, num_args = 1..=2, value_name = "[ack] NODE")]
+        args: Vec<String>,
+        /// The node directory (fencetab is read from it; the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+        /// Do not ask for confirmation (ack only).
+        #[arg(long)]
+        yes: bool,
     },
     /// Shows the cluster as this node sees it (members, quorum, where each group runs),
     /// read from DIR/hastat.json.
@@ -96,18 +114,28 @@ struct RunArgs {
     #[arg(long, value_name = "MS")]
     slot: Option<u64>,
     /// Two-node mode: with exactly two expected members, the survivor of a failure stays
-    /// quorate and recovers the other's groups. Only safe with fencing.
+    /// quorate and recovers the other's groups. Only safe with fencing; one of the two
+    /// (always the same) waits --two-node-fence-delay before fencing the other.
     #[arg(long)]
     two_node: bool,
+    /// In two-node mode, how long the second of the two waits before fencing.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    two_node_fence_delay: f64,
+    /// A command (run by /bin/sh) on node-lost, fence-ok, fence-failed, group-started and
+    /// group-stopped, with MOSHA_ALERT_KIND, MOSHA_ALERT_NODE, MOSHA_ALERT_GROUP,
+    /// MOSHA_ALERT_DETAIL and MOSHA_NODE in its environment.
+    #[arg(long, value_name = "COMMAND")]
+    alert: Option<String>,
 }
 
 /// Parses the command line and runs the command; returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Check { dir } => check(&dir),
         Command::Status { dir, json } => status(&dir, json),
+        Command::Fence { args, dir, yes } => fence(&dir, &args, yes),
         Command::Demo => match crate::demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -130,6 +158,12 @@ fn hostname() -> String {
 }
 
 fn run(args: RunArgs) -> ExitCode {
+    // chitchat logs transient send errors through anyhow; with RUST_BACKTRACE=1 in the
+    // environment each would carry a full backtrace. Keep panics' backtraces, not those.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY of set_var: no other thread exists yet.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -180,11 +214,13 @@ fn run(args: RunArgs) -> ExitCode {
         engine.yield_backoff = 2 * engine.slot;
     }
     engine.two_node = args.two_node;
+    engine.two_node_fence_delay = (args.two_node_fence_delay.max(0.0) * 1000.0) as u64;
     let opts = DaemonOptions {
         dir,
         supervisor: sup,
         gossip,
         engine,
+        alert: args.alert.clone(),
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -229,6 +265,101 @@ fn gossip_config(node: &str, args: &RunArgs) -> Result<crate::gossip::GossipConf
     cfg.gossip_interval = Duration::from_millis(args.gossip_interval.max(1));
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// Writes a command file for the local daemon into `dir/commands/`.
+fn drop_command(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    let cmds = dir.join("commands");
+    std::fs::create_dir_all(&cmds).map_err(|e| format!("{}: {e}", cmds.display()))?;
+    crate::files::write_atomic(&cmds.join(name), text.as_bytes())
+        .map_err(|e| format!("{}: {e}", cmds.display()))
+}
+
+/// `mosha fence NODE` and `mosha fence ack NODE`.
+fn fence(dir: &Path, args: &[String], yes: bool) -> ExitCode {
+    let (ack, node) = match args {
+        [a, n] if a == "ack" => (true, n.as_str()),
+        [n] => (false, n.as_str()),
+        _ => {
+            eprintln!("mosha fence: usage: mosha fence [ack] NODE");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = config::check_name("node name", node) {
+        eprintln!("mosha fence: {e}");
+        return ExitCode::from(2);
+    }
+    if ack {
+        if !yes {
+            println!(
+                "Acknowledging that {node} is OFF: its groups will be started elsewhere.\n\
+                 If {node} is still running them, they will run twice and data may be corrupted.\n\
+                 Make sure {node} is powered off or cut off from shared resources.\n\
+                 Type 'yes' to continue:"
+            );
+            let mut answer = String::new();
+            if std::io::stdin().read_line(&mut answer).is_err() || answer.trim() != "yes" {
+                eprintln!("mosha fence: not acknowledged");
+                return ExitCode::FAILURE;
+            }
+        }
+        return match drop_command(dir, &format!("ack-{node}"), "acknowledged by an operator") {
+            Ok(()) => {
+                println!(
+                    "{node}: acknowledgement handed to the daemon in {}",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mosha fence: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let path = dir.join("fencetab");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let tab = match crate::config::Fencetab::parse(&path.display().to_string(), &text) {
+        Ok(t) => t,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let methods = match tab.for_node(node) {
+        crate::config::Fencing::Methods(m) => m.to_vec(),
+        crate::config::Fencing::Disabled => {
+            eprintln!(
+                "mosha fence: fencing is off (none) for {node} in {}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        crate::config::Fencing::Unconfigured => {
+            eprintln!(
+                "mosha fence: no fence method for {node} in {}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = crate::fence::fence_blocking(node, &methods);
+    if r.ok {
+        println!("{node} fenced: {}", r.detail);
+        if let Err(e) = drop_command(
+            dir,
+            &format!("fenced-{node}"),
+            &format!("by hand: {}", r.detail),
+        ) {
+            eprintln!("mosha fence: fenced, but cannot tell the daemon: {e}");
+        }
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{node}: fencing failed: {}", r.detail);
+        ExitCode::FAILURE
+    }
 }
 
 /// Prints the cluster status from `dir/hastat.json`.
@@ -330,6 +461,38 @@ fn check(dir: &Path) -> ExitCode {
             None
         }
     };
+    let fencetab_path = dir.join("fencetab");
+    match read(&fencetab_path) {
+        Ok(Some(text)) => {
+            match crate::config::Fencetab::parse(&fencetab_path.display().to_string(), &text) {
+                Ok(f) => {
+                    println!("{}: ok", fencetab_path.display());
+                    let off = f.disabled();
+                    if !off.is_empty() {
+                        eprintln!(
+                        "{}: warning: fencing is OFF for {} (none): a lost node's groups are recovered without fencing",
+                        fencetab_path.display(),
+                        off.join(", ")
+                    );
+                    }
+                }
+                Err(problems) => {
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
+                    bad = true;
+                }
+            }
+        }
+        Ok(None) => println!(
+            "{}: not found (no fencing: a lost node's groups wait for `mosha fence ack NODE`)",
+            fencetab_path.display()
+        ),
+        Err(e) => {
+            eprintln!("{e}");
+            bad = true;
+        }
+    }
     if let (Some(c), Some(h)) = (&cltab, &hactl) {
         for w in config::cross_check(c, h, &hactl_path.display().to_string()) {
             eprintln!("{w} (warning)");

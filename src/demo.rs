@@ -162,12 +162,35 @@ fn owner(h: &Hastat, group: &str) -> Option<String> {
 async fn script(top: &Path, nodes: &mut [Node]) -> anyhow::Result<()> {
     std::fs::write(nodes[0].dir.join("cltab"), CLTAB)?;
     std::fs::write(nodes[0].dir.join("hactl"), HACTL)?;
+    // Fencing: Debian's fence_dummy stands in for a power switch (a status file per node).
+    let dummy = crate::fence::agents::resolve("fence_dummy").is_some();
+    let fencetab = if dummy {
+        let mut t = String::from("# node  agent  options (fence_dummy: a status file stands in for the power switch)\n");
+        for n in nodes.iter() {
+            let status = top.join("shared").join(format!("{}.power", n.name));
+            std::fs::write(&status, "on")?;
+            t.push_str(&format!(
+                "{} fence_dummy status_file={} action=off timeout=10\n",
+                n.name,
+                status.display()
+            ));
+        }
+        t
+    } else {
+        "* none\n".to_string()
+    };
+    std::fs::write(nodes[0].dir.join("fencetab"), fencetab)?;
     let seeds: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     println!(
         "mosha demo: three nodes on loopback, cltab-examples/cluster, in {}",
         top.display()
     );
-    println!("cltab and hactl are written on n1 only; gossip spreads them.\n");
+    println!("cltab, hactl and fencetab are written on n1 only; gossip spreads them.");
+    if dummy {
+        println!("fencing: fence_dummy (a status file per node plays the power switch)\n");
+    } else {
+        println!("fencing: none (fence_dummy is not installed: apt-get install fence-agents)\n");
+    }
     let t = Instant::now();
     for n in nodes.iter_mut() {
         spawn(n, &seeds)?;
@@ -203,13 +226,19 @@ async fn script(top: &Path, nodes: &mut [Node]) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "failover: web runs on {} {:.2} s after the power-off (detection, rank, plan window, test, start)\n",
+        "failover: web runs on {} {:.2} s after the power-off (detection, fencing, rank, plan window, test, start)\n",
         owner(&h, "web").unwrap_or_default(),
         t.elapsed().as_secs_f64()
     );
     print!("{}", h.render());
 
-    println!("\n{victim} comes back: it rejoins with a new generation and disturbs nothing");
+    if dummy {
+        let power = std::fs::read_to_string(top.join("shared").join(format!("{victim}.power")))
+            .unwrap_or_default();
+        println!("{victim}'s power switch (fence_dummy status file) now reads: {power}");
+        std::fs::write(top.join("shared").join(format!("{victim}.power")), "on")?;
+    }
+    println!("\n{victim} is powered on and comes back: it rejoins with a new generation and disturbs nothing");
     let web_before = owner(&h, "web");
     spawn(&mut nodes[idx], &seeds)?;
     let h = wait_for(&watch, "the node to rejoin", Duration::from_secs(30), |h| {

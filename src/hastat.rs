@@ -26,9 +26,15 @@ pub struct Hastat {
     pub groups: BTreeMap<String, GroupStat>,
     /// The replicated files, by name.
     pub files: BTreeMap<String, FileStat>,
-    /// Nodes lost while holding groups and never fenced: node → groups. Their groups may run
-    /// elsewhere only because fencing is not configured ("not fenced").
+    /// Nodes lost while holding groups whose groups are recovered without fencing because
+    /// fencing is turned off for them (`none`): node → groups.
     pub not_fenced: BTreeMap<String, Vec<String>>,
+    /// Every node lost without a clean shutdown, and where its fencing stands.
+    #[serde(default)]
+    pub fencing: BTreeMap<String, FenceStat>,
+    /// Nodes (or `*`) fencing is turned off for in the fencing table.
+    #[serde(default)]
+    pub fencing_off: Vec<String>,
     /// Gossip traffic of this node since it started.
     pub gossip: GossipStat,
 }
@@ -70,6 +76,19 @@ pub struct NodeGroupStat {
     pub state: String,
     /// The level it was told.
     pub target: String,
+}
+
+/// The fencing of one lost node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FenceStat {
+    /// The generation that was lost.
+    pub generation: u64,
+    /// `pending`, `fencing`, `fenced`, `acked`, `failed`, `unconfigured` or `not-fenced`.
+    pub state: String,
+    /// In words: by whom and how, or why not.
+    pub detail: String,
+    /// Groups it held that wait for its fencing before they can be recovered.
+    pub waiting_groups: Vec<String>,
 }
 
 /// A replicated file on the writing node.
@@ -176,6 +195,25 @@ impl Hastat {
                     name, g.want, node, level, c.state
                 );
             }
+        }
+        if !self.fencing_off.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n WARNING: fencing is OFF for {} (fencetab `none`): unsafe",
+                self.fencing_off.join(", ")
+            );
+        }
+        for (node, f) in &self.fencing {
+            let waiting = if f.waiting_groups.is_empty() {
+                String::new()
+            } else {
+                format!("; waiting: {}", f.waiting_groups.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "\n Fencing {node} (generation {}): {}{waiting}",
+                f.generation, f.detail
+            );
         }
         for (node, groups) in &self.not_fenced {
             let _ = writeln!(

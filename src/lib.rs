@@ -16,6 +16,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod fence;
 pub mod files;
 pub mod gossip;
 pub mod hastat;

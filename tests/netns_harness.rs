@@ -34,6 +34,7 @@ fn opts(nodes: usize, netns: bool) -> ClusterOpts {
         nodes,
         cltab: "shared={SHARED} dir={DIR}\n".into(),
         hactl: "# {SHARED}\n".into(),
+        fencetab: "* none\n".to_string(),
         extra_args: Vec::new(),
         netns,
     }

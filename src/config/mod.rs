@@ -5,9 +5,11 @@
 //! that prints as `file:line: what is wrong`, so an operator fixes a file in one pass.
 
 pub mod cltab;
+pub mod fencetab;
 pub mod hactl;
 
 pub use cltab::{Cltab, Entry, Mode};
+pub use fencetab::{Fencetab, Fencing, Method};
 pub use hactl::{Hactl, Want};
 
 use std::fmt;

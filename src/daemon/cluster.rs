@@ -11,11 +11,16 @@ use rand::rngs::StdRng;
 use tracing::{error, info, warn};
 
 use super::replicated::{self, Change, Replicated};
-use crate::config::{self, Cltab, Hactl, Problem};
-use crate::engine::{self, Action, Claim, Engine, Event, State};
+use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
+use crate::engine::{
+    self, Action, Claim, Engine, Event, FenceState, Outcome, Policy, Record, State,
+};
+use crate::fence::{OsAgents, Runner};
 use crate::files::{self, Content, Watched};
 use crate::gossip::{ClusterView, Gossip, GossipStats};
-use crate::hastat::{FileStat, GossipStat, GroupStat, Hastat, MemberStat, NodeGroupStat};
+use crate::hastat::{
+    FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, NodeGroupStat,
+};
 use crate::replica::Hlc;
 use crate::supervisor::{Os, Supervisor};
 
@@ -25,6 +30,38 @@ fn validate_cltab(file: &str, text: &str) -> Result<(), Vec<Problem>> {
 
 fn validate_hactl(file: &str, text: &str) -> Result<(), Vec<Problem>> {
     Hactl::parse(file, text).map(|_| ())
+}
+
+fn validate_fencetab(file: &str, text: &str) -> Result<(), Vec<Problem>> {
+    Fencetab::parse(file, text).map(|_| ())
+}
+
+/// The gossip key a node sets when it shuts down cleanly (it holds nothing any more).
+pub const BYE_KEY: &str = "bye";
+
+/// Returns how `node` is fenced according to `tab`, with the time one pass may take (every
+/// level's timeout, twice for `off` which is confirmed by `status`, plus a margin).
+pub fn policy(tab: &Fencetab, node: &str) -> Policy {
+    match tab.for_node(node) {
+        Fencing::Methods(ms) => {
+            let total: u64 = ms
+                .iter()
+                .map(|m| {
+                    let t = m.timeout.as_millis() as u64;
+                    if m.action == "off" {
+                        2 * t
+                    } else {
+                        t
+                    }
+                })
+                .sum();
+            Policy::Configured {
+                timeout: total + 2000,
+            }
+        }
+        Fencing::Disabled => Policy::Disabled,
+        Fencing::Unconfigured => Policy::Unconfigured,
+    }
 }
 
 /// The cluster half of a node: replicated files, expected membership, engine.
@@ -40,6 +77,16 @@ pub struct Cluster {
     pub cltab: Cltab,
     /// The hactl in force, parsed.
     pub hactl: Hactl,
+    /// The replicated fencing table.
+    pub fencetab_file: Replicated,
+    /// The fencing table in force, parsed.
+    pub fencetab: Fencetab,
+    /// The fence agents this node runs.
+    pub runner: Runner,
+    /// The real fence agents.
+    pub agents: OsAgents,
+    /// The alert command, if any.
+    alert: Option<String>,
     members_file: Watched,
     members_written: Option<String>,
     /// The engine.
@@ -74,12 +121,21 @@ fn members_text(m: &BTreeSet<String>) -> String {
 
 impl Cluster {
     /// Opens the node's files and creates its engine.
-    pub fn open(dir: &Path, me: &str, cfg: engine::Config, rng: StdRng) -> Cluster {
+    pub fn open(
+        dir: &Path,
+        me: &str,
+        cfg: engine::Config,
+        rng: StdRng,
+        alert: Option<String>,
+    ) -> Cluster {
         let mut hlc = Hlc::default();
         let cltab_file = Replicated::open(dir, "cltab", me, validate_cltab);
         let hactl_file = Replicated::open(dir, "hactl", me, validate_hactl);
+        let fencetab_file = Replicated::open(dir, "fencetab", me, validate_fencetab);
         hlc.observe(&cltab_file.version);
         hlc.observe(&hactl_file.version);
+        hlc.observe(&fencetab_file.version);
+        let fencetab = Fencetab::parse("fencetab", &fencetab_file.text).unwrap_or_default();
         let cltab = Cltab::parse("cltab", &cltab_file.text).unwrap_or_default();
         let hactl = Hactl::parse("hactl", &hactl_file.text).unwrap_or_default();
         let members_path = dir.join("members");
@@ -94,6 +150,11 @@ impl Cluster {
             hactl_file,
             cltab,
             hactl,
+            fencetab_file,
+            fencetab,
+            runner: Runner::new(),
+            agents: OsAgents,
+            alert,
             members_file,
             members_written: None,
             engine: Engine::new(me, cfg, expected),
@@ -117,13 +178,14 @@ impl Cluster {
                 .filter(|(n, _)| **n != self.me)
                 .map(|(n, m)| (n.as_str(), &m.keys))
         };
-        let mut changed = [false, false];
+        let mut changed = [false, false, false];
         for (i, (file, validate)) in [
             (
                 &mut self.cltab_file,
                 validate_cltab as replicated::Validator,
             ),
             (&mut self.hactl_file, validate_hactl),
+            (&mut self.fencetab_file, validate_fencetab),
         ]
         .into_iter()
         .enumerate()
@@ -148,8 +210,19 @@ impl Cluster {
         if changed[1] {
             self.hactl = Hactl::parse("hactl", &self.hactl_file.text).unwrap_or_default();
         }
-        if changed[0] || changed[1] {
-            replicated::save_versions(&self.dir, &[&self.cltab_file, &self.hactl_file]);
+        if changed[2] {
+            self.fencetab =
+                Fencetab::parse("fencetab", &self.fencetab_file.text).unwrap_or_default();
+            let off = self.fencetab.disabled();
+            if !off.is_empty() {
+                warn!(nodes = ?off, "fencing is turned OFF (none) for these nodes: their groups are recovered without fencing, which is unsafe");
+            }
+        }
+        if changed.iter().any(|c| *c) {
+            replicated::save_versions(
+                &self.dir,
+                &[&self.cltab_file, &self.hactl_file, &self.fencetab_file],
+            );
             let hactl_path = self.hactl_file.path().display().to_string();
             for w in config::cross_check(&self.cltab, &self.hactl, &hactl_path) {
                 warn!("{w}");
@@ -201,6 +274,7 @@ impl Cluster {
                     generation: m.generation,
                     claims,
                     cooldown,
+                    left: m.keys.contains_key(BYE_KEY),
                 },
             );
         }
@@ -213,7 +287,22 @@ impl Cluster {
             .into_iter()
             .map(|g| (g.to_string(), self.hactl.level_of(g).to_string()))
             .collect();
-        engine::View { members, want }
+        let policy = members
+            .keys()
+            .map(|n| (n.clone(), policy(&self.fencetab, n)))
+            .collect();
+        let records = engine::fencing::reduce(view.members.values().flat_map(|m| {
+            m.keys.iter().filter_map(|(k, v)| {
+                let victim = k.strip_prefix(engine::fencing::RECORD_PREFIX)?;
+                Some((victim, Record::decode(v)?))
+            })
+        }));
+        engine::View {
+            members,
+            want,
+            policy,
+            records,
+        }
     }
 
     /// Runs one cluster step at `now_ms` (engine time) and `wall_ms` (for file versions).
@@ -242,6 +331,24 @@ impl Cluster {
         }
         let mut publish = self.cltab_file.publication();
         publish.extend(self.hactl_file.publication());
+        publish.extend(self.fencetab_file.publication());
+        publish.extend(self.operator_commands(&view));
+        for r in self.runner.take_results() {
+            let detail = format!("{} (at unix {:.1})", r.detail, wall_ms as f64 / 1000.0);
+            if r.ok {
+                info!(node = %r.victim, generation = r.generation, "fenced: {detail}");
+            } else {
+                error!(node = %r.victim, generation = r.generation, "fencing failed: {detail}");
+            }
+            for a in self
+                .engine
+                .fence_result(now_ms, &r.victim, r.generation, r.ok, &detail)
+            {
+                if let Action::Publish { key, value } = a {
+                    publish.push((key, value));
+                }
+            }
+        }
         let ev = self.engine_view(&view, sup);
         let actions = self.engine.step(now_ms, &ev, &mut self.rng);
         for a in actions {
@@ -255,7 +362,30 @@ impl Cluster {
                     }
                     self.members_written = Some(text);
                 }
-                Action::Event(e) => log_event(&e),
+                Action::Fence { node, generation } => match self.fencetab.for_node(&node) {
+                    Fencing::Methods(ms) => {
+                        let ms = ms.to_vec();
+                        self.runner
+                            .start(now, &mut self.agents, &node, generation, &ms);
+                    }
+                    _ => {
+                        for a in self.engine.fence_result(
+                            now_ms,
+                            &node,
+                            generation,
+                            false,
+                            "no fence method configured any more",
+                        ) {
+                            if let Action::Publish { key, value } = a {
+                                publish.push((key, value));
+                            }
+                        }
+                    }
+                },
+                Action::Event(e) => {
+                    log_event(&e);
+                    self.alert_for(&e);
+                }
             }
         }
         if hactl_changed {
@@ -266,12 +396,119 @@ impl Cluster {
         publish
     }
 
+    /// Carries out what operators dropped into `DIR/commands/`: `ack-NODE` (written by
+    /// `mosha fence ack NODE`) and `fenced-NODE` (written by `mosha fence NODE` after it
+    /// fenced the node by hand). Each becomes a fencing record for the node's lost generation.
+    fn operator_commands(&mut self, view: &ClusterView) -> Vec<(String, Option<String>)> {
+        let dir = self.dir.join("commands");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let detail = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let _ = std::fs::remove_file(e.path());
+            let (outcome, node) = if let Some(n) = name.strip_prefix("ack-") {
+                (Outcome::Acked, n)
+            } else if let Some(n) = name.strip_prefix("fenced-") {
+                (Outcome::Fenced, n)
+            } else {
+                warn!(file = %e.path().display(), "unknown command file; ignored");
+                continue;
+            };
+            let generation = self
+                .engine
+                .lost()
+                .get(node)
+                .map(|l| l.generation)
+                .or_else(|| view.members.get(node).map(|m| m.generation));
+            let Some(generation) = generation else {
+                warn!(%node, "{name}: no such node known; ignored");
+                continue;
+            };
+            let record = Record {
+                generation,
+                outcome,
+                by: self.me.clone(),
+                detail: detail.trim().replace('\n', " "),
+            };
+            warn!(%node, generation, "operator: {} recorded ({})", name, record.detail);
+            out.push((
+                format!("{}{node}", engine::fencing::RECORD_PREFIX),
+                Some(record.encode()),
+            ));
+        }
+        out
+    }
+
+    /// Runs the alert command for an engine event, if it is one operators are alerted of.
+    fn alert_for(&self, e: &Event) {
+        match e {
+            Event::NodeLost { node, held } => self.alert("node-lost", node, "", &held.join(",")),
+            Event::FenceState { node, state } => match state {
+                FenceState::Done { .. } => self.alert("fence-ok", node, "", &state.describe()),
+                FenceState::Failed { .. } => {
+                    self.alert("fence-failed", node, "", &state.describe())
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// Runs the alert command (if configured) with the event in its environment:
+    /// `MOSHA_ALERT_KIND`, `MOSHA_ALERT_NODE`, `MOSHA_ALERT_GROUP`, `MOSHA_ALERT_DETAIL`,
+    /// `MOSHA_NODE`. It runs in its own session; its exit is reaped and ignored.
+    fn alert(&self, kind: &str, node: &str, group: &str, detail: &str) {
+        let Some(cmd) = &self.alert else { return };
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(cmd)
+            .env("MOSHA_ALERT_KIND", kind)
+            .env("MOSHA_ALERT_NODE", node)
+            .env("MOSHA_ALERT_GROUP", group)
+            .env("MOSHA_ALERT_DETAIL", detail)
+            .env("MOSHA_NODE", &self.me)
+            .stdin(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
+        }
+        if let Err(e) = c.spawn() {
+            warn!(kind, "cannot run the alert command: {e}");
+        }
+    }
+
     /// Returns the gossip changes that publish this node's current claims.
     pub fn claim_changes(&mut self, sup: &Supervisor) -> Vec<(String, Option<String>)> {
         let now: BTreeMap<String, String> = Self::my_claims(sup)
             .into_iter()
             .map(|(g, c)| (format!("{}{g}", engine::CLAIM_PREFIX), c.encode()))
             .collect();
+        for (k, v) in &now {
+            let (Some(g), Some(new)) = (k.strip_prefix(engine::CLAIM_PREFIX), Claim::decode(v))
+            else {
+                continue;
+            };
+            let old = self.published_claims.get(k).and_then(|o| Claim::decode(o));
+            let running = |c: &Claim| {
+                c.level == c.target
+                    && c.state.settled()
+                    && ![engine::PLAN, engine::TEST, engine::STOP, ""].contains(&c.level.as_str())
+            };
+            let was = old.as_ref().is_some_and(running);
+            if running(&new) && !was {
+                self.alert("group-started", "", g, &new.to_string());
+            } else if was && !new.holds() {
+                self.alert("group-stopped", "", g, &new.to_string());
+            }
+        }
         let mut out: Vec<(String, Option<String>)> = now
             .iter()
             .filter(|(k, v)| self.published_claims.get(*k) != Some(*v))
@@ -350,7 +587,11 @@ impl Cluster {
             }
             h.groups.insert(group.clone(), g);
         }
-        for (name, f) in [("cltab", &self.cltab_file), ("hactl", &self.hactl_file)] {
+        for (name, f) in [
+            ("cltab", &self.cltab_file),
+            ("hactl", &self.hactl_file),
+            ("fencetab", &self.fencetab_file),
+        ] {
             h.files.insert(
                 name.to_string(),
                 FileStat {
@@ -361,9 +602,42 @@ impl Cluster {
             );
         }
         for (node, lost) in self.engine.lost() {
-            h.not_fenced
-                .insert(node.clone(), lost.held.iter().cloned().collect());
+            h.fencing.insert(
+                node.clone(),
+                FenceStat {
+                    generation: lost.generation,
+                    state: match &lost.fence {
+                        FenceState::Done {
+                            outcome: Outcome::Acked,
+                            ..
+                        } => "acked",
+                        FenceState::Done { .. } => "fenced",
+                        FenceState::Fencing => "fencing",
+                        FenceState::Pending => "pending",
+                        FenceState::Failed { .. } => "failed",
+                        FenceState::Disabled => "not-fenced",
+                        FenceState::Unconfigured => "unconfigured",
+                    }
+                    .to_string(),
+                    detail: lost.fence.describe(),
+                    waiting_groups: if lost.fence.gate_open() {
+                        Vec::new()
+                    } else {
+                        lost.held.iter().cloned().collect()
+                    },
+                },
+            );
+            if lost.fence == FenceState::Disabled && !lost.held.is_empty() {
+                h.not_fenced
+                    .insert(node.clone(), lost.held.iter().cloned().collect());
+            }
         }
+        h.fencing_off = self
+            .fencetab
+            .disabled()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let secs = stats.elapsed.as_secs_f64().max(0.001);
         h.gossip = GossipStat {
             bytes_sent: stats.bytes_sent,
@@ -393,6 +667,13 @@ fn log_event(e: &Event) {
         }
         Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
         Event::NodeBack { node } => info!(%node, "member back"),
+        Event::FenceStarted { node, rank } => warn!(%node, rank, "fencing lost node"),
+        Event::FenceState { node, state } => match state {
+            FenceState::Failed { .. } | FenceState::Unconfigured | FenceState::Disabled => {
+                error!(%node, "{}", state.describe())
+            }
+            _ => info!(%node, "{}", state.describe()),
+        },
         Event::RecoveringUnfenced { group, from } => error!(
             %group, from = %from,
             "recovering a group from a lost node that was NOT FENCED: if that node still runs it, \

@@ -47,6 +47,9 @@ pub struct DaemonOptions {
     pub gossip: GossipConfig,
     /// Engine tunables.
     pub engine: engine::Config,
+    /// A command run on node-lost, fence-ok, fence-failed, group-started and group-stopped
+    /// events, with the details in its environment.
+    pub alert: Option<String>,
 }
 
 fn wall_ms() -> u64 {
@@ -83,7 +86,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut gossip_done: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
         Box::pin(gossip.termination());
     let rng = rand::rngs::StdRng::seed_from_u64(generation ^ engine::rank::weight(&me, "seed"));
-    let mut cluster = Cluster::open(dir, &me, opts.engine.clone(), rng);
+    let mut cluster = Cluster::open(dir, &me, opts.engine.clone(), rng, opts.alert.clone());
     let mut os = OsProcesses { dir: dir.clone() };
     let mut sup = Supervisor::new(opts.supervisor.clone());
     let t0 = Instant::now();
@@ -100,7 +103,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut last_pgids: Option<Vec<u32>> = None;
 
     loop {
-        let deadline = sup.next_deadline().map(Instant::from_std);
+        let deadline = [sup.next_deadline(), cluster.runner.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(Instant::from_std);
         let mut ticked = false;
         tokio::select! {
             _ = sigchld.recv() => {}
@@ -117,9 +124,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         let now = Instant::now();
         let now_std = now.into_std();
         for (pid, exit) in process::reap() {
-            sup.child_exited(now_std, &mut os, pid, exit);
+            if !cluster
+                .runner
+                .child_exited(now_std, &mut cluster.agents, pid, exit)
+            {
+                sup.child_exited(now_std, &mut os, pid, exit);
+            }
         }
         sup.tick(now_std, &mut os);
+        cluster.runner.tick(now_std, &mut cluster.agents);
         sup.forget_stopped(&cluster.cltab);
 
         let mut publish = Vec::new();
@@ -130,6 +143,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 .await;
         } else {
             publish.extend(cluster.claim_changes(&sup));
+            if shutdown.is_some() {
+                // A clean shutdown: once this node holds nothing, peers need not fence it.
+                publish.push((cluster::BYE_KEY.to_string(), Some("1".to_string())));
+            }
         }
         if !publish.is_empty() {
             if let Err(e) = gossip.publish(&publish).await {

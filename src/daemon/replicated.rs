@@ -131,7 +131,15 @@ impl Replicated {
         if self.rejected_text.as_deref() == Some(text) {
             return;
         }
-        error!(file = %self.path().display(), errors = problems.len(), "file rejected; keeping the last good configuration (version {})", self.version);
+        let kept = if self.version.is_zero() {
+            "no valid version yet: nothing from this file is in force".to_string()
+        } else {
+            format!(
+                "keeping the last good configuration, version {}",
+                self.version
+            )
+        };
+        error!(file = %self.path().display(), errors = problems.len(), "file rejected; {kept}");
         for p in problems {
             error!("{p}");
         }

@@ -21,16 +21,20 @@
 //!   groups is reported as `not fenced` until fencing exists.
 
 pub mod claim;
+pub mod fencing;
 pub mod rank;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fencing;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
 
 pub use claim::{Claim, State, PLAN, STOP, TEST};
+pub use fencing::{FenceState, Outcome, Policy, Record};
 
 /// Time in the engine: milliseconds on the caller's monotonic clock.
 pub type Millis = u64;
@@ -58,6 +62,9 @@ pub struct Config {
     /// Two-node mode: with an expected membership of exactly two, one live node is quorate.
     /// Only safe with fencing; off by default.
     pub two_node: bool,
+    /// In two-node mode, how long one of the two (the one of lower weight) waits before it
+    /// fences the other, so that the two never fence each other at once.
+    pub two_node_fence_delay: Millis,
 }
 
 impl Config {
@@ -74,6 +81,7 @@ impl Config {
             test_cooldown: 600_000,
             yield_backoff: 2 * slot,
             two_node: false,
+            two_node_fence_delay: 5000,
         }
     }
 }
@@ -89,6 +97,8 @@ pub struct Member {
     pub claims: BTreeMap<String, Claim>,
     /// Groups whose test recently failed on it.
     pub cooldown: BTreeSet<String>,
+    /// True when it announced a clean shutdown (it holds nothing and needs no fencing).
+    pub left: bool,
 }
 
 /// Everything the engine is told at a step.
@@ -98,6 +108,10 @@ pub struct View {
     pub members: BTreeMap<String, Member>,
     /// Every group of cltab, with the level hactl wants (`stop` when hactl does not name it).
     pub want: BTreeMap<String, String>,
+    /// How each node is fenced, per the fencing table (absent: unconfigured).
+    pub policy: BTreeMap<String, Policy>,
+    /// The best fencing record about each node, from every member's `x/` keys.
+    pub records: BTreeMap<String, Record>,
 }
 
 /// Something an operator should hear about; the daemon logs it.
@@ -119,6 +133,10 @@ pub enum Event {
     NodeBack { node: String },
     /// A group that a lost node held is recovered here although that node was not fenced.
     RecoveringUnfenced { group: String, from: String },
+    /// This node starts fencing a lost node (its `rank` among the fencers).
+    FenceStarted { node: String, rank: usize },
+    /// The fencing of a lost node changed state (fenced, failed, waiting...).
+    FenceState { node: String, state: FenceState },
 }
 
 /// A decision for the daemon to carry out.
@@ -130,6 +148,9 @@ pub enum Action {
     Publish { key: String, value: Option<String> },
     /// The expected membership changed; persist it.
     Members(BTreeSet<String>),
+    /// Runs the fence levels for `node` (lost at `generation`); report with
+    /// [`Engine::fence_result`].
+    Fence { node: String, generation: u64 },
     /// Reports an event.
     Event(Event),
 }
@@ -147,13 +168,19 @@ struct GroupMemory {
     hold_off_until: Millis,
 }
 
-/// A member that stopped being alive while it held groups.
+/// A member that stopped being alive without a clean shutdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lost {
     /// The generation that was lost.
     pub generation: u64,
-    /// The groups it held when last seen alive.
+    /// The groups it held when last seen alive and that run nowhere else yet.
     pub held: BTreeSet<String>,
+    /// When it was found lost.
+    pub since: Millis,
+    /// Where its fencing stands.
+    pub fence: FenceState,
+    /// This node's own fencing passes on it.
+    pub attempts: fencing::Attempts,
 }
 
 /// The engine of one node.
@@ -169,8 +196,10 @@ pub struct Engine {
     cooldown: BTreeMap<String, Millis>,
     /// Members seen alive at the last step, with the groups they held.
     alive_last: BTreeMap<String, (u64, BTreeSet<String>)>,
-    /// Members lost while holding groups.
+    /// Members lost without a clean shutdown, until they are back.
     lost: BTreeMap<String, Lost>,
+    /// Fencing records this node published, until gossip shows them back.
+    own_records: BTreeMap<String, Record>,
 }
 
 impl Engine {
@@ -189,6 +218,7 @@ impl Engine {
             cooldown: BTreeMap::new(),
             alive_last: BTreeMap::new(),
             lost: BTreeMap::new(),
+            own_records: BTreeMap::new(),
         }
     }
 
@@ -218,7 +248,7 @@ impl Engine {
         self.quorate.unwrap_or(false)
     }
 
-    /// Returns the members lost while holding groups, not yet back.
+    /// Returns the members lost without a clean shutdown, not yet back.
     pub fn lost(&self) -> &BTreeMap<String, Lost> {
         &self.lost
     }
@@ -232,9 +262,10 @@ impl Engine {
     pub fn step(&mut self, now: Millis, view: &View, rng: &mut dyn Rng) -> Vec<Action> {
         let mut out = Vec::new();
         let started = *self.started.get_or_insert(now);
-        self.track_members(view, &mut out);
+        self.track_members(now, view, &mut out);
         let quorate = self.update_quorum(view, &mut out);
         self.expire_cooldowns(now, &mut out);
+        self.step_fencing(now, view, quorate, &mut out);
 
         let empty = Member::default();
         let mine = view.members.get(&self.me).unwrap_or(&empty);
@@ -356,9 +387,15 @@ impl Engine {
         out: &mut Vec<Action>,
     ) {
         let held = !self.holders(view, group).is_empty();
+        // The recovery gate: a group that a lost node held waits for that node's fencing.
+        let gated = self
+            .lost
+            .values()
+            .any(|l| l.held.contains(group) && !l.fence.gate_open());
         let mem = self.groups.entry(group.to_string()).or_default();
         mem.planned_at = None;
-        if held || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group) {
+        if held || gated || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group)
+        {
             mem.need_since = None;
             return;
         }
@@ -383,7 +420,7 @@ impl Engine {
         }
         mem.need_since = None;
         for (node, lost) in &self.lost {
-            if lost.held.contains(group) {
+            if lost.held.contains(group) && lost.fence == FenceState::Disabled {
                 out.push(Action::Event(Event::RecoveringUnfenced {
                     group: group.to_string(),
                     from: node.clone(),
@@ -397,8 +434,8 @@ impl Engine {
         out.push(tell(group, PLAN));
     }
 
-    /// Notes who is alive and what they hold; reports losses and returns.
-    fn track_members(&mut self, view: &View, out: &mut Vec<Action>) {
+    /// Notes who is alive and what they hold; records unclean losses and returns.
+    fn track_members(&mut self, now: Millis, view: &View, out: &mut Vec<Action>) {
         let mut now_alive = BTreeMap::new();
         for (name, m) in &view.members {
             if name == &self.me || !m.alive {
@@ -413,30 +450,32 @@ impl Engine {
             now_alive.insert(name.clone(), (m.generation, held));
         }
         for (name, (generation, held)) in &self.alive_last {
-            let back_same = now_alive.get(name).is_some_and(|(g, _)| g == generation);
-            if back_same {
+            if now_alive.contains_key(name) {
+                // Still alive, or back with a new generation: a restart, whose daemon stopped
+                // the old processes before it started anything.
                 continue;
             }
-            // Gone, or replaced by a new generation (a restart: its old processes were
-            // stopped by the new daemon before it started anything).
-            if !now_alive.contains_key(name) {
-                out.push(Action::Event(Event::NodeLost {
-                    node: name.clone(),
-                    held: held.iter().cloned().collect(),
-                }));
-                if !held.is_empty() {
-                    self.lost.insert(
-                        name.clone(),
-                        Lost {
-                            generation: *generation,
-                            held: held.clone(),
-                        },
-                    );
-                }
+            let left = view.members.get(name).is_some_and(|m| m.left);
+            out.push(Action::Event(Event::NodeLost {
+                node: name.clone(),
+                held: held.iter().cloned().collect(),
+            }));
+            if left && held.is_empty() {
+                continue; // a clean shutdown: nothing to fence
             }
+            self.lost.insert(
+                name.clone(),
+                Lost {
+                    generation: *generation,
+                    held: held.clone(),
+                    since: now,
+                    fence: FenceState::Pending,
+                    attempts: fencing::Attempts::default(),
+                },
+            );
         }
         for name in now_alive.keys() {
-            if !self.alive_last.contains_key(name) && self.lost.remove(name).is_some() {
+            if self.lost.remove(name).is_some() {
                 out.push(Action::Event(Event::NodeBack { node: name.clone() }));
             }
         }
@@ -448,8 +487,121 @@ impl Engine {
                 !here && !now_alive.values().any(|(_, held)| held.contains(g))
             });
         }
-        self.lost.retain(|_, l| !l.held.is_empty());
         self.alive_last = now_alive;
+    }
+
+    /// Decides the fencing of every lost node: its state, and whether this node fences it now.
+    fn step_fencing(&mut self, now: Millis, view: &View, quorate: bool, out: &mut Vec<Action>) {
+        let live: Vec<&str> = view
+            .members
+            .iter()
+            .filter(|(n, m)| m.alive || **n == self.me)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let delayed_side = self.cfg.two_node
+            && self.expected.len() == 2
+            && rank::order("fence-delay", self.expected.iter().map(String::as_str))
+                .last()
+                .is_some_and(|n| *n == self.me);
+        for (node, lost) in &mut self.lost {
+            let record = [view.records.get(node), self.own_records.get(node)]
+                .into_iter()
+                .flatten()
+                .filter(|r| r.generation >= lost.generation)
+                .cloned()
+                .reduce(Record::better);
+            let policy = view
+                .policy
+                .get(node)
+                .copied()
+                .unwrap_or(Policy::Unconfigured);
+            let state = match (&record, policy) {
+                (Some(r), _) if r.outcome.is_safe() => FenceState::Done {
+                    outcome: r.outcome,
+                    by: r.by.clone(),
+                    detail: r.detail.clone(),
+                },
+                (_, Policy::Disabled) => FenceState::Disabled,
+                (_, Policy::Unconfigured) => FenceState::Unconfigured,
+                _ if lost.attempts.running_since.is_some() => FenceState::Fencing,
+                (Some(r), _) => FenceState::Failed {
+                    by: r.by.clone(),
+                    why: r.detail.clone(),
+                },
+                (None, _) => FenceState::Pending,
+            };
+            if state != lost.fence {
+                lost.fence = state.clone();
+                out.push(Action::Event(Event::FenceState {
+                    node: node.clone(),
+                    state,
+                }));
+            }
+            let Policy::Configured { timeout } = policy else {
+                continue;
+            };
+            if lost.fence.gate_open() || lost.attempts.running_since.is_some() || !quorate {
+                continue;
+            }
+            // One fencer per victim, by rank; the next takes over when no outcome was
+            // published within a pass's timeout.
+            let order = rank::order(&format!("fence/{node}"), live.iter().copied());
+            let Some(r) = order.iter().position(|n| *n == self.me) else {
+                continue;
+            };
+            if r > 0 && (record.is_some() || now < lost.since + r as Millis * timeout) {
+                continue;
+            }
+            let mut at = lost.since.max(lost.attempts.retry_at);
+            if delayed_side {
+                at = at.max(lost.since + self.cfg.two_node_fence_delay);
+            }
+            if now < at {
+                continue;
+            }
+            lost.attempts.running_since = Some(now);
+            lost.fence = FenceState::Fencing;
+            out.push(Action::Event(Event::FenceStarted {
+                node: node.clone(),
+                rank: r,
+            }));
+            out.push(Action::Fence {
+                node: node.clone(),
+                generation: lost.generation,
+            });
+        }
+    }
+
+    /// Takes the outcome of a fencing pass this node ran (see [`Action::Fence`]) and returns
+    /// what to publish. `detail` says which agent and when, or why it failed.
+    pub fn fence_result(
+        &mut self,
+        now: Millis,
+        node: &str,
+        generation: u64,
+        ok: bool,
+        detail: &str,
+    ) -> Vec<Action> {
+        if let Some(lost) = self.lost.get_mut(node) {
+            lost.attempts.running_since = None;
+            if ok {
+                lost.attempts.failures = 0;
+            } else {
+                lost.attempts.failures += 1;
+                lost.attempts.retry_at = now + fencing::retry_delay(lost.attempts.failures);
+            }
+        }
+        let record = Record {
+            generation,
+            outcome: if ok { Outcome::Fenced } else { Outcome::Failed },
+            by: self.me.clone(),
+            detail: detail.to_string(),
+        };
+        self.own_records.insert(node.to_string(), record.clone());
+        vec![Action::Publish {
+            key: format!("{}{node}", fencing::RECORD_PREFIX),
+            value: Some(record.encode()),
+        }]
     }
 
     /// Grows the expected membership with the live members and recomputes quorum.

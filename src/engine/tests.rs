@@ -16,6 +16,7 @@ fn cfg() -> Config {
         test_cooldown: 60_000,
         yield_backoff: 400,
         two_node: false,
+        two_node_fence_delay: 5000,
     }
 }
 
@@ -32,6 +33,7 @@ fn alive(claims: &[(&str, Claim)]) -> Member {
             .map(|(g, c)| (g.to_string(), c.clone()))
             .collect(),
         cooldown: BTreeSet::new(),
+        left: false,
     }
 }
 
@@ -45,6 +47,7 @@ fn view(members: &[(&str, Member)], want: &[(&str, &str)]) -> View {
             .iter()
             .map(|(g, l)| (g.to_string(), l.to_string()))
             .collect(),
+        ..View::default()
     }
 }
 
@@ -349,6 +352,7 @@ fn a_lost_owner_is_remembered_and_its_recovery_reported_as_not_fenced() {
         ],
         &[("web", "start")],
     );
+    v.policy.insert("b".into(), Policy::Disabled);
     e.step(0, &v, &mut r);
     v.members.get_mut("b").unwrap().alive = false;
     let out = e.step(100, &v, &mut r);
@@ -379,7 +383,7 @@ fn a_lost_owner_is_remembered_and_its_recovery_reported_as_not_fenced() {
         .claims
         .insert("web".into(), at("start"));
     e.step(5000, &v, &mut r);
-    assert!(e.lost().is_empty());
+    assert!(e.lost()["b"].held.is_empty());
 }
 
 #[test]
@@ -431,11 +435,17 @@ fn a_cluster_places_every_group_exactly_once_and_moves_them_when_a_node_dies() {
                             generation: 1,
                             claims: claims[n].clone(),
                             cooldown: BTreeSet::new(),
+                            left: false,
                         };
                         (n.to_string(), m)
                     })
                     .collect(),
                 want: want.clone(),
+                policy: names
+                    .iter()
+                    .map(|n| (n.to_string(), Policy::Disabled))
+                    .collect(),
+                ..View::default()
             };
             for n in names.iter().filter(|n| !dead.contains(*n)) {
                 let mut mine = v.clone();

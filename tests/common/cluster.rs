@@ -55,6 +55,10 @@ pub struct ClusterOpts {
     pub cltab: String,
     /// Written to every node's `DIR/hactl`; `{SHARED}` and `{DIR}` are replaced.
     pub hactl: String,
+    /// Written to every node's `DIR/fencetab` unless empty; `{SHARED}` and `{DIR}` are
+    /// replaced. Without a fencetab a lost node's groups wait for an acknowledgement: tests
+    /// that are not about fencing use `* none`.
+    pub fencetab: String,
     /// Appended to every node's `mosha run` arguments.
     pub extra_args: Vec<String>,
     /// true: each node in its own network namespace (needed for `partition`).
@@ -202,6 +206,9 @@ impl Cluster {
             });
             cluster.write_file(i, "cltab", &opts.cltab);
             cluster.write_file(i, "hactl", &opts.hactl);
+            if !opts.fencetab.is_empty() {
+                cluster.write_file(i, "fencetab", &opts.fencetab);
+            }
         }
         if opts.netns {
             // Any panic from here on drops `cluster`, which deletes what was created.
