@@ -165,7 +165,9 @@ async fn script(top: &Path, nodes: &mut [Node]) -> anyhow::Result<()> {
     // Fencing: Debian's fence_dummy stands in for a power switch (a status file per node).
     let dummy = crate::fence::agents::resolve("fence_dummy").is_some();
     let fencetab = if dummy {
-        let mut t = String::from("# node  agent  options (fence_dummy: a status file stands in for the power switch)\n");
+        let mut t = String::from(
+            "# node  agent  options (fence_dummy: a status file stands in for the power switch)\n",
+        );
         for n in nodes.iter() {
             let status = top.join("shared").join(format!("{}.power", n.name));
             std::fs::write(&status, "on")?;

@@ -26,8 +26,9 @@ pub struct Hastat {
     pub groups: BTreeMap<String, GroupStat>,
     /// The replicated files, by name.
     pub files: BTreeMap<String, FileStat>,
-    /// Nodes lost while holding groups whose groups are recovered without fencing because
-    /// fencing is turned off for them (`none`): node → groups.
+    /// Nodes lost without fencing because fencing is off for them (`none`), until they are
+    /// back: node → the groups still waiting to be recovered (already recovered ones are
+    /// gone from the list, but the node stays: its old copies may still run).
     pub not_fenced: BTreeMap<String, Vec<String>>,
     /// Every node lost without a clean shutdown, and where its fencing stands.
     #[serde(default)]
@@ -218,8 +219,12 @@ impl Hastat {
         for (node, groups) in &self.not_fenced {
             let _ = writeln!(
                 out,
-                "\n WARNING: {node} was lost holding {} and was NOT FENCED",
-                groups.join(", ")
+                "\n WARNING: {node} was lost and was NOT FENCED: anything it ran may still run{}",
+                if groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (waiting: {})", groups.join(", "))
+                }
             );
         }
         for (name, f) in &self.files {

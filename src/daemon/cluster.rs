@@ -627,7 +627,8 @@ impl Cluster {
                     },
                 },
             );
-            if lost.fence == FenceState::Disabled && !lost.held.is_empty() {
+            // Until the node is back, say that whatever it ran may still run there.
+            if lost.fence == FenceState::Disabled {
                 h.not_fenced
                     .insert(node.clone(), lost.held.iter().cloned().collect());
             }

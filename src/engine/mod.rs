@@ -200,7 +200,12 @@ pub struct Engine {
     lost: BTreeMap<String, Lost>,
     /// Fencing records this node published, until gossip shows them back.
     own_records: BTreeMap<String, Record>,
+    /// The earliest instant at which the last step was waiting for something.
+    wake: Option<Millis>,
 }
+
+/// Other live nodes holding each group, with their claims (built once per step).
+type Holders<'a> = BTreeMap<&'a str, Vec<(&'a str, &'a Claim)>>;
 
 impl Engine {
     /// Creates the engine of node `me`, which expects at least the members in `expected`
@@ -219,6 +224,7 @@ impl Engine {
             alive_last: BTreeMap::new(),
             lost: BTreeMap::new(),
             own_records: BTreeMap::new(),
+            wake: None,
         }
     }
 
@@ -258,9 +264,22 @@ impl Engine {
         &self.cooldown
     }
 
+    /// Returns the earliest instant at which a step may decide something new even if the
+    /// view does not change (a rank's turn, the end of a plan window, a cooldown, a fencing
+    /// takeover...). A driver may skip steps until then or until the view changes.
+    pub fn next_wakeup(&self) -> Option<Millis> {
+        self.wake
+    }
+
+    /// Notes that the step waits for instant `t`.
+    fn wake_at(&mut self, t: Millis) {
+        self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
+    }
+
     /// Decides, at `now`, what this node does about every group, given `view`.
     pub fn step(&mut self, now: Millis, view: &View, rng: &mut dyn Rng) -> Vec<Action> {
         let mut out = Vec::new();
+        self.wake = None;
         let started = *self.started.get_or_insert(now);
         self.track_members(now, view, &mut out);
         let quorate = self.update_quorum(view, &mut out);
@@ -269,6 +288,18 @@ impl Engine {
 
         let empty = Member::default();
         let mine = view.members.get(&self.me).unwrap_or(&empty);
+        let mut holders: Holders<'_> = BTreeMap::new();
+        for (n, m) in &view.members {
+            if !m.alive || *n == self.me {
+                continue;
+            }
+            for (g, c) in &m.claims {
+                if c.holds() {
+                    holders.entry(g.as_str()).or_default().push((n.as_str(), c));
+                }
+            }
+        }
+        let none = Vec::new();
         // Groups wanted by hactl, and groups held here that cltab no longer has (the
         // supervisor stops those on its own).
         for (group, want) in &view.want {
@@ -281,45 +312,34 @@ impl Engine {
                 self.groups.remove(group);
                 continue;
             }
+            let others = holders.get(group.as_str()).unwrap_or(&none);
             if let Some(claim) = claim.filter(|c| c.holds()) {
-                self.step_holder(now, view, group, want, claim, &mut out);
+                self.step_holder(now, group, want, claim, others, &mut out);
             } else {
                 let ready = now >= started + self.cfg.startup_wait;
-                self.step_candidate(now, view, group, ready, rng, &mut out);
+                if !ready {
+                    self.wake_at(started + self.cfg.startup_wait);
+                }
+                self.step_candidate(now, view, group, ready, others, rng, &mut out);
             }
         }
         self.groups.retain(|g, _| view.want.contains_key(g));
         out
     }
 
-    /// Other live nodes that hold `group`, with their claims.
-    fn holders<'a>(&self, view: &'a View, group: &str) -> Vec<(&'a str, &'a Claim)> {
-        view.members
-            .iter()
-            .filter(|(n, m)| m.alive && **n != self.me)
-            .filter_map(|(n, m)| {
-                m.claims
-                    .get(group)
-                    .filter(|c| c.holds())
-                    .map(|c| (n.as_str(), c))
-            })
-            .collect()
-    }
-
     /// This node holds `group`: resolve conflicts, then move along plan → test → want.
     fn step_holder(
         &mut self,
         now: Millis,
-        view: &View,
         group: &str,
         want: &str,
         mine: &Claim,
+        others: &[(&str, &Claim)],
         out: &mut Vec<Action>,
     ) {
         if mine.leaving() {
             return; // stopping; nothing to decide until it is done
         }
-        let others = self.holders(view, group);
         let my_priority = rank::priority(group, &self.me, mine.phase());
         let winner = others
             .iter()
@@ -360,7 +380,11 @@ impl Engine {
             PLAN if want == PLAN => None,
             PLAN => {
                 let at = *mem.planned_at.get_or_insert(now);
-                (now >= at + self.cfg.plan_window).then_some(TEST)
+                let due = at + self.cfg.plan_window;
+                if now < due {
+                    self.wake = Some(self.wake.map_or(due, |w| w.min(due)));
+                }
+                (now >= due).then_some(TEST)
             }
             TEST if want == TEST => None,
             TEST => Some(want),
@@ -377,16 +401,18 @@ impl Engine {
     }
 
     /// This node does not hold `group`: plan it when nobody does and our rank's turn came.
+    #[allow(clippy::too_many_arguments)]
     fn step_candidate(
         &mut self,
         now: Millis,
         view: &View,
         group: &str,
         ready: bool,
+        others: &[(&str, &Claim)],
         rng: &mut dyn Rng,
         out: &mut Vec<Action>,
     ) {
-        let held = !self.holders(view, group).is_empty();
+        let held = !others.is_empty();
         // The recovery gate: a group that a lost node held waits for that node's fencing.
         let gated = self
             .lost
@@ -397,25 +423,33 @@ impl Engine {
         if held || gated || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group)
         {
             mem.need_since = None;
+            let until = mem.hold_off_until;
+            if now < until {
+                self.wake_at(until);
+            }
             return;
         }
-        let candidates = rank::order(
-            group,
-            view.members
-                .iter()
-                .filter(|(n, m)| (m.alive || **n == self.me) && !m.cooldown.contains(group))
-                .map(|(n, _)| n.as_str()),
-        );
-        let Some(r) = candidates.iter().position(|n| *n == self.me) else {
-            mem.need_since = None;
-            return;
-        };
+        // Our rank: how many eligible nodes come before us (rank::order's order, without
+        // sorting everyone).
+        let my_w = rank::weight(group, &self.me);
+        let mut r = 0usize;
+        for (n, m) in &view.members {
+            if *n == self.me || !m.alive || m.cooldown.contains(group) {
+                continue;
+            }
+            let w = rank::weight(group, n);
+            if w > my_w || (w == my_w && n.as_str() < self.me.as_str()) {
+                r += 1;
+            }
+        }
         if mem.need_since.is_none() {
             mem.need_since = Some(now);
             mem.jitter = rng.next_u64() % (self.cfg.slot / 4).max(1);
         }
         let since = mem.need_since.unwrap_or(now);
-        if now < since + r as Millis * self.cfg.slot + mem.jitter {
+        let turn = since + r as Millis * self.cfg.slot + mem.jitter;
+        if now < turn {
+            self.wake_at(turn);
             return;
         }
         mem.need_since = None;
@@ -640,6 +674,9 @@ impl Engine {
             .filter(|(_, until)| now >= **until)
             .map(|(g, _)| g.clone())
             .collect();
+        if let Some(next) = self.cooldown.values().filter(|u| **u > now).min().copied() {
+            self.wake_at(next);
+        }
         for g in over {
             self.cooldown.remove(&g);
             out.push(Action::Publish {
