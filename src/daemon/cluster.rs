@@ -487,16 +487,18 @@ impl Cluster {
 
     /// Returns the gossip changes that publish this node's current claims.
     pub fn claim_changes(&mut self, sup: &Supervisor) -> Vec<(String, Option<String>)> {
-        let now: BTreeMap<String, String> = Self::my_claims(sup)
-            .into_iter()
+        // Only claims that hold a group are published: a node at `stop` says nothing about
+        // it, which keeps gossip small with many groups.
+        let all = Self::my_claims(sup);
+        let now: BTreeMap<String, String> = all
+            .iter()
+            .filter(|(_, c)| c.holds())
             .map(|(g, c)| (format!("{}{g}", engine::CLAIM_PREFIX), c.encode()))
             .collect();
-        for (k, v) in &now {
-            let (Some(g), Some(new)) = (k.strip_prefix(engine::CLAIM_PREFIX), Claim::decode(v))
-            else {
-                continue;
-            };
-            let old = self.published_claims.get(k).and_then(|o| Claim::decode(o));
+        for (g, new) in &all {
+            let k = format!("{}{g}", engine::CLAIM_PREFIX);
+            let new = new.clone();
+            let old = self.published_claims.get(&k).and_then(|o| Claim::decode(o));
             let running = |c: &Claim| {
                 c.level == c.target
                     && c.state.settled()
