@@ -382,6 +382,11 @@ impl Cluster {
                         }
                     }
                 },
+                Action::CancelFence { node } => {
+                    if self.runner.cancel(&mut self.agents, &node) {
+                        warn!(%node, "fencing cancelled: quorum lost, or the node is already known to be off");
+                    }
+                }
                 Action::Event(e) => {
                     log_event(&e);
                     self.alert_for(&e);
@@ -427,17 +432,16 @@ impl Cluster {
                 warn!(%node, "{name}: no such node known; ignored");
                 continue;
             };
-            let record = Record {
-                generation,
-                outcome,
-                by: self.me.clone(),
-                detail: detail.trim().replace('\n', " "),
-            };
-            warn!(%node, generation, "operator: {} recorded ({})", name, record.detail);
-            out.push((
-                format!("{}{node}", engine::fencing::RECORD_PREFIX),
-                Some(record.encode()),
-            ));
+            let detail = detail.trim().replace('\n', " ");
+            warn!(%node, generation, "operator: {name} recorded ({detail})");
+            for a in self
+                .engine
+                .operator_record(node, generation, outcome, &detail)
+            {
+                if let Action::Publish { key, value } = a {
+                    out.push((key, value));
+                }
+            }
         }
         out
     }

@@ -65,6 +65,11 @@ pub struct Config {
     /// In two-node mode, how long one of the two (the one of lower weight) waits before it
     /// fences the other, so that the two never fence each other at once.
     pub two_node_fence_delay: Millis,
+    /// How long a node must have been lost before anyone fences it. When a partition cuts a
+    /// node off from several others, it sees them die one by one (a gossip round or two
+    /// apart) and stays quorate until it has seen enough of them go: waiting this long lets it
+    /// find out that it is the minority before it acts.
+    pub fence_settle: Millis,
 }
 
 impl Config {
@@ -82,6 +87,7 @@ impl Config {
             yield_backoff: 2 * slot,
             two_node: false,
             two_node_fence_delay: 5000,
+            fence_settle: 500,
         }
     }
 }
@@ -151,6 +157,9 @@ pub enum Action {
     /// Runs the fence levels for `node` (lost at `generation`); report with
     /// [`Engine::fence_result`].
     Fence { node: String, generation: u64 },
+    /// Stops the fencing of `node` that this node runs (quorum was lost, or the node was
+    /// acknowledged or fenced by someone else meanwhile); no result is expected.
+    CancelFence { node: String },
     /// Reports an event.
     Event(Event),
 }
@@ -198,10 +207,21 @@ pub struct Engine {
     alive_last: BTreeMap<String, (u64, BTreeSet<String>)>,
     /// Members lost without a clean shutdown, until they are back.
     lost: BTreeMap<String, Lost>,
-    /// Fencing records this node published, until gossip shows them back.
+    /// Fencing records this node published.
     own_records: BTreeMap<String, Record>,
+    /// The best record known about each node at the last step.
+    best_records: BTreeMap<String, Record>,
+    /// Records that were in force when their node came back alive: they speak of an earlier
+    /// loss and never open the gate again.
+    obsolete: BTreeMap<String, Vec<Record>>,
     /// The earliest instant at which the last step was waiting for something.
     wake: Option<Millis>,
+    /// No planning before this: a member just came alive (joined, restarted, or back from a
+    /// partition) and its claims may still be on their way, as at start-up.
+    quiet_until: Millis,
+    /// When each member last came alive: until `startup_wait` later its claims may be stale
+    /// (what it held before a partition, not yet withdrawn), so they never outrank ours.
+    came_alive: BTreeMap<String, Millis>,
 }
 
 /// Other live nodes holding each group, with their claims (built once per step).
@@ -224,7 +244,11 @@ impl Engine {
             alive_last: BTreeMap::new(),
             lost: BTreeMap::new(),
             own_records: BTreeMap::new(),
+            best_records: BTreeMap::new(),
+            obsolete: BTreeMap::new(),
             wake: None,
+            quiet_until: 0,
+            came_alive: BTreeMap::new(),
         }
     }
 
@@ -316,9 +340,10 @@ impl Engine {
             if let Some(claim) = claim.filter(|c| c.holds()) {
                 self.step_holder(now, group, want, claim, others, &mut out);
             } else {
-                let ready = now >= started + self.cfg.startup_wait;
+                let quiet = (started + self.cfg.startup_wait).max(self.quiet_until);
+                let ready = now >= quiet;
                 if !ready {
-                    self.wake_at(started + self.cfg.startup_wait);
+                    self.wake_at(quiet);
                 }
                 self.step_candidate(now, view, group, ready, others, rng, &mut out);
             }
@@ -341,9 +366,12 @@ impl Engine {
             return; // stopping; nothing to decide until it is done
         }
         let my_priority = rank::priority(group, &self.me, mine.phase());
+        let settle = self.cfg.startup_wait;
+        let came_alive = &self.came_alive;
         let winner = others
             .iter()
             .filter(|(_, c)| !c.leaving())
+            .filter(|(n, _)| came_alive.get(*n).is_none_or(|t| now >= t + settle))
             .map(|(n, c)| (rank::priority(group, n, c.phase()), *n))
             .filter(|(p, _)| *p > my_priority)
             .max();
@@ -508,9 +536,31 @@ impl Engine {
                 },
             );
         }
+        if now_alive.keys().any(|n| !self.alive_last.contains_key(n)) {
+            self.quiet_until = self.quiet_until.max(now + self.cfg.startup_wait);
+        }
+        for n in now_alive.keys() {
+            if !self.alive_last.contains_key(n) {
+                self.came_alive.insert(n.clone(), now);
+            }
+        }
+        self.came_alive.retain(|n, _| now_alive.contains_key(n));
         for name in now_alive.keys() {
             if self.lost.remove(name).is_some() {
                 out.push(Action::Event(Event::NodeBack { node: name.clone() }));
+                // Whatever record exists now is about the loss that just ended.
+                let old: Vec<Record> = [view.records.get(name), self.own_records.get(name)]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                self.obsolete.entry(name.clone()).or_default().extend(old);
+                if self.own_records.remove(name).is_some() {
+                    out.push(Action::Publish {
+                        key: format!("{}{name}", fencing::RECORD_PREFIX),
+                        value: None,
+                    });
+                }
             }
         }
         // A lost node's groups that now run elsewhere (here included) are no longer its own.
@@ -537,13 +587,30 @@ impl Engine {
             && rank::order("fence-delay", self.expected.iter().map(String::as_str))
                 .last()
                 .is_some_and(|n| *n == self.me);
+        let mut wake = None;
         for (node, lost) in &mut self.lost {
-            let record = [view.records.get(node), self.own_records.get(node)]
+            // Our own record first: on a tie it is the newer one.
+            let obsolete = self.obsolete.get(node);
+            let record = [self.own_records.get(node), view.records.get(node)]
                 .into_iter()
                 .flatten()
                 .filter(|r| r.generation >= lost.generation)
+                .filter(|r| !obsolete.is_some_and(|o| o.contains(r)))
                 .cloned()
                 .reduce(Record::better);
+            match &record {
+                Some(r) => {
+                    self.best_records.insert(node.clone(), r.clone());
+                }
+                None => {
+                    self.best_records.remove(node);
+                }
+            }
+            let safe = record.as_ref().is_some_and(|r| r.outcome.is_safe());
+            if lost.attempts.running_since.is_some() && (safe || !quorate) {
+                lost.attempts.running_since = None;
+                out.push(Action::CancelFence { node: node.clone() });
+            }
             let policy = view
                 .policy
                 .get(node)
@@ -584,13 +651,18 @@ impl Engine {
                 continue;
             };
             if r > 0 && (record.is_some() || now < lost.since + r as Millis * timeout) {
+                if record.is_none() {
+                    let t = lost.since + r as Millis * timeout;
+                    wake = Some(wake.map_or(t, |w: Millis| w.min(t)));
+                }
                 continue;
             }
-            let mut at = lost.since.max(lost.attempts.retry_at);
+            let mut at = (lost.since + self.cfg.fence_settle).max(lost.attempts.retry_at);
             if delayed_side {
                 at = at.max(lost.since + self.cfg.two_node_fence_delay);
             }
             if now < at {
+                wake = Some(wake.map_or(at, |w: Millis| w.min(at)));
                 continue;
             }
             lost.attempts.running_since = Some(now);
@@ -604,6 +676,32 @@ impl Engine {
                 generation: lost.generation,
             });
         }
+        if let Some(t) = wake {
+            self.wake_at(t);
+        }
+    }
+
+    /// Records an operator's word about `node` (acknowledged off with `mosha fence ack`, or
+    /// fenced by hand with `mosha fence`), for the generation it was lost at, and returns what
+    /// to publish. A fencing pass of ours for it is cancelled at the next step.
+    pub fn operator_record(
+        &mut self,
+        node: &str,
+        generation: u64,
+        outcome: Outcome,
+        detail: &str,
+    ) -> Vec<Action> {
+        let record = Record {
+            generation,
+            outcome,
+            by: self.me.clone(),
+            detail: detail.to_string(),
+        };
+        self.own_records.insert(node.to_string(), record.clone());
+        vec![Action::Publish {
+            key: format!("{}{node}", fencing::RECORD_PREFIX),
+            value: Some(record.encode()),
+        }]
     }
 
     /// Takes the outcome of a fencing pass this node ran (see [`Action::Fence`]) and returns
@@ -616,6 +714,18 @@ impl Engine {
         ok: bool,
         detail: &str,
     ) -> Vec<Action> {
+        // A node already known to be off (acknowledged, or fenced by another) keeps that
+        // record: a late failure of ours must not replace it.
+        let known_safe = [self.own_records.get(node), self.best_records.get(node)]
+            .into_iter()
+            .flatten()
+            .any(|r| r.generation >= generation && r.outcome.is_safe());
+        if known_safe && !ok {
+            if let Some(lost) = self.lost.get_mut(node) {
+                lost.attempts.running_since = None;
+            }
+            return Vec::new();
+        }
         if let Some(lost) = self.lost.get_mut(node) {
             lost.attempts.running_since = None;
             if ok {

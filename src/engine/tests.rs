@@ -17,6 +17,7 @@ fn cfg() -> Config {
         yield_backoff: 400,
         two_node: false,
         two_node_fence_delay: 5000,
+        fence_settle: 500,
     }
 }
 
@@ -489,4 +490,73 @@ fn a_cluster_places_every_group_exactly_once_and_moves_them_when_a_node_dies() {
             "{g} placed again after {victim} died"
         );
     }
+}
+
+/// Regression (tests/fencing.rs, partition_only_the_majority_fences): when a partition healed,
+/// the former minority saw the majority alive a moment before their new claims arrived, found
+/// groups "unplaced", and, ranked first, planned them: two copies, then one moved. A member
+/// coming alive now starts a quiet period, as at start-up.
+#[test]
+fn no_planning_right_after_a_member_comes_back() {
+    let mut c = cfg();
+    c.startup_wait = 1000;
+    let mut e = Engine::new("a", c, BTreeSet::new());
+    let mut r = rng();
+    let mut gone = alive(&[]);
+    gone.alive = false;
+    let v = view(&[("a", alive(&[])), ("b", gone)], &[]);
+    e.step(0, &v, &mut r);
+    // b comes back; its claim on web has not arrived yet.
+    let v = view(&[("a", alive(&[])), ("b", alive(&[]))], &[("web", "start")]);
+    for t in (5000..5990).step_by(10) {
+        assert!(tells(&e.step(t, &v, &mut r)).is_empty(), "at {t}");
+    }
+    let v = view(
+        &[("a", alive(&[])), ("b", alive(&[("web", at("start"))]))],
+        &[("web", "start")],
+    );
+    for t in (6000..9000).step_by(10) {
+        assert!(
+            tells(&e.step(t, &v, &mut r)).is_empty(),
+            "the claim arrived in time"
+        );
+    }
+}
+
+/// Regression (tests/cluster.rs and tests/fencing.rs, partition tests): when a partition
+/// healed, the majority still held the returning minority's pre-partition claims ("start
+/// DONE", not yet withdrawn); they outranked the majority's running copy, which yielded, and
+/// the group moved. A member that just came alive does not outrank anyone until its claims
+/// had time to refresh.
+#[test]
+fn stale_claims_of_a_returning_member_do_not_make_a_running_copy_yield() {
+    let mut c = cfg();
+    c.startup_wait = 1000;
+    let nodes = ranked("web", &["a", "b"]);
+    let (hi, lo) = (nodes[0], nodes[1]);
+    // `lo` runs web; `hi` comes back from a partition still showing its old claim.
+    let mut e = Engine::new(lo, c, BTreeSet::new());
+    let mut r = rng();
+    let mut gone = alive(&[]);
+    gone.alive = false;
+    e.step(
+        0,
+        &view(
+            &[(lo, alive(&[("web", at("start"))])), (hi, gone)],
+            &[("web", "start")],
+        ),
+        &mut r,
+    );
+    let back = view(
+        &[
+            (lo, alive(&[("web", at("start"))])),
+            (hi, alive(&[("web", at("start"))])),
+        ],
+        &[("web", "start")],
+    );
+    for t in (5000..5990).step_by(10) {
+        assert!(!told(&e.step(t, &back, &mut r), "web", STOP), "at {t}");
+    }
+    // Still claimed a second later: a real conflict, settled by priority.
+    assert!(told(&e.step(6000, &back, &mut r), "web", STOP));
 }

@@ -13,6 +13,7 @@ const TIMEOUT: Millis = 10_000;
 fn cfg() -> Config {
     let mut c = Config::for_cluster_size(3);
     c.startup_wait = 0;
+    c.fence_settle = 0; // the settle time has its own test
     c
 }
 
@@ -260,4 +261,134 @@ fn in_two_node_mode_one_side_waits_before_fencing() {
             assert_eq!(now, 1, "{me} fences at once");
         }
     }
+}
+
+/// Regression (found by tests/fencing.rs, partition_only_the_majority_fences): a node cut off
+/// from the majority sees its peers die one by one and stayed quorate until the second death;
+/// it started fencing the first one meanwhile. The settle time lets it see that it is the
+/// minority first, and losing quorum cancels a pass in progress.
+#[test]
+fn a_minority_seeing_the_majority_die_one_by_one_never_fences() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let names = ["n1", "n2", "n3", "n4", "n5"];
+    for settle in [500, 0] {
+        let mut c = cfg();
+        c.fence_settle = settle;
+        let mut r = StdRng::seed_from_u64(3);
+        let mut e = Engine::new("n5", c, BTreeSet::new());
+        let mut v = View::default();
+        for n in names {
+            v.members.insert(n.into(), member(true, n == "n1"));
+            v.policy.insert(n.into(), policy);
+        }
+        e.step(0, &v, &mut r);
+        let mut fenced = Vec::new();
+        let mut cancelled = Vec::new();
+        for (t, dies) in [(1000, "n1"), (1100, "n2"), (1200, "n3")] {
+            v.members.get_mut(dies).unwrap().alive = false;
+            for a in e.step(t, &v, &mut r) {
+                match a {
+                    Action::Fence { node, .. } => fenced.push(node),
+                    Action::CancelFence { node } => cancelled.push(node),
+                    _ => {}
+                }
+            }
+        }
+        for t in (1200..20_000).step_by(100) {
+            assert!(fences(&e.step(t, &v, &mut r)).is_empty());
+        }
+        if settle == 500 {
+            assert!(
+                fenced.is_empty(),
+                "with a settle time nothing is even started"
+            );
+        } else {
+            // Without it a pass starts, and losing quorum cancels it.
+            assert_eq!(fenced, cancelled, "every pass started is cancelled");
+        }
+    }
+}
+
+#[test]
+fn the_settle_time_delays_the_first_fencer() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let mut c = cfg();
+    c.fence_settle = 500;
+    let mut r = StdRng::seed_from_u64(1);
+    let first = first_fencer();
+    let mut e = Engine::new(first, c, BTreeSet::new());
+    e.step(0, &view(true, policy), &mut r);
+    let v = view(false, policy);
+    assert!(fences(&e.step(1000, &v, &mut r)).is_empty());
+    assert_eq!(e.next_wakeup(), Some(1500));
+    assert!(fences(&e.step(1499, &v, &mut r)).is_empty());
+    assert_eq!(fences(&e.step(1500, &v, &mut r)), ["b"]);
+}
+
+/// Regression (tests/fencing.rs, failing_fence_keeps_the_group_down): an operator's ack given
+/// on the fencer while its pass ran was overwritten by that pass's failure.
+#[test]
+fn an_ack_cancels_our_pass_and_a_late_failure_does_not_replace_it() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let (mut a, mut c, _, _, mut r) = lose_b(policy);
+    let fencer = if first_fencer() == "a" {
+        &mut a
+    } else {
+        &mut c
+    };
+    assert!(matches!(fencer.lost()["b"].fence, FenceState::Fencing));
+    let out = fencer.operator_record("b", 7, Outcome::Acked, "operator");
+    assert_eq!(out.len(), 1);
+    let v = view(false, policy);
+    let out = fencer.step(1100, &v, &mut r);
+    assert!(out.contains(&Action::CancelFence { node: "b".into() }));
+    assert!(fencer
+        .fence_result(1200, "b", 7, false, "timed out")
+        .is_empty());
+    assert!(fencer.lost()["b"].fence.gate_open());
+    for t in (1300..40_000).step_by(500) {
+        assert!(
+            fences(&fencer.step(t, &v, &mut r)).is_empty(),
+            "no more passes"
+        );
+    }
+}
+
+/// Regression (found while writing tests/fencing.rs): a node fenced (by an agent that does not
+/// really kill it), back after a partition with the same generation, then lost again, had its
+/// old record reused: its groups were recovered with no new fencing.
+#[test]
+fn a_record_from_an_earlier_loss_never_opens_the_gate_again() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let (mut a, mut c, _, _, mut r) = lose_b(policy);
+    let fencer_is_a = first_fencer() == "a";
+    let fencer = if fencer_is_a { &mut a } else { &mut c };
+    let out = fencer.fence_result(1200, "b", 7, true, "fence_dummy off");
+    let Action::Publish {
+        value: Some(rec), ..
+    } = &out[0]
+    else {
+        panic!()
+    };
+    let rec = Record::decode(rec).unwrap();
+    let mut v = view(false, policy);
+    v.records.insert("b".into(), rec.clone());
+    fencer.step(1300, &v, &mut r);
+    assert!(fencer.lost()["b"].fence.gate_open());
+    // b comes back with the same generation, and is lost again later.
+    let back = view(true, policy);
+    let mut back_with_record = back.clone();
+    back_with_record.records.insert("b".into(), rec.clone());
+    let out = fencer.step(2000, &back_with_record, &mut r);
+    assert!(out
+        .iter()
+        .any(|x| matches!(x, Action::Publish { value: None, .. })));
+    let mut lost_again = view(false, policy);
+    lost_again.records.insert("b".into(), rec);
+    let out = fencer.step(3000, &lost_again, &mut r);
+    assert!(
+        !fencer.lost()["b"].fence.gate_open(),
+        "the old record is obsolete"
+    );
+    assert_eq!(fences(&out), ["b"], "b is fenced anew");
 }

@@ -283,6 +283,21 @@ impl Runner {
         }
     }
 
+    /// Cancels the job for `victim`, if any: its agent's process group is killed and no result
+    /// is reported (quorum was lost, or the node was acknowledged off meanwhile). Returns
+    /// whether a job was cancelled.
+    pub fn cancel(&mut self, os: &mut dyn AgentOs, victim: &str) -> bool {
+        let Some(job) = self.jobs.remove(victim) else {
+            return false;
+        };
+        if let Some(a) = job.attempt {
+            os.kill_agent(a.pid);
+            self.killed.insert(a.pid);
+        }
+        info!(%victim, generation = job.generation, "fencing cancelled");
+        true
+    }
+
     /// Tells whether a job for `victim` is in progress.
     pub fn busy(&self, victim: &str) -> bool {
         self.jobs.contains_key(victim)

@@ -487,3 +487,27 @@ fn resolve_finds_bare_names_in_sbin_and_keeps_paths() {
     assert_eq!(resolve("no_such_fence_agent_here"), None);
     assert_eq!(resolve("sh").map(|p| p.is_absolute()), Some(true));
 }
+
+#[test]
+fn a_cancelled_job_kills_its_agent_and_reports_nothing() {
+    let mut h = Harness::new();
+    h.start(
+        "n2",
+        1,
+        &[
+            method("fence_a", "off", 5, 1),
+            method("fence_b", "off", 5, 2),
+        ],
+    );
+    let pid = h.os.last_pid();
+    assert!(h.r.cancel(&mut h.os, "n2"));
+    assert_eq!(h.os.killed, [pid]);
+    assert!(!h.r.busy("n2"));
+    assert!(
+        h.exit(pid, Exit::Signal(9)),
+        "the killed agent's exit is consumed"
+    );
+    assert_eq!(h.os.programs(), ["fence_a"], "no next level after a cancel");
+    assert!(h.r.take_results().is_empty());
+    assert!(!h.r.cancel(&mut h.os, "n2"));
+}
