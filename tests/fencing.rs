@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::cluster::{ha_member_alive, ha_quorate, mosha_argv, Cluster, ClusterOpts};
+use common::cluster::{
+    ha_member_alive, ha_quorate, index_of, keys, mosha_argv, strings, wait_joined, Cluster,
+    ClusterOpts,
+};
 use serde_json::Value;
 
 /// How long a cluster may take to form, or a change to settle (generous: the tests run in
@@ -119,57 +122,6 @@ fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
-}
-
-/// The node number of `name` (`n<i>`).
-fn index_of(c: &Cluster, name: &str) -> Option<usize> {
-    c.indices().find(|&i| c.node_name(i) == name)
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// Node `i`'s generation, as its own hastat says.
-fn generation(c: &Cluster, i: usize) -> Option<u64> {
-    c.hastat(i)?["generation"].as_u64()
-}
-
-/// Tells whether every node of `live` is quorate and sees exactly the nodes of `live` alive,
-/// each with the generation that node's own hastat gives.
-fn joined(c: &Cluster, live: &[usize]) -> bool {
-    let gens: BTreeMap<usize, Option<u64>> = live.iter().map(|&j| (j, generation(c, j))).collect();
-    live.iter().all(|&i| {
-        let Some(h) = c.hastat(i) else {
-            return false;
-        };
-        ha_quorate(&h)
-            && h["live"].as_u64() == Some(live.len() as u64)
-            && live.iter().all(|&j| {
-                let m = &h["members"][c.node_name(j)];
-                m["alive"] == true && gens[&j].is_some() && m["generation"].as_u64() == gens[&j]
-            })
-    })
-}
-
-fn wait_joined(c: &Cluster, live: &[usize]) {
-    c.wait_for(
-        &format!("nodes {live:?} to see each other alive and be quorate"),
-        SETTLE,
-        |c| joined(c, live),
-    );
 }
 
 /// Where each of `groups` runs, if every node of `live` sees it running on exactly one node

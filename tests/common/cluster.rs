@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
@@ -915,4 +916,61 @@ pub fn ha_state<'a>(doc: &'a Value, group: &str, node: &str) -> &'a str {
     doc["groups"][group]["nodes"][node]["state"]
         .as_str()
         .unwrap_or("")
+}
+
+/// How long [`wait_joined`] waits.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Returns the node number of `name` (`n<i>`).
+pub fn index_of(c: &Cluster, name: &str) -> Option<usize> {
+    c.indices().find(|&i| c.node_name(i) == name)
+}
+
+/// Returns the strings of a JSON array (empty if it is none).
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Returns the keys of a JSON object (empty if it is none).
+pub fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Node `i`'s generation, as its own hastat says.
+pub fn generation(c: &Cluster, i: usize) -> Option<u64> {
+    c.hastat(i)?["generation"].as_u64()
+}
+
+/// Tells whether every node of `live` is quorate and sees exactly the nodes of `live` alive,
+/// each with the generation that node's own hastat gives.
+pub fn joined(c: &Cluster, live: &[usize]) -> bool {
+    let gens: BTreeMap<usize, Option<u64>> = live.iter().map(|&j| (j, generation(c, j))).collect();
+    live.iter().all(|&i| {
+        let Some(h) = c.hastat(i) else {
+            return false;
+        };
+        ha_quorate(&h)
+            && h["live"].as_u64() == Some(live.len() as u64)
+            && live.iter().all(|&j| {
+                let m = &h["members"][c.node_name(j)];
+                m["alive"] == true && gens[&j].is_some() && m["generation"].as_u64() == gens[&j]
+            })
+    })
+}
+
+/// Waits until [`joined`] holds for `live`.
+pub fn wait_joined(c: &Cluster, live: &[usize]) {
+    c.wait_for(
+        &format!("nodes {live:?} to see each other alive and be quorate"),
+        JOIN_TIMEOUT,
+        |c| joined(c, live),
+    );
 }
