@@ -75,13 +75,15 @@ pub struct Config {
 impl Config {
     /// Returns the defaults for a LAN cluster of about `n` nodes: `slot` = 150 ms + 5 ms × n
     /// (the measured p99 gossip propagation at 100 ms gossip is 0.10 s at 3 nodes and 0.30 s
-    /// at 30), `plan_window` = 2 slots, start-up wait 1 s, test cooldown 10 min, yield back-off
-    /// 2 slots.
+    /// at 30), `plan_window` = 2 slots + 400 ms (longer than failure detection, 0.5–0.8 s, so
+    /// that a node cut off from the majority right after it planned finds out that it lost
+    /// quorum before it moves on — found by the simulator), start-up wait 1 s, test cooldown
+    /// 10 min, yield back-off 2 slots.
     pub fn for_cluster_size(n: usize) -> Config {
         let slot = 150 + 5 * n.min(1000) as Millis;
         Config {
             slot,
-            plan_window: 2 * slot,
+            plan_window: 2 * slot + 400,
             startup_wait: 1000,
             test_cooldown: 600_000,
             yield_backoff: 2 * slot,
@@ -222,6 +224,10 @@ pub struct Engine {
     /// When each member last came alive: until `startup_wait` later its claims may be stale
     /// (what it held before a partition, not yet withdrawn), so they never outrank ours.
     came_alive: BTreeMap<String, Millis>,
+    /// Dead members we never saw alive, already taken as lost once.
+    seen_dead: BTreeSet<String>,
+    /// The instant of the step in progress.
+    last_now: Millis,
 }
 
 /// Other live nodes holding each group, with their claims (built once per step).
@@ -249,6 +255,8 @@ impl Engine {
             wake: None,
             quiet_until: 0,
             came_alive: BTreeMap::new(),
+            seen_dead: BTreeSet::new(),
+            last_now: 0,
         }
     }
 
@@ -304,8 +312,10 @@ impl Engine {
     pub fn step(&mut self, now: Millis, view: &View, rng: &mut dyn Rng) -> Vec<Action> {
         let mut out = Vec::new();
         self.wake = None;
+        self.last_now = now;
         let started = *self.started.get_or_insert(now);
-        self.track_members(now, view, &mut out);
+        let settled_in = now >= started + self.cfg.startup_wait;
+        self.track_members(now, view, settled_in, &mut out);
         let quorate = self.update_quorum(view, &mut out);
         self.expire_cooldowns(now, &mut out);
         self.step_fencing(now, view, quorate, &mut out);
@@ -330,6 +340,15 @@ impl Engine {
             let claim = mine.claims.get(group);
             let holds = claim.is_some_and(Claim::holds);
             if !quorate || claim::is_stopped_level(want) {
+                // A test that failed here is remembered even when the group is being stopped
+                // for another reason at the same moment (found by the simulator).
+                if let Some(c) = claim
+                    .filter(|c| c.state == State::Failed && c.level == c.target && !c.leaving())
+                {
+                    if !self.cooldown.contains_key(group) {
+                        self.record_failure(now, group, &c.level, &mut out);
+                    }
+                }
                 if holds && !claim.is_some_and(Claim::leaving) {
                     out.push(tell(group, STOP));
                 }
@@ -391,16 +410,7 @@ impl Engine {
             return; // in transition
         }
         if mine.state == State::Failed {
-            self.cooldown
-                .insert(group.to_string(), now + self.cfg.test_cooldown);
-            out.push(Action::Event(Event::TestFailed {
-                group: group.to_string(),
-                level: mine.level.clone(),
-            }));
-            out.push(Action::Publish {
-                key: format!("{COOLDOWN_PREFIX}{group}"),
-                value: Some(mine.level.clone()),
-            });
+            self.record_failure(now, group, &mine.level, out);
             out.push(tell(group, STOP));
             return;
         }
@@ -426,6 +436,20 @@ impl Engine {
                 out.push(tell(group, level));
             }
         }
+    }
+
+    /// Starts a test-failure cooldown for `group` here and publishes it.
+    fn record_failure(&mut self, now: Millis, group: &str, level: &str, out: &mut Vec<Action>) {
+        self.cooldown
+            .insert(group.to_string(), now + self.cfg.test_cooldown);
+        out.push(Action::Event(Event::TestFailed {
+            group: group.to_string(),
+            level: level.to_string(),
+        }));
+        out.push(Action::Publish {
+            key: format!("{COOLDOWN_PREFIX}{group}"),
+            value: Some(level.to_string()),
+        });
     }
 
     /// This node does not hold `group`: plan it when nobody does and our rank's turn came.
@@ -497,7 +521,7 @@ impl Engine {
     }
 
     /// Notes who is alive and what they hold; records unclean losses and returns.
-    fn track_members(&mut self, now: Millis, view: &View, out: &mut Vec<Action>) {
+    fn track_members(&mut self, now: Millis, view: &View, settled_in: bool, out: &mut Vec<Action>) {
         let mut now_alive = BTreeMap::new();
         for (name, m) in &view.members {
             if name == &self.me || !m.alive {
@@ -536,6 +560,39 @@ impl Engine {
                 },
             );
         }
+        // Members that are dead with claims on groups, though we never saw them alive (they
+        // fell silent before we started): as lost as any (found by the simulator). Only after
+        // our start-up wait, so that peers we simply have not heard yet are not taken for lost.
+        if settled_in {
+            for (name, m) in &view.members {
+                if m.alive || *name == self.me || self.lost.contains_key(name) {
+                    continue;
+                }
+                if self.alive_last.contains_key(name) {
+                    continue; // handled above as a transition
+                }
+                let held: BTreeSet<String> = m
+                    .claims
+                    .iter()
+                    .filter(|(_, c)| c.holds())
+                    .map(|(g, _)| g.clone())
+                    .collect();
+                if held.is_empty() || self.seen_dead.contains(name) {
+                    continue;
+                }
+                self.seen_dead.insert(name.clone());
+                self.lost.insert(
+                    name.clone(),
+                    Lost {
+                        generation: m.generation,
+                        held,
+                        since: now,
+                        fence: FenceState::Pending,
+                        attempts: fencing::Attempts::default(),
+                    },
+                );
+            }
+        }
         if now_alive.keys().any(|n| !self.alive_last.contains_key(n)) {
             self.quiet_until = self.quiet_until.max(now + self.cfg.startup_wait);
         }
@@ -545,9 +602,13 @@ impl Engine {
             }
         }
         self.came_alive.retain(|n, _| now_alive.contains_key(n));
+        self.seen_dead.retain(|n| !now_alive.contains_key(n));
         for name in now_alive.keys() {
-            if self.lost.remove(name).is_some() {
+            if let Some(lost) = self.lost.remove(name) {
                 out.push(Action::Event(Event::NodeBack { node: name.clone() }));
+                if lost.attempts.running_since.is_some() {
+                    out.push(Action::CancelFence { node: name.clone() });
+                }
                 // Whatever record exists now is about the loss that just ended.
                 let old: Vec<Record> = [view.records.get(name), self.own_records.get(name)]
                     .into_iter()
@@ -562,6 +623,26 @@ impl Engine {
                     });
                 }
             }
+        }
+        // What gossip still tells about a lost node counts too: claims it made where we could
+        // not see them (we were partitioned away) reach us only later, with it still dead
+        // (found by the simulator: such a group was recovered without fencing).
+        for (name, lost) in &mut self.lost {
+            let Some(m) = view.members.get(name).filter(|m| !m.alive) else {
+                continue;
+            };
+            if m.generation > lost.generation {
+                lost.generation = m.generation;
+                lost.since = now;
+                lost.fence = FenceState::Pending;
+                lost.attempts = fencing::Attempts::default();
+            }
+            lost.held.extend(
+                m.claims
+                    .iter()
+                    .filter(|(_, c)| c.holds())
+                    .map(|(g, _)| g.clone()),
+            );
         }
         // A lost node's groups that now run elsewhere (here included) are no longer its own.
         let mine = view.members.get(&self.me);
@@ -642,6 +723,10 @@ impl Engine {
                 continue;
             };
             if lost.fence.gate_open() || lost.attempts.running_since.is_some() || !quorate {
+                continue;
+            }
+            if now < self.quiet_until {
+                wake = Some(wake.map_or(self.quiet_until, |w: Millis| w.min(self.quiet_until)));
                 continue;
             }
             // One fencer per victim, by rank; the next takes over when no outcome was
@@ -768,7 +853,13 @@ impl Engine {
                 out.push(Action::Event(Event::QuorumLost { live, expected }))
             }
             (Some(false), true) => {
-                out.push(Action::Event(Event::QuorumRegained { live, expected }))
+                out.push(Action::Event(Event::QuorumRegained { live, expected }));
+                // Back from the minority: look again before fencing anyone it lost meanwhile
+                // (found by the simulator: it fenced majority nodes not yet seen back).
+                for lost in self.lost.values_mut() {
+                    lost.since = self.last_now;
+                }
+                self.quiet_until = self.quiet_until.max(self.last_now + self.cfg.startup_wait);
             }
             _ => {}
         }

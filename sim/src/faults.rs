@@ -1,0 +1,249 @@
+//! Fault profiles and the fault schedule of a run. The schedule is drawn up front from the
+//! seed alone (not from the policy's behaviour), so both policies face the same faults.
+
+use std::collections::BTreeSet;
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+/// A fault, or the end of one, at a point of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The machine dies: its processes die, it stays down until `Restart`.
+    Crash(usize),
+    /// The daemon hangs: alive to itself, silent to others, its processes keep running.
+    Hang(usize),
+    /// The daemon resumes after a hang.
+    Unhang(usize),
+    /// The node (re)starts its daemon with a new generation; running processes are killed.
+    Restart(usize),
+    /// The nodes listed go to side 1 of a partition, the others stay on side 0.
+    Partition(Vec<usize>),
+    /// Every partition heals.
+    Heal,
+    /// The node's outgoing gossip is dropped (one-way): others stop hearing it.
+    Clog(usize),
+    /// The node's outgoing gossip flows again.
+    Unclog(usize),
+    /// An operator edits hactl on a node: `group` to `level`.
+    Hactl {
+        node: usize,
+        group: usize,
+        level: String,
+    },
+    /// Heal everything: restart down nodes, unhang, unclog, heal partitions, agents succeed.
+    HealAll,
+}
+
+/// What a fence agent does when run (drawn per attempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agent {
+    /// Powers the victim off and reports success after the delay.
+    Succeed(u64),
+    /// Reports failure after the delay; the victim stays as it is.
+    Fail(u64),
+    /// Never returns: the daemon kills it at its timeout and reports failure.
+    Hang,
+    /// Reports failure at the timeout, but the victim powers off this long after it.
+    Late(u64),
+}
+
+/// A named set of fault rates.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// Its name on the command line.
+    pub name: String,
+    /// How many faults to schedule in the fault window.
+    pub faults: usize,
+    /// Gossip loss rate.
+    pub loss: f64,
+    /// Whether fence agents misbehave (fail, hang, succeed late).
+    pub bad_agents: bool,
+    /// Probability that a group's test fails on one (random) node.
+    pub test_fail: f64,
+    /// Probability that a node's tests are slow (1–5 s).
+    pub slow_tests: f64,
+    /// Largest clock drift, in parts per million.
+    pub drift_ppm: i64,
+    /// Whether one-way and swizzle clogging are among the faults.
+    pub clogs: bool,
+}
+
+impl Profile {
+    /// Returns the profile called `name`: `none`, `default`, `heavy`, or `symmetric` (the
+    /// default without one-way or swizzle clogging).
+    pub fn named(name: &str) -> Option<Profile> {
+        let p = |faults, loss, bad_agents, test_fail, slow_tests, drift_ppm| Profile {
+            name: name.to_string(),
+            faults,
+            loss,
+            bad_agents,
+            test_fail,
+            slow_tests,
+            drift_ppm,
+            clogs: true,
+        };
+        Some(match name {
+            "none" => p(0, 0.0, false, 0.0, 0.0, 0),
+            "default" => p(4, 0.01, true, 0.1, 0.2, 500),
+            "heavy" => p(12, 0.05, true, 0.2, 0.3, 2000),
+            "symmetric" => Profile {
+                clogs: false,
+                ..p(4, 0.01, true, 0.1, 0.2, 500)
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// Everything about the faults of one run, drawn from the seed.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Faults in time order.
+    pub schedule: Vec<(u64, Fault)>,
+    /// When every fault is healed.
+    pub heal_at: u64,
+    /// (node, group) pairs whose test fails.
+    pub failing_tests: BTreeSet<(usize, usize)>,
+    /// Nodes with slow tests.
+    pub slow: BTreeSet<usize>,
+    /// Clock drift of each node (ppm) and offset (ms).
+    pub clocks: Vec<(i64, u64)>,
+}
+
+/// Draws the fault plan of a run of `n` nodes and `g` groups, healing at `heal_at`.
+pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_fa17);
+    let mut s: Vec<(u64, Fault)> = Vec::new();
+    let start = 3000u64;
+    let window = heal_at.saturating_sub(start).max(1);
+    for _ in 0..prof.faults {
+        let t = start + rng.random_range(0..window);
+        let node = rng.random_range(0..n);
+        let dur = rng.random_range(500..15_000u64);
+        let mut kind = rng.random_range(0..8u32);
+        if !prof.clogs && (kind == 4 || kind == 5) {
+            kind = 3;
+        }
+        match kind {
+            0 => {
+                s.push((t, Fault::Crash(node)));
+                s.push((t + dur, Fault::Restart(node)));
+            }
+            1 => {
+                s.push((t, Fault::Hang(node)));
+                s.push((t + dur, Fault::Unhang(node)));
+            }
+            2 => s.push((t, Fault::Restart(node))),
+            3 => {
+                let k = rng.random_range(1..=n.div_ceil(2).max(1));
+                let mut side: Vec<usize> = (0..n).collect();
+                for i in 0..k {
+                    let j = rng.random_range(i..n);
+                    side.swap(i, j);
+                }
+                side.truncate(k);
+                side.sort_unstable();
+                s.push((t, Fault::Partition(side)));
+                s.push((t + dur, Fault::Heal));
+            }
+            4 => {
+                s.push((t, Fault::Clog(node)));
+                s.push((t + dur, Fault::Unclog(node)));
+            }
+            5 => {
+                // Swizzle clogging: clog a few nodes one by one, unclog in reverse order.
+                let k = rng.random_range(2..=4usize).min(n);
+                let mut nodes: Vec<usize> = Vec::new();
+                while nodes.len() < k {
+                    let v = rng.random_range(0..n);
+                    if !nodes.contains(&v) {
+                        nodes.push(v);
+                    }
+                }
+                for (i, v) in nodes.iter().enumerate() {
+                    s.push((t + 500 * i as u64, Fault::Clog(*v)));
+                    s.push((t + dur + 500 * (k - i) as u64, Fault::Unclog(*v)));
+                }
+            }
+            6 if g > 0 => {
+                // hactl edits racing on two nodes: one stops a group, one starts it, 0–200 ms
+                // apart; a later edit sets it back to start.
+                let group = rng.random_range(0..g);
+                let other = rng.random_range(0..n);
+                let gap = rng.random_range(0..200u64);
+                s.push((
+                    t,
+                    Fault::Hactl {
+                        node,
+                        group,
+                        level: "stop".into(),
+                    },
+                ));
+                s.push((
+                    t + gap,
+                    Fault::Hactl {
+                        node: other,
+                        group,
+                        level: "start".into(),
+                    },
+                ));
+                s.push((
+                    t + dur,
+                    Fault::Hactl {
+                        node: other,
+                        group,
+                        level: "start".into(),
+                    },
+                ));
+            }
+            _ => {
+                s.push((t, Fault::Crash(node)));
+                s.push((t + dur, Fault::Restart(node)));
+            }
+        }
+    }
+    s.retain(|(t, _)| *t < heal_at);
+    s.push((heal_at, Fault::HealAll));
+    s.sort_by_key(|(t, _)| *t);
+    let mut failing_tests = BTreeSet::new();
+    for grp in 0..g {
+        if n > 1 && rng.random_bool(prof.test_fail) {
+            failing_tests.insert((rng.random_range(0..n), grp));
+        }
+    }
+    let slow = (0..n)
+        .filter(|_| rng.random_bool(prof.slow_tests))
+        .collect();
+    let clocks = (0..n)
+        .map(|_| {
+            let d = if prof.drift_ppm > 0 {
+                rng.random_range(-prof.drift_ppm..=prof.drift_ppm)
+            } else {
+                0
+            };
+            (d, rng.random_range(0..1_000_000u64))
+        })
+        .collect();
+    Plan {
+        schedule: s,
+        heal_at,
+        failing_tests,
+        slow,
+        clocks,
+    }
+}
+
+/// Draws what a fence agent does on one attempt.
+pub fn agent(rng: &mut StdRng, prof: &Profile, healed: bool) -> Agent {
+    let d = rng.random_range(500..3000u64);
+    if healed || !prof.bad_agents {
+        return Agent::Succeed(d);
+    }
+    match rng.random_range(0..100u32) {
+        0..60 => Agent::Succeed(d),
+        60..75 => Agent::Fail(d),
+        75..85 => Agent::Hang,
+        _ => Agent::Late(rng.random_range(100..5000u64)),
+    }
+}

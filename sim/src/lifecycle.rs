@@ -1,0 +1,228 @@
+//! Node lifecycle and fault injection: crashes, hangs, daemon restarts with a new
+//! generation, power-offs by fence agents, partitions, clogging, hactl edits, and the final
+//! heal.
+
+use rand::RngExt;
+
+use crate::faults::Fault;
+use crate::world::{Kind2, Upd, World};
+
+impl World {
+    /// Kills every process of node `x` (machine off or daemon restart).
+    pub fn kill_processes(&mut self, x: usize) {
+        let groups: Vec<String> = self.nodes[x].claims.keys().cloned().collect();
+        for g in groups {
+            self.set_claim(x, &g, None, false);
+        }
+    }
+
+    /// Powers node `v` off (a fence agent's work); it reboots 10–30 s later.
+    pub fn power_off(&mut self, v: usize) {
+        self.nodes[v].held_at_down.clear();
+        if !self.nodes[v].up {
+            return;
+        }
+        self.log(|| format!("n{v} powered off"));
+        self.note_failover(v);
+        self.kill_processes(v);
+        self.nodes[v].up = false;
+        self.nodes[v].hung = false;
+        self.nodes[v].boot += 1;
+        self.relink(Some(v));
+        let t = self.now + self.rng.random_range(10_000..30_000u64);
+        let boot = self.nodes[v].boot;
+        self.push(t, Kind2::Reboot(v, boot));
+    }
+
+    /// Starts node `x`'s daemon again with a new generation.
+    pub fn restart(&mut self, x: usize) {
+        if self.nodes[x].up {
+            self.note_failover(x);
+            self.kill_processes(x);
+        }
+        self.nodes[x].held_at_down.clear();
+        self.gen_counter += 1;
+        let (kind, seed, cfg) = (
+            self.p.kind,
+            self.p.seed ^ (x as u64) << 20,
+            self.cfg.clone(),
+        );
+        let generation = self.gen_counter;
+        self.nodes[x].reset(kind, generation, seed, &cfg);
+        self.nodes[x].boot += 1;
+        self.nodes[x].nonquorate_since = None;
+        // A new daemon: everybody learns its new generation, it learns everybody, afresh.
+        for y in 0..self.nodes.len() {
+            if y != x {
+                self.links.set(x, y, false);
+                self.links.set(y, x, false);
+            }
+        }
+        self.log(|| format!("n{x} starts, generation {generation}"));
+        // A fresh daemon knows hactl from its disk copy: the truth at this instant.
+        for (g, (l, ver)) in self.gnames.iter().zip(self.want.iter()) {
+            self.nodes[x].view.want.insert(g.clone(), l.clone());
+            self.nodes[x].want_ver.insert(g.clone(), *ver);
+        }
+        self.relink(Some(x));
+        let t = self.now;
+        self.schedule_step(x, t);
+    }
+
+    /// Records failover starts for the groups node `x` runs at their run level.
+    pub fn note_failover(&mut self, x: usize) {
+        let gs: Vec<String> = self.nodes[x]
+            .claims
+            .iter()
+            .filter(|(_, c)| c.level == "start")
+            .map(|(g, _)| g.clone())
+            .collect();
+        for g in gs {
+            self.pending_failover.entry(g).or_insert(self.now);
+        }
+    }
+
+    pub(crate) fn fault(&mut self, f: Fault) {
+        self.log(|| format!("FAULT {f:?}"));
+        match f {
+            Fault::Crash(x) => {
+                if self.nodes[x].up {
+                    self.note_failover(x);
+                    let held: Vec<String> = self.nodes[x].claims.keys().cloned().collect();
+                    self.nodes[x].held_at_down.extend(held);
+                    self.kill_processes(x);
+                    self.nodes[x].up = false;
+                    self.nodes[x].hung = false;
+                    self.nodes[x].boot += 1;
+                    self.relink(Some(x));
+                }
+            }
+            Fault::Restart(x) => self.restart(x),
+            Fault::Hang(x) => {
+                if self.nodes[x].ok() {
+                    self.note_failover(x);
+                    self.nodes[x].hung = true;
+                    self.relink(Some(x));
+                }
+            }
+            Fault::Unhang(x) => self.unhang(x),
+            Fault::Partition(side) => {
+                for s in side {
+                    self.links.side[s] = 1;
+                }
+                self.relink(None);
+            }
+            Fault::Heal => {
+                self.links.side.iter_mut().for_each(|s| *s = 0);
+                self.relink(None);
+            }
+            Fault::Clog(x) => {
+                self.links.clog_out[x] = true;
+                self.relink(Some(x));
+            }
+            Fault::Unclog(x) => {
+                self.links.clog_out[x] = false;
+                self.relink(Some(x));
+            }
+            Fault::Hactl { node, group, level } => {
+                if self.nodes[node].ok() {
+                    let ver = (self.nodes[node].local(self.now), node);
+                    let g = self.gnames[group].clone();
+                    if ver > self.want[group].1 {
+                        self.want[group] = (level.clone(), ver);
+                    }
+                    self.publish(node, Upd::Want(g, level, ver));
+                    self.dirty(node);
+                }
+            }
+            Fault::HealAll => {
+                self.healed = true;
+                self.links.side.iter_mut().for_each(|s| *s = 0);
+                self.links.clog_out.iter_mut().for_each(|c| *c = false);
+                for x in 0..self.nodes.len() {
+                    if self.nodes[x].hung {
+                        self.unhang(x);
+                    } else if !self.nodes[x].up {
+                        self.restart(x);
+                    }
+                }
+                self.relink(None);
+            }
+        }
+    }
+
+    pub(crate) fn unhang(&mut self, x: usize) {
+        if !self.nodes[x].up || !self.nodes[x].hung {
+            return;
+        }
+        self.nodes[x].hung = false;
+        // Invariant (d) counts from the moment the daemon can act again.
+        self.nodes[x].nonquorate_since = None;
+        self.relink(Some(x));
+        // Peers it stopped hearing while hung: its detector drops them at its next tick.
+        for about in 0..self.nodes.len() {
+            if about != x && !self.links.heard(x, about) {
+                self.push(self.now + 100, Kind2::Down { obs: x, about });
+            }
+        }
+        let t = self.now + 1;
+        self.schedule_step(x, t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Regression tests for simulator bugs found while bringing it up.
+
+    use crate::faults::{Fault, Profile};
+    use crate::node::Kind;
+    use crate::world::{Params, World};
+
+    fn world(kind: Kind) -> World {
+        World::new(Params {
+            nodes: 5,
+            groups: 4,
+            duration: 60_000,
+            seed: 7,
+            profile: Profile::named("none").unwrap(),
+            kind,
+            trace: false,
+        })
+    }
+
+    /// A daemon restarted in place (links never went down) must be seen with its new
+    /// generation, and must itself learn everybody again (it once saw only itself, found
+    /// itself quorate and started every group a second time).
+    #[test]
+    fn a_daemon_restarted_in_place_is_resynchronised_both_ways() {
+        let mut w = world(Kind::Ours);
+        w.run_until(10_000);
+        w.fault(Fault::Restart(1));
+        w.run_until(12_000);
+        let g = w.nodes[1].generation;
+        for (i, n) in w.nodes.iter().enumerate() {
+            let m = &n.view.members["n1"];
+            assert!(
+                m.alive && m.generation == g,
+                "n{i} sees n1 at {}",
+                m.generation
+            );
+        }
+        assert_eq!(w.nodes[1].view.members.len(), 5);
+        assert!(w.stats.violations.is_empty(), "{:?}", w.stats.violations);
+    }
+
+    /// An OpenMosix::HA monitor must resume its cycle after its daemon hung (it once never
+    /// stepped again), and (d) must count from the end of the hang.
+    #[test]
+    fn a_hung_monitor_resumes_after_the_hang() {
+        let mut w = world(Kind::OpenMosix);
+        w.run_until(5_000);
+        w.fault(Fault::Hang(2));
+        w.run_until(20_000);
+        w.unhang(2);
+        w.run_until(20_001);
+        assert!(w.nodes[2].next_step.is_some());
+        assert!(w.nodes[2].nonquorate_since.is_none());
+    }
+}

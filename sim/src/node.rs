@@ -1,0 +1,173 @@
+//! One simulated node: its daemon's brain (mosha's real engine or the OpenMosix::HA model),
+//! its view of the cluster as gossip told it, its supervisor's true claims, and its clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mosha::engine::{Claim, Config, Engine, Member, Policy, Record, View};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::openmosix::Om;
+
+/// Which policy a run drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    /// mosha's engine (`src/engine/`).
+    Ours,
+    /// The OpenMosix::HA 0.555 model.
+    OpenMosix,
+}
+
+impl Kind {
+    /// Returns the policy's short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "mosha",
+            Kind::OpenMosix => "openmosix",
+        }
+    }
+}
+
+/// The decision maker of one node.
+#[derive(Debug, Clone)]
+pub enum Brain {
+    /// mosha's engine.
+    Ours(Box<Engine>),
+    /// The OpenMosix::HA monitor.
+    Om(Om),
+}
+
+/// One node of the simulated cluster.
+#[derive(Debug)]
+pub struct Node {
+    /// Its name.
+    pub name: String,
+    /// The generation of its current daemon.
+    pub generation: u64,
+    /// The machine is powered and its daemon runs (maybe hung).
+    pub up: bool,
+    /// The daemon is hung: silent, deaf, not stepping; its processes keep running.
+    pub hung: bool,
+    /// The decision maker.
+    pub brain: Brain,
+    /// The node's own RNG (engine jitter, dice).
+    pub rng: StdRng,
+    /// What this node knows of the cluster.
+    pub view: View,
+    /// Version of each group's hactl level in `view.want`: (edit time, editor).
+    pub want_ver: BTreeMap<String, (u64, usize)>,
+    /// The supervisor's true claims (only groups that hold something).
+    pub claims: BTreeMap<String, Claim>,
+    /// The pending supervisor operation per group (to drop superseded completions).
+    pub op: BTreeMap<String, u64>,
+    /// Published cooldown keys.
+    pub cooldown_pub: BTreeSet<String>,
+    /// Published fencing records.
+    pub records_pub: BTreeMap<String, Record>,
+    /// Truth: until when a group is in test-failure cooldown here (global ms).
+    pub cooldown_until: BTreeMap<String, u64>,
+    /// Groups it held when it went down without being fenced (for invariant b).
+    pub held_at_down: BTreeSet<String>,
+    /// The pending step time, if any.
+    pub next_step: Option<u64>,
+    /// The phase of its 50 ms daemon tick.
+    pub phase: u64,
+    /// Clock drift (ppm) and offset (ms).
+    pub clock: (i64, u64),
+    /// Since when the node is truly without quorum (for invariant d).
+    pub nonquorate_since: Option<u64>,
+    /// A token matching the pending reboot after a power-off.
+    pub boot: u64,
+}
+
+impl Node {
+    /// Returns node `name`, up with `generation`, with a fresh brain of `kind`.
+    pub fn new(name: String, kind: Kind, generation: u64, seed: u64, cfg: &Config) -> Node {
+        let mut n = Node {
+            name,
+            generation,
+            up: true,
+            hung: false,
+            brain: Brain::Om(Om::new()),
+            rng: StdRng::seed_from_u64(seed),
+            view: View::default(),
+            want_ver: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            op: BTreeMap::new(),
+            cooldown_pub: BTreeSet::new(),
+            records_pub: BTreeMap::new(),
+            cooldown_until: BTreeMap::new(),
+            held_at_down: BTreeSet::new(),
+            next_step: None,
+            phase: 0,
+            clock: (0, 0),
+            nonquorate_since: None,
+            boot: 0,
+        };
+        n.reset(kind, generation, seed, cfg);
+        n
+    }
+
+    /// Starts a fresh daemon: new brain, empty view (but itself), new generation.
+    pub fn reset(&mut self, kind: Kind, generation: u64, seed: u64, cfg: &Config) {
+        // The membership persisted by earlier runs: every node of the cluster.
+        let expected: BTreeSet<String> = self.view.policy.keys().cloned().collect();
+        self.generation = generation;
+        self.up = true;
+        self.hung = false;
+        self.rng = StdRng::seed_from_u64(seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.brain = match kind {
+            Kind::Ours => Brain::Ours(Box::new(Engine::new(&self.name, cfg.clone(), expected))),
+            Kind::OpenMosix => Brain::Om(Om::new()),
+        };
+        let policy = std::mem::take(&mut self.view.policy);
+        let want = std::mem::take(&mut self.view.want);
+        self.view = View {
+            policy,
+            want,
+            ..View::default()
+        };
+        self.view.members.insert(
+            self.name.clone(),
+            Member {
+                alive: true,
+                generation,
+                ..Member::default()
+            },
+        );
+        self.claims.clear();
+        self.op.clear();
+        self.cooldown_pub.clear();
+        self.records_pub.clear();
+        self.cooldown_until.clear();
+        self.next_step = None;
+    }
+
+    /// Returns the node's clock reading at global time `t`.
+    pub fn local(&self, t: u64) -> u64 {
+        let (drift, off) = self.clock;
+        (off as i128 + t as i128 + t as i128 * drift as i128 / 1_000_000) as u64
+    }
+
+    /// Returns the global time at which the node's clock reads `l` (not before `now`).
+    pub fn global(&self, l: u64, now: u64) -> u64 {
+        let (drift, off) = self.clock;
+        let t = (l.saturating_sub(off) as f64 / (1.0 + drift as f64 * 1e-6)).ceil() as u64;
+        t.max(now)
+    }
+
+    /// Returns whether its processes run `group` at `level` (alive machine).
+    pub fn runs_at(&self, group: &str, level: &str) -> bool {
+        self.up && self.claims.get(group).is_some_and(|c| c.level == level)
+    }
+
+    /// Returns whether its daemon hears and speaks.
+    pub fn ok(&self) -> bool {
+        self.up && !self.hung
+    }
+}
+
+/// Returns the fencing policy every node gets: configured, 10 s per pass.
+pub fn fence_policy() -> Policy {
+    Policy::Configured { timeout: 10_000 }
+}

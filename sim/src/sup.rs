@@ -1,0 +1,237 @@
+//! Stepping a node's brain and carrying out its actions: the modelled supervisor (a level
+//! change takes a modelled delay, tests can be slow or fail), claims published by gossip,
+//! fence passes run by modelled agents.
+
+use mosha::engine::{Action, Claim, Event, State, PLAN, STOP, TEST};
+use rand::RngExt;
+
+use crate::faults::{self, Agent};
+use crate::invariants;
+use crate::node::{fence_policy, Brain};
+use crate::world::{Kind2, Upd, World};
+
+impl World {
+    /// Steps node `x`'s brain now and carries out what it decides.
+    pub fn step(&mut self, x: usize) {
+        self.stats.steps += 1;
+        let local = self.nodes[x].local(self.now);
+        let node = &mut self.nodes[x];
+        let (actions, wake) = match &mut node.brain {
+            Brain::Ours(e) => {
+                let a = e.step(local, &node.view, &mut node.rng);
+                (a, e.next_wakeup().map(|w| node.global(w, self.now)))
+            }
+            Brain::Om(om) => {
+                let c = om.cycle(&node.name, &node.view, &mut node.rng);
+                self.stats.conflicts += c.conflicts;
+                let next = self.now + c.sleep_ms;
+                (c.actions, Some(next))
+            }
+        };
+        self.apply(x, actions);
+        if let Some(w) = wake {
+            if self.p.kind == crate::node::Kind::OpenMosix {
+                // The monitor loop sleeps whatever happens.
+                self.nodes[x].next_step = None;
+            }
+            self.schedule_step(x, w.max(self.now + 1));
+        }
+    }
+
+    /// Carries out the actions node `x`'s brain decided.
+    pub fn apply(&mut self, x: usize, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Tell { group, level } => self.tell(x, &group, &level),
+                Action::Publish { key, value } => {
+                    if let Some(g) = key.strip_prefix("c/") {
+                        self.publish(x, Upd::Cooldown(g.to_string(), value.is_some()));
+                    } else if let Some(v) = key.strip_prefix("x/") {
+                        if let Some(r) = value.as_deref().and_then(mosha::engine::Record::decode) {
+                            self.publish(x, Upd::Record(v.to_string(), r));
+                        }
+                    }
+                }
+                Action::Members(_) => {}
+                Action::Fence { node, generation } => self.start_fence(x, &node, generation),
+                Action::CancelFence { node } => {
+                    if let Some(v) = self.nodes.iter().position(|n| n.name == node) {
+                        self.fence_runs.remove(&(x, v));
+                        self.log(|| format!("n{x} cancels the fencing of {node}"));
+                    }
+                }
+                Action::Event(e) => {
+                    match &e {
+                        Event::Yielding { .. } => self.stats.conflicts += 1,
+                        Event::Planning { .. } => {}
+                        _ => {}
+                    }
+                    self.log(|| format!("n{x} {e:?}"));
+                }
+            }
+        }
+    }
+
+    /// The supervisor of node `x` is told to take `group` to `level`.
+    pub fn tell(&mut self, x: usize, group: &str, level: &str) {
+        self.log(|| format!("n{x} tell {group} {level}"));
+        let cur = self.nodes[x].claims.get(group).cloned();
+        let holds = cur.as_ref().is_some_and(Claim::holds);
+        let (claim, delay) = if mosha::engine::claim::is_stopped_level(level) {
+            let Some(cur) = cur.filter(|_| holds) else {
+                return;
+            };
+            let c = Claim {
+                level: cur.level.clone(),
+                target: STOP.to_string(),
+                state: State::Stopping,
+            };
+            (c, self.rng.random_range(5..20u64))
+        } else {
+            if level == PLAN {
+                self.stats.plans += 1;
+                invariants::on_plan(self, x, group);
+            }
+            let gi: usize = group[1..].parse().unwrap_or(0);
+            let d = match level {
+                PLAN => self.rng.random_range(5..20u64),
+                TEST if self.plan.slow.contains(&x) => self.rng.random_range(1000..5000u64),
+                TEST => self.rng.random_range(20..50u64),
+                _ => self.rng.random_range(5..50u64),
+            };
+            let _ = gi;
+            (
+                Claim {
+                    level: level.to_string(),
+                    target: level.to_string(),
+                    state: State::Starting,
+                },
+                d,
+            )
+        };
+        let op = self.nodes[x].op.get(group).copied().unwrap_or(0) + 1;
+        self.nodes[x].op.insert(group.to_string(), op);
+        self.set_claim(x, group, Some(claim), true);
+        let generation = self.nodes[x].generation;
+        self.push(
+            self.now + delay,
+            Kind2::Settle {
+                node: x,
+                generation,
+                group: group.to_string(),
+                op,
+            },
+        );
+    }
+
+    /// A supervisor operation of node `x` on `group` completes.
+    pub fn settle(&mut self, x: usize, generation: u64, group: String, op: u64) {
+        let n = &self.nodes[x];
+        if !n.up || n.generation != generation || n.op.get(&group) != Some(&op) {
+            return;
+        }
+        let Some(cur) = n.claims.get(&group).cloned() else {
+            return;
+        };
+        let next = if cur.leaving() {
+            None
+        } else {
+            let gi: usize = group[1..].parse().unwrap_or(usize::MAX);
+            let state = match cur.level.as_str() {
+                TEST if self.plan.failing_tests.contains(&(x, gi)) => State::Failed,
+                TEST => State::Passed,
+                _ => State::Done,
+            };
+            if state == State::Failed {
+                let until = self.now + self.cfg.test_cooldown * 998 / 1000;
+                self.nodes[x].cooldown_until.insert(group.clone(), until);
+            }
+            Some(Claim { state, ..cur })
+        };
+        self.set_claim(x, &group, next, true);
+    }
+
+    /// Sets node `x`'s true claim on `group`, keeps the run-level census, publishes it.
+    pub fn set_claim(&mut self, x: usize, group: &str, c: Option<Claim>, publish: bool) {
+        let before = self.nodes[x].runs_at(group, "start");
+        let c = c.filter(Claim::holds);
+        {
+            let node = &mut self.nodes[x];
+            match &c {
+                Some(c) => node.claims.insert(group.to_string(), c.clone()),
+                None => node.claims.remove(group),
+            };
+            let me = node.name.clone();
+            if let Some(m) = node.view.members.get_mut(&me) {
+                match &c {
+                    Some(c) => m.claims.insert(group.to_string(), c.clone()),
+                    None => m.claims.remove(group),
+                };
+            }
+        }
+        let after = self.nodes[x].runs_at(group, "start");
+        if before != after {
+            invariants::census(self, x, group, after);
+        }
+        if after && c.as_ref().is_some_and(|c| c.state == State::Done) {
+            if let Some(t0) = self.pending_failover.remove(group) {
+                self.stats.failovers.push(self.now - t0);
+            }
+            invariants::placed(self);
+        }
+        if publish && self.nodes[x].ok() {
+            self.publish(x, Upd::Claim(group.to_string(), c));
+        }
+        self.dirty(x);
+    }
+
+    /// Node `x` runs a fence pass on `victim`'s `generation` with a modelled agent.
+    fn start_fence(&mut self, x: usize, victim: &str, generation: u64) {
+        self.stats.fences += 1;
+        let Some(v) = self.nodes.iter().position(|n| n.name == victim) else {
+            return;
+        };
+        let agent = faults::agent(&mut self.rng, &self.p.profile, self.healed);
+        let timeout = match fence_policy() {
+            mosha::engine::Policy::Configured { timeout } => timeout,
+            _ => 10_000,
+        };
+        self.log(|| format!("n{x} fences {victim} (gen {generation}) with agent {agent:?}"));
+        let fgen = self.nodes[x].generation;
+        let (t, ok, detail) = match agent {
+            Agent::Succeed(d) => (d, true, "agent ok"),
+            Agent::Fail(d) => (d, false, "agent failed"),
+            Agent::Hang => (timeout, false, "agent timed out"),
+            Agent::Late(d) => {
+                self.push(self.now + timeout + d, Kind2::PowerOff(v));
+                (timeout, false, "agent timed out")
+            }
+        };
+        let token = self.now * 1_000_003 + self.stats.fences;
+        self.fence_runs.insert((x, v), token);
+        self.push(
+            self.now + t,
+            Kind2::FenceDone {
+                token,
+                fencer: x,
+                fgen,
+                victim: v,
+                vgen: generation,
+                ok,
+                detail: detail.to_string(),
+            },
+        );
+    }
+
+    /// Hands a fence pass's outcome to the fencer's engine.
+    pub fn fence_result(&mut self, x: usize, victim: usize, vgen: u64, ok: bool, detail: &str) {
+        let local = self.nodes[x].local(self.now);
+        let vname = self.nodes[victim].name.clone();
+        let actions = match &mut self.nodes[x].brain {
+            Brain::Ours(e) => e.fence_result(local, &vname, vgen, ok, detail),
+            Brain::Om(_) => Vec::new(),
+        };
+        self.apply(x, actions);
+        self.dirty(x);
+    }
+}

@@ -1,0 +1,601 @@
+//! The simulated cluster: an event queue in virtual time, the nodes, the network, and the
+//! handlers of every event. Nodes are stepped only when their view or supervisor changed or
+//! their engine's `next_wakeup()` is due, on their own 50 ms daemon tick.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::rc::Rc;
+
+use mosha::engine::{Claim, Config, Member, Record};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::faults::{self, Plan, Profile};
+use crate::net::{Links, Timing};
+use crate::node::{fence_policy, Kind, Node};
+use crate::report::Stats;
+
+/// The daemon's tick: a node steps on multiples of it (plus its phase).
+pub const TICK: u64 = 50;
+
+/// A gossip key update.
+#[derive(Debug, Clone)]
+pub enum Upd {
+    /// A claim changed (`None`: the group holds nothing there any more).
+    Claim(String, Option<Claim>),
+    /// A cooldown key was set (`true`) or withdrawn.
+    Cooldown(String, bool),
+    /// A fencing record about a victim.
+    Record(String, Record),
+    /// A hactl level, with its version.
+    Want(String, String, (u64, usize)),
+}
+
+/// What happens at an instant.
+#[derive(Debug, Clone)]
+pub enum Kind2 {
+    /// A node's daemon tick.
+    Step(usize),
+    /// Updates from `from` (at `generation`) reach the observers `to`.
+    Deliver {
+        from: usize,
+        generation: u64,
+        upd: Rc<Upd>,
+        to: Vec<usize>,
+    },
+    /// `obs`'s failure detector checks whether it still hears `about`.
+    Down { obs: usize, about: usize },
+    /// `obs` catches up with `about`'s whole state.
+    Resync { obs: usize, about: usize },
+    /// A supervisor operation completes.
+    Settle {
+        node: usize,
+        generation: u64,
+        group: String,
+        op: u64,
+    },
+    /// A fence pass that `fencer` ran on `victim` ends.
+    FenceDone {
+        fencer: usize,
+        fgen: u64,
+        victim: usize,
+        vgen: u64,
+        ok: bool,
+        detail: String,
+        token: u64,
+    },
+    /// The victim of a late fence agent powers off.
+    PowerOff(usize),
+    /// A powered-off node boots again (if `boot` still matches).
+    Reboot(usize, u64),
+    /// The scheduled fault number `i`.
+    Fault(usize),
+    /// Periodic invariant checks.
+    Check,
+}
+
+struct Ev {
+    t: u64,
+    seq: u64,
+    k: Kind2,
+}
+
+impl PartialEq for Ev {
+    fn eq(&self, o: &Self) -> bool {
+        (self.t, self.seq) == (o.t, o.seq)
+    }
+}
+impl Eq for Ev {}
+impl PartialOrd for Ev {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ev {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.t, o.seq).cmp(&(self.t, self.seq))
+    }
+}
+
+/// What a run is.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Node count.
+    pub nodes: usize,
+    /// Group count.
+    pub groups: usize,
+    /// Simulated duration (ms).
+    pub duration: u64,
+    /// The seed that fixes everything.
+    pub seed: u64,
+    /// The fault profile.
+    pub profile: Profile,
+    /// The policy.
+    pub kind: Kind,
+    /// Whether to keep a readable trace.
+    pub trace: bool,
+}
+
+/// The simulated cluster.
+pub struct World {
+    /// The run's parameters.
+    pub p: Params,
+    /// Virtual time (ms).
+    pub now: u64,
+    seq: u64,
+    q: BinaryHeap<Ev>,
+    /// The simulator's RNG (delays, agents).
+    pub rng: StdRng,
+    /// The nodes.
+    pub nodes: Vec<Node>,
+    /// Gossip timing.
+    pub timing: Timing,
+    /// Connectivity.
+    pub links: Links,
+    /// Ordering of deliveries per (observer, publisher).
+    last: Vec<Vec<u64>>,
+    /// The engine configuration every node runs.
+    pub cfg: Config,
+    /// The fault plan.
+    pub plan: Plan,
+    /// Whether everything was healed.
+    pub healed: bool,
+    /// Truth: the hactl level in force per group, with its version.
+    pub want: Vec<(String, (u64, usize))>,
+    /// Group names.
+    pub gnames: Vec<String>,
+    /// Truth: how many nodes run each group at its run level.
+    pub running: BTreeMap<String, usize>,
+    /// Groups awaiting a failover: since when.
+    pub pending_failover: BTreeMap<String, u64>,
+    /// The figures.
+    pub stats: Stats,
+    /// The readable trace, when asked for.
+    pub trace: Option<Vec<String>>,
+    pub(crate) gen_counter: u64,
+    /// Fence passes running: (fencer, victim) → token.
+    pub fence_runs: BTreeMap<(usize, usize), u64>,
+}
+
+impl World {
+    /// Builds the cluster of run `p`, cold: every node starts within the first 200 ms.
+    pub fn new(p: Params) -> World {
+        let n = p.nodes;
+        let mut rng = StdRng::seed_from_u64(p.seed);
+        let cfg = Config::for_cluster_size(n);
+        let timing = Timing::for_nodes(n, p.profile.loss);
+        let heal_at = p
+            .duration
+            .saturating_sub(crate::invariants::liveness_bound(&cfg, &timing));
+        let plan = faults::plan(p.seed, &p.profile, n, p.groups, heal_at.max(1));
+        let gnames: Vec<String> = (0..p.groups).map(|g| format!("g{g}")).collect();
+        let want = gnames
+            .iter()
+            .map(|_| ("start".to_string(), (0, 0)))
+            .collect();
+        let mut nodes = Vec::with_capacity(n);
+        let policy: BTreeMap<String, _> =
+            (0..n).map(|i| (format!("n{i}"), fence_policy())).collect();
+        for i in 0..n {
+            let mut node = Node::new(
+                format!("n{i}"),
+                p.kind,
+                i as u64 + 1,
+                p.seed ^ (i as u64) << 20,
+                &cfg,
+            );
+            node.view.policy = policy.clone();
+            node.view.want = gnames
+                .iter()
+                .map(|g| (g.clone(), "start".to_string()))
+                .collect();
+            node.reset(p.kind, i as u64 + 1, p.seed ^ (i as u64) << 20, &cfg);
+            node.phase = rng.random_range(0..TICK);
+            node.clock = plan.clocks[i];
+            node.up = false;
+            nodes.push(node);
+        }
+        let mut w = World {
+            now: 0,
+            seq: 0,
+            q: BinaryHeap::new(),
+            rng,
+            nodes,
+            timing,
+            links: Links::new(n),
+            last: vec![vec![0; n]; n],
+            cfg,
+            plan,
+            healed: false,
+            want,
+            gnames,
+            running: BTreeMap::new(),
+            pending_failover: BTreeMap::new(),
+            stats: Stats {
+                nodes: n,
+                duration: p.duration,
+                ..Stats::default()
+            },
+            trace: p.trace.then(Vec::new),
+            gen_counter: n as u64 + 1,
+            fence_runs: BTreeMap::new(),
+            p,
+        };
+        for i in 0..n {
+            let t = w.rng.random_range(0..200u64);
+            w.push(t, Kind2::Reboot(i, 0));
+        }
+        for i in 0..w.plan.schedule.len() {
+            let t = w.plan.schedule[i].0;
+            w.push(t, Kind2::Fault(i));
+        }
+        w.push(250, Kind2::Check);
+        w
+    }
+
+    /// Queues event `k` at `t`.
+    pub fn push(&mut self, t: u64, k: Kind2) {
+        self.seq += 1;
+        self.q.push(Ev {
+            t,
+            seq: self.seq,
+            k,
+        });
+    }
+
+    /// Adds a trace line (when tracing).
+    pub fn log(&mut self, f: impl FnOnce() -> String) {
+        if let Some(t) = &mut self.trace {
+            t.push(format!("{:>9} {}", self.now, f()));
+        }
+    }
+
+    /// Runs to the end; returns the figures.
+    pub fn run(&mut self) -> Stats {
+        self.run_until(self.p.duration);
+        self.now = self.p.duration;
+        crate::invariants::final_checks(self);
+        self.stats.clone()
+    }
+
+    /// Handles every event up to time `t` (inclusive).
+    pub fn run_until(&mut self, t: u64) {
+        while self.q.peek().is_some_and(|ev| ev.t <= t) {
+            let Some(ev) = self.q.pop() else { break };
+            self.now = ev.t;
+            self.stats.events += 1;
+            self.handle(ev.k);
+        }
+        self.now = self.now.max(t);
+    }
+
+    fn handle(&mut self, k: Kind2) {
+        match k {
+            Kind2::Step(x) => {
+                if self.nodes[x].next_step == Some(self.now) {
+                    self.nodes[x].next_step = None;
+                    if self.nodes[x].ok() {
+                        self.step(x);
+                    }
+                }
+            }
+            Kind2::Deliver {
+                from,
+                generation,
+                upd,
+                to,
+            } => {
+                for y in to {
+                    self.deliver(y, from, generation, &upd);
+                }
+            }
+            Kind2::Down { obs, about } => {
+                if self.nodes[obs].ok() && !self.links.heard(obs, about) {
+                    let name = self.nodes[about].name.clone();
+                    if let Some(m) = self.nodes[obs].view.members.get_mut(&name) {
+                        if m.alive {
+                            m.alive = false;
+                            self.log(|| format!("n{obs} drops {name}"));
+                            self.dirty(obs);
+                        }
+                    }
+                }
+            }
+            Kind2::Resync { obs, about } => {
+                if self.links.heard(obs, about) {
+                    self.resync(obs, about);
+                }
+            }
+            Kind2::Settle {
+                node,
+                generation,
+                group,
+                op,
+            } => self.settle(node, generation, group, op),
+            Kind2::FenceDone {
+                fencer,
+                fgen,
+                victim,
+                vgen,
+                ok,
+                detail,
+                token,
+            } => {
+                if self.fence_runs.get(&(fencer, victim)) != Some(&token) {
+                    return; // cancelled: the daemon killed the agent
+                }
+                self.fence_runs.remove(&(fencer, victim));
+                if ok {
+                    self.power_off(victim);
+                }
+                let f = &self.nodes[fencer];
+                if !f.up || f.generation != fgen {
+                    return;
+                }
+                self.log(|| format!("n{fencer} fence of n{victim} (gen {vgen}) done ok={ok}"));
+                self.fence_result(fencer, victim, vgen, ok, &detail);
+            }
+            // The heal also ends misbehaving agents: a late power-off no longer lands.
+            Kind2::PowerOff(v) if !self.healed => self.power_off(v),
+            Kind2::PowerOff(_) => {}
+            Kind2::Reboot(v, boot) => {
+                if !self.nodes[v].up && self.nodes[v].boot == boot {
+                    self.restart(v);
+                }
+            }
+            Kind2::Fault(i) => {
+                let f = self.plan.schedule[i].1.clone();
+                self.fault(f);
+            }
+            Kind2::Check => {
+                crate::invariants::periodic(self);
+                self.push(self.now + 250, Kind2::Check);
+            }
+        }
+    }
+
+    /// Schedules a step of node `x` at its next tick at or after `at`.
+    pub fn schedule_step(&mut self, x: usize, at: u64) {
+        let ph = self.nodes[x].phase;
+        let t = if at <= ph {
+            ph
+        } else {
+            ph + (at - ph).div_ceil(TICK) * TICK
+        };
+        if self.nodes[x].next_step.is_some_and(|s| s <= t) {
+            return;
+        }
+        self.nodes[x].next_step = Some(t);
+        self.push(t, Kind2::Step(x));
+    }
+
+    /// Notes that node `x`'s view or supervisor changed (mosha steps on change; OpenMosix
+    /// only polls on its cycle).
+    pub fn dirty(&mut self, x: usize) {
+        if self.p.kind == Kind::Ours {
+            self.schedule_step(x, self.now + 1);
+        }
+    }
+
+    /// Publishes an update of node `x` to every node that hears it.
+    pub fn publish(&mut self, x: usize, upd: Upd) {
+        self.stats.publishes += 1;
+        self.apply_own(x, &upd);
+        let upd = Rc::new(upd);
+        let mut buckets: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for y in 0..self.nodes.len() {
+            if y == x || !self.links.heard(y, x) {
+                continue;
+            }
+            let t = (self.now + self.timing.dissem(&mut self.rng)).max(self.last[y][x]);
+            self.last[y][x] = t;
+            buckets.entry(t.div_ceil(10) * 10).or_default().push(y);
+        }
+        let generation = self.nodes[x].generation;
+        for (t, to) in buckets {
+            self.push(
+                t,
+                Kind2::Deliver {
+                    from: x,
+                    generation,
+                    upd: upd.clone(),
+                    to,
+                },
+            );
+        }
+    }
+
+    fn apply_own(&mut self, x: usize, upd: &Upd) {
+        let n = &mut self.nodes[x];
+        match upd {
+            Upd::Cooldown(g, on) => {
+                if *on {
+                    n.cooldown_pub.insert(g.clone());
+                } else {
+                    n.cooldown_pub.remove(g);
+                }
+                let me = n.name.clone();
+                if let Some(m) = n.view.members.get_mut(&me) {
+                    m.cooldown = n.cooldown_pub.clone();
+                }
+            }
+            Upd::Record(v, r) => {
+                n.records_pub.insert(v.clone(), r.clone());
+                merge_record(&mut n.view.records, v, r);
+            }
+            Upd::Want(g, l, ver) => {
+                n.view.want.insert(g.clone(), l.clone());
+                n.want_ver.insert(g.clone(), *ver);
+            }
+            Upd::Claim(..) => {}
+        }
+    }
+
+    fn deliver(&mut self, y: usize, from: usize, generation: u64, upd: &Upd) {
+        if !self.links.heard(y, from) || self.nodes[from].generation != generation {
+            return;
+        }
+        let fname = self.nodes[from].name.clone();
+        let node = &mut self.nodes[y];
+        match upd {
+            Upd::Record(v, r) => merge_record(&mut node.view.records, v, r),
+            Upd::Want(g, l, ver) => {
+                if node.want_ver.get(g).is_none_or(|old| ver > old) {
+                    node.want_ver.insert(g.clone(), *ver);
+                    node.view.want.insert(g.clone(), l.clone());
+                }
+            }
+            _ => {
+                let Some(m) = node.view.members.get_mut(&fname) else {
+                    return;
+                };
+                if m.generation != generation {
+                    return; // a resync brings the new generation
+                }
+                match upd {
+                    Upd::Claim(g, c) => {
+                        // Another node's claim matters to the engine only through whether it
+                        // holds, leaves, and its phase: a state change alone (STARTING to
+                        // DONE) decides nothing, so it needs no step.
+                        let sig =
+                            |c: Option<&Claim>| c.map(|c| (c.holds(), c.leaving(), c.phase()));
+                        let same = sig(m.claims.get(g)) == sig(c.as_ref());
+                        match c {
+                            Some(c) => m.claims.insert(g.clone(), c.clone()),
+                            None => m.claims.remove(g),
+                        };
+                        if same {
+                            return;
+                        }
+                    }
+                    Upd::Cooldown(g, true) => {
+                        m.cooldown.insert(g.clone());
+                    }
+                    Upd::Cooldown(g, false) => {
+                        m.cooldown.remove(g);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.dirty(y);
+    }
+
+    /// Copies `about`'s whole published state into `obs`'s view.
+    fn resync(&mut self, obs: usize, about: usize) {
+        if !self.nodes[obs].ok() || !self.nodes[about].ok() {
+            return;
+        }
+        let a = &self.nodes[about];
+        let member = Member {
+            alive: true,
+            generation: a.generation,
+            claims: a.claims.clone(),
+            cooldown: a.cooldown_pub.clone(),
+            left: false,
+        };
+        let name = a.name.clone();
+        let records = a.records_pub.clone();
+        let wants: Vec<(String, String, (u64, usize))> = a
+            .want_ver
+            .iter()
+            .map(|(g, v)| {
+                (
+                    g.clone(),
+                    a.view.want.get(g).cloned().unwrap_or_default(),
+                    *v,
+                )
+            })
+            .collect();
+        // Gossip also carries the last known state of members that are dead (chitchat keeps
+        // them until the dead-node grace period): `obs` learns those it does not know.
+        // Only a freshly started daemon lacks them; nobody is dead during the cold start.
+        let fresh = self.now > 1000 && self.nodes[obs].view.members.len() < self.nodes.len();
+        let dead: Vec<(String, Member)> = a
+            .view
+            .members
+            .iter()
+            .filter(|_| fresh)
+            .filter(|(n, m)| !m.alive && **n != a.name)
+            .map(|(n, m)| (n.clone(), m.clone()))
+            .collect();
+        let o = &mut self.nodes[obs];
+        for (n, m) in dead {
+            if n != o.name
+                && o.view
+                    .members
+                    .get(&n)
+                    .is_none_or(|k| k.generation < m.generation)
+            {
+                o.view.members.insert(n, m);
+            }
+        }
+        o.view.members.insert(name, member);
+        for (v, r) in &records {
+            merge_record(&mut o.view.records, v, r);
+        }
+        for (g, l, ver) in wants {
+            if o.want_ver.get(&g).is_none_or(|old| ver > *old) {
+                o.want_ver.insert(g.clone(), ver);
+                o.view.want.insert(g, l);
+            }
+        }
+        self.dirty(obs);
+    }
+
+    /// Recomputes who hears whom for every pair involving `x` (or all pairs).
+    pub fn relink(&mut self, x: Option<usize>) {
+        let n = self.nodes.len();
+        let pairs: Vec<(usize, usize)> = match x {
+            Some(x) => (0..n)
+                .filter(|y| *y != x)
+                .flat_map(|y| [(y, x), (x, y)])
+                .collect(),
+            None => (0..n)
+                .flat_map(|a| (0..n).filter(move |b| *b != a).map(move |b| (a, b)))
+                .collect(),
+        };
+        for (obs, about) in pairs {
+            let c = self.nodes[obs].ok() && self.nodes[about].ok() && self.links.path(obs, about);
+            if !self.links.set(obs, about, c) {
+                continue;
+            }
+            if c {
+                // Invariant (d) counts the failure timeout from the last peer heard anew:
+                // the detector cannot drop a peer it heard less than a timeout ago.
+                if self.nodes[obs].nonquorate_since.is_some() {
+                    self.nodes[obs].nonquorate_since = Some(self.now);
+                }
+                let t = (self.now + self.timing.dissem(&mut self.rng)).max(self.last[obs][about]);
+                self.last[obs][about] = t;
+                self.push(t, Kind2::Resync { obs, about });
+            } else {
+                let t = self.now + self.timing.detection(&mut self.rng);
+                self.push(t, Kind2::Down { obs, about });
+            }
+        }
+        for i in 0..n {
+            let q = self.links.hears[i] + 1 > n / 2;
+            let node = &mut self.nodes[i];
+            match (q, node.nonquorate_since) {
+                (false, None) => node.nonquorate_since = Some(self.now),
+                (true, Some(_)) => node.nonquorate_since = None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Returns the generation counter (for new generations).
+    pub fn gen_counter(&self) -> u64 {
+        self.gen_counter
+    }
+}
+
+/// Keeps the better of the known and the new record about `victim`.
+pub fn merge_record(records: &mut BTreeMap<String, Record>, victim: &str, r: &Record) {
+    let merged = match records.remove(victim) {
+        Some(old) => old.better(r.clone()),
+        None => r.clone(),
+    };
+    records.insert(victim.to_string(), merged);
+}
