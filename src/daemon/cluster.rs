@@ -12,15 +12,10 @@ use tracing::{error, info, warn};
 
 use super::replicated::{self, Change, Replicated};
 use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
-use crate::engine::{
-    self, Action, Claim, Engine, Event, FenceState, Outcome, Policy, Record, State,
-};
+use crate::engine::{self, Action, Claim, Engine, Outcome, Policy, Record, State};
 use crate::fence::{OsAgents, Runner};
 use crate::files::{self, Content, Watched};
-use crate::gossip::{ClusterView, Gossip, GossipStats};
-use crate::hastat::{
-    FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, NodeGroupStat,
-};
+use crate::gossip::{ClusterView, Gossip};
 use crate::replica::Hlc;
 use crate::supervisor::{Os, Supervisor};
 
@@ -66,7 +61,7 @@ pub fn policy(tab: &Fencetab, node: &str) -> Policy {
 
 /// The cluster half of a node: replicated files, expected membership, engine.
 pub struct Cluster {
-    me: String,
+    pub(super) me: String,
     dir: PathBuf,
     hlc: Hlc,
     /// The replicated cltab.
@@ -86,14 +81,14 @@ pub struct Cluster {
     /// The real fence agents.
     pub agents: OsAgents,
     /// The alert command, if any.
-    alert: Option<String>,
+    pub(super) alert: Option<String>,
     members_file: Watched,
     members_written: Option<String>,
     /// The engine.
     pub engine: Engine,
     rng: StdRng,
     published_claims: BTreeMap<String, String>,
-    last_view: Option<ClusterView>,
+    pub(super) last_view: Option<ClusterView>,
 }
 
 /// Reads the expected membership persisted in `DIR/members` (one name per line, `#` comments).
@@ -250,7 +245,7 @@ impl Cluster {
     }
 
     /// Converts the gossip view into the engine's.
-    fn engine_view(&self, view: &ClusterView, sup: &Supervisor) -> engine::View {
+    pub(super) fn engine_view(&self, view: &ClusterView, sup: &Supervisor) -> engine::View {
         let mut members = BTreeMap::new();
         for (name, m) in &view.members {
             let claims = m
@@ -388,7 +383,7 @@ impl Cluster {
                     }
                 }
                 Action::Event(e) => {
-                    log_event(&e);
+                    super::report::log_event(&e);
                     self.alert_for(&e);
                 }
             }
@@ -446,49 +441,6 @@ impl Cluster {
         out
     }
 
-    /// Runs the alert command for an engine event, if it is one operators are alerted of.
-    fn alert_for(&self, e: &Event) {
-        match e {
-            Event::NodeLost { node, held } => self.alert("node-lost", node, "", &held.join(",")),
-            Event::FenceState { node, state } => match state {
-                FenceState::Done { .. } => self.alert("fence-ok", node, "", &state.describe()),
-                FenceState::Failed { .. } => {
-                    self.alert("fence-failed", node, "", &state.describe())
-                }
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-
-    /// Runs the alert command (if configured) with the event in its environment:
-    /// `MOSHA_ALERT_KIND`, `MOSHA_ALERT_NODE`, `MOSHA_ALERT_GROUP`, `MOSHA_ALERT_DETAIL`,
-    /// `MOSHA_NODE`. It runs in its own session; its exit is reaped and ignored.
-    fn alert(&self, kind: &str, node: &str, group: &str, detail: &str) {
-        let Some(cmd) = &self.alert else { return };
-        use std::os::unix::process::CommandExt;
-        let mut c = std::process::Command::new("/bin/sh");
-        c.arg("-c")
-            .arg(cmd)
-            .env("MOSHA_ALERT_KIND", kind)
-            .env("MOSHA_ALERT_NODE", node)
-            .env("MOSHA_ALERT_GROUP", group)
-            .env("MOSHA_ALERT_DETAIL", detail)
-            .env("MOSHA_NODE", &self.me)
-            .stdin(std::process::Stdio::null());
-        // SAFETY: setsid is async-signal-safe.
-        unsafe {
-            c.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(|_| ())
-                    .map_err(std::io::Error::from)
-            });
-        }
-        if let Err(e) = c.spawn() {
-            warn!(kind, "cannot run the alert command: {e}");
-        }
-    }
-
     /// Returns the gossip changes that publish this node's current claims.
     pub fn claim_changes(&mut self, sup: &Supervisor) -> Vec<(String, Option<String>)> {
         // Only claims that hold a group are published: a node at `stop` says nothing about
@@ -528,163 +480,5 @@ impl Cluster {
         );
         self.published_claims = now;
         out
-    }
-
-    /// Builds the hastat document.
-    pub fn hastat(&self, generation: u64, stats: &GossipStats, sup: &Supervisor) -> Hastat {
-        let mut h = Hastat {
-            node: self.me.clone(),
-            generation,
-            quorate: self.engine.quorate(),
-            expected: self.engine.expected().iter().cloned().collect(),
-            ..Hastat::default()
-        };
-        let empty = ClusterView {
-            me: self.me.clone(),
-            members: BTreeMap::new(),
-        };
-        let view = self.last_view.as_ref().unwrap_or(&empty);
-        let ev = self.engine_view(view, sup);
-        for (name, m) in &view.members {
-            let version =
-                |f: &str| crate::replica::read_published(f, &m.keys).map(|p| p.version.to_string());
-            h.members.insert(
-                name.clone(),
-                MemberStat {
-                    alive: m.alive || *name == self.me,
-                    generation: m.generation,
-                    addr: m.addr.to_string(),
-                    last_heard_ms: if *name == self.me {
-                        Some(0)
-                    } else {
-                        m.last_heard.map(|d| d.as_millis() as u64)
-                    },
-                    cltab: version("cltab"),
-                    hactl: version("hactl"),
-                },
-            );
-        }
-        h.live = h.members.values().filter(|m| m.alive).count();
-        for (group, want) in &ev.want {
-            let mut g = GroupStat {
-                want: want.clone(),
-                ..GroupStat::default()
-            };
-            for (node, m) in &ev.members {
-                if !m.alive {
-                    continue;
-                }
-                if let Some(c) = m.claims.get(group).filter(|c| c.holds()) {
-                    if c.level == c.target
-                        && c.state.settled()
-                        && ![engine::PLAN, engine::TEST].contains(&c.level.as_str())
-                    {
-                        g.running_on.push(node.clone());
-                    }
-                    g.nodes.insert(
-                        node.clone(),
-                        NodeGroupStat {
-                            level: c.level.clone(),
-                            state: c.state.as_str().to_string(),
-                            target: c.target.clone(),
-                        },
-                    );
-                }
-            }
-            h.groups.insert(group.clone(), g);
-        }
-        for (name, f) in [
-            ("cltab", &self.cltab_file),
-            ("hactl", &self.hactl_file),
-            ("fencetab", &self.fencetab_file),
-        ] {
-            h.files.insert(
-                name.to_string(),
-                FileStat {
-                    version: f.version.to_string(),
-                    ok: f.errors.is_empty(),
-                    errors: f.errors.clone(),
-                },
-            );
-        }
-        for (node, lost) in self.engine.lost() {
-            h.fencing.insert(
-                node.clone(),
-                FenceStat {
-                    generation: lost.generation,
-                    state: match &lost.fence {
-                        FenceState::Done {
-                            outcome: Outcome::Acked,
-                            ..
-                        } => "acked",
-                        FenceState::Done { .. } => "fenced",
-                        FenceState::Fencing => "fencing",
-                        FenceState::Pending => "pending",
-                        FenceState::Failed { .. } => "failed",
-                        FenceState::Disabled => "not-fenced",
-                        FenceState::Unconfigured => "unconfigured",
-                    }
-                    .to_string(),
-                    detail: lost.fence.describe(),
-                    waiting_groups: if lost.fence.gate_open() {
-                        Vec::new()
-                    } else {
-                        lost.held.iter().cloned().collect()
-                    },
-                },
-            );
-            // Until the node is back, say that whatever it ran may still run there.
-            if lost.fence == FenceState::Disabled {
-                h.not_fenced
-                    .insert(node.clone(), lost.held.iter().cloned().collect());
-            }
-        }
-        h.fencing_off = self
-            .fencetab
-            .disabled()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let secs = stats.elapsed.as_secs_f64().max(0.001);
-        h.gossip = GossipStat {
-            bytes_sent: stats.bytes_sent,
-            bytes_received: stats.bytes_received,
-            sent_per_s: (stats.bytes_sent as f64 / secs).round(),
-        };
-        h
-    }
-}
-
-/// Logs an engine event at the level an operator expects.
-fn log_event(e: &Event) {
-    match e {
-        Event::QuorumLost { live, expected } => {
-            error!(
-                live,
-                expected, "quorum lost: stopping every group on this node"
-            )
-        }
-        Event::QuorumRegained { live, expected } => info!(live, expected, "quorum regained"),
-        Event::Planning { group, rank } => info!(%group, rank, "planning group (it runs nowhere)"),
-        Event::Yielding { group, to } => {
-            warn!(%group, to = %to, "conflicting claim outranks ours: yielding")
-        }
-        Event::TestFailed { group, level } => {
-            warn!(%group, %level, "group failed here: cooldown, it goes to another node")
-        }
-        Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
-        Event::NodeBack { node } => info!(%node, "member back"),
-        Event::FenceStarted { node, rank } => warn!(%node, rank, "fencing lost node"),
-        Event::FenceState { node, state } => match state {
-            FenceState::Failed { .. } | FenceState::Unconfigured | FenceState::Disabled => {
-                error!(%node, "{}", state.describe())
-            }
-            _ => info!(%node, "{}", state.describe()),
-        },
-        Event::RecoveringUnfenced { group, from } => error!(
-            %group, from = %from,
-            "recovering a group from a lost node that was NOT FENCED: if that node still runs it, \
-             both copies run (configure fencing)"
-        ),
     }
 }

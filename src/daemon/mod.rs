@@ -3,10 +3,12 @@
 //! decisions on the supervisor; publishes this node's claims; writes clstat and hastat; and on
 //! SIGTERM/SIGINT stops every group and exits leaving no process behind.
 //!
-//! Layout: [`cluster`] (the cluster step), [`replicated`] (cltab and hactl over gossip).
+//! Layout: [`cluster`] (the cluster step), [`replicated`] (cltab, hactl and fencetab over
+//! gossip), `report` (hastat, event logs, alerts).
 
 pub mod cluster;
 pub mod replicated;
+mod report;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -187,6 +187,196 @@ pub fn reduce<'a>(all: impl Iterator<Item = (&'a str, Record)>) -> BTreeMap<Stri
     out
 }
 
+use super::rank;
+use super::{Action, Engine, Event, View};
+
+/// The fencing half of the engine's step (see the module documentation).
+impl Engine {
+    /// Decides the fencing of every lost node: its state, and whether this node fences it now.
+    pub(super) fn step_fencing(
+        &mut self,
+        now: Millis,
+        view: &View,
+        quorate: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let live: Vec<&str> = view
+            .members
+            .iter()
+            .filter(|(n, m)| m.alive || **n == self.me)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let delayed_side = self.cfg.two_node
+            && self.expected.len() == 2
+            && rank::order("fence-delay", self.expected.iter().map(String::as_str))
+                .last()
+                .is_some_and(|n| *n == self.me);
+        let mut wake = None;
+        for (node, lost) in &mut self.lost {
+            // Our own record first: on a tie it is the newer one.
+            let obsolete = self.obsolete.get(node);
+            let record = [self.own_records.get(node), view.records.get(node)]
+                .into_iter()
+                .flatten()
+                .filter(|r| r.generation >= lost.generation)
+                .filter(|r| !obsolete.is_some_and(|o| o.contains(r)))
+                .cloned()
+                .reduce(Record::better);
+            match &record {
+                Some(r) => {
+                    self.best_records.insert(node.clone(), r.clone());
+                }
+                None => {
+                    self.best_records.remove(node);
+                }
+            }
+            let safe = record.as_ref().is_some_and(|r| r.outcome.is_safe());
+            if lost.attempts.running_since.is_some() && (safe || !quorate) {
+                lost.attempts.running_since = None;
+                out.push(Action::CancelFence { node: node.clone() });
+            }
+            let policy = view
+                .policy
+                .get(node)
+                .copied()
+                .unwrap_or(Policy::Unconfigured);
+            let state = match (&record, policy) {
+                (Some(r), _) if r.outcome.is_safe() => FenceState::Done {
+                    outcome: r.outcome,
+                    by: r.by.clone(),
+                    detail: r.detail.clone(),
+                },
+                (_, Policy::Disabled) => FenceState::Disabled,
+                (_, Policy::Unconfigured) => FenceState::Unconfigured,
+                _ if lost.attempts.running_since.is_some() => FenceState::Fencing,
+                (Some(r), _) => FenceState::Failed {
+                    by: r.by.clone(),
+                    why: r.detail.clone(),
+                },
+                (None, _) => FenceState::Pending,
+            };
+            if state != lost.fence {
+                lost.fence = state.clone();
+                out.push(Action::Event(Event::FenceState {
+                    node: node.clone(),
+                    state,
+                }));
+            }
+            let Policy::Configured { timeout } = policy else {
+                continue;
+            };
+            if lost.fence.gate_open() || lost.attempts.running_since.is_some() || !quorate {
+                continue;
+            }
+            if now < self.quiet_until {
+                wake = Some(wake.map_or(self.quiet_until, |w: Millis| w.min(self.quiet_until)));
+                continue;
+            }
+            // One fencer per victim, by rank; the next takes over when no outcome was
+            // published within a pass's timeout.
+            let order = rank::order(&format!("fence/{node}"), live.iter().copied());
+            let Some(r) = order.iter().position(|n| *n == self.me) else {
+                continue;
+            };
+            if r > 0 && (record.is_some() || now < lost.since + r as Millis * timeout) {
+                if record.is_none() {
+                    let t = lost.since + r as Millis * timeout;
+                    wake = Some(wake.map_or(t, |w: Millis| w.min(t)));
+                }
+                continue;
+            }
+            let mut at = (lost.since + self.cfg.fence_settle).max(lost.attempts.retry_at);
+            if delayed_side {
+                at = at.max(lost.since + self.cfg.two_node_fence_delay);
+            }
+            if now < at {
+                wake = Some(wake.map_or(at, |w: Millis| w.min(at)));
+                continue;
+            }
+            lost.attempts.running_since = Some(now);
+            lost.fence = FenceState::Fencing;
+            out.push(Action::Event(Event::FenceStarted {
+                node: node.clone(),
+                rank: r,
+            }));
+            out.push(Action::Fence {
+                node: node.clone(),
+                generation: lost.generation,
+            });
+        }
+        if let Some(t) = wake {
+            self.wake_at(t);
+        }
+    }
+
+    /// Records an operator's word about `node` (acknowledged off with `mosha fence ack`, or
+    /// fenced by hand with `mosha fence`), for the generation it was lost at, and returns what
+    /// to publish. A fencing pass of ours for it is cancelled at the next step.
+    pub fn operator_record(
+        &mut self,
+        node: &str,
+        generation: u64,
+        outcome: Outcome,
+        detail: &str,
+    ) -> Vec<Action> {
+        let record = Record {
+            generation,
+            outcome,
+            by: self.me.clone(),
+            detail: detail.to_string(),
+        };
+        self.own_records.insert(node.to_string(), record.clone());
+        vec![Action::Publish {
+            key: format!("{}{node}", RECORD_PREFIX),
+            value: Some(record.encode()),
+        }]
+    }
+
+    /// Takes the outcome of a fencing pass this node ran (see [`Action::Fence`]) and returns
+    /// what to publish. `detail` says which agent and when, or why it failed.
+    pub fn fence_result(
+        &mut self,
+        now: Millis,
+        node: &str,
+        generation: u64,
+        ok: bool,
+        detail: &str,
+    ) -> Vec<Action> {
+        // A node already known to be off (acknowledged, or fenced by another) keeps that
+        // record: a late failure of ours must not replace it.
+        let known_safe = [self.own_records.get(node), self.best_records.get(node)]
+            .into_iter()
+            .flatten()
+            .any(|r| r.generation >= generation && r.outcome.is_safe());
+        if known_safe && !ok {
+            if let Some(lost) = self.lost.get_mut(node) {
+                lost.attempts.running_since = None;
+            }
+            return Vec::new();
+        }
+        if let Some(lost) = self.lost.get_mut(node) {
+            lost.attempts.running_since = None;
+            if ok {
+                lost.attempts.failures = 0;
+            } else {
+                lost.attempts.failures += 1;
+                lost.attempts.retry_at = now + retry_delay(lost.attempts.failures);
+            }
+        }
+        let record = Record {
+            generation,
+            outcome: if ok { Outcome::Fenced } else { Outcome::Failed },
+            by: self.me.clone(),
+            detail: detail.to_string(),
+        };
+        self.own_records.insert(node.to_string(), record.clone());
+        vec![Action::Publish {
+            key: format!("{}{node}", RECORD_PREFIX),
+            value: Some(record.encode()),
+        }]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
