@@ -319,6 +319,17 @@ impl Engine {
         outcome: Outcome,
         detail: &str,
     ) -> Vec<Action> {
+        self.publish_record(node, generation, outcome, detail)
+    }
+
+    /// Keeps `node`'s record as this node's own and returns the gossip change publishing it.
+    fn publish_record(
+        &mut self,
+        node: &str,
+        generation: u64,
+        outcome: Outcome,
+        detail: &str,
+    ) -> Vec<Action> {
         let record = Record {
             generation,
             outcome,
@@ -327,7 +338,7 @@ impl Engine {
         };
         self.own_records.insert(node.to_string(), record.clone());
         vec![Action::Publish {
-            key: format!("{}{node}", RECORD_PREFIX),
+            key: format!("{RECORD_PREFIX}{node}"),
             value: Some(record.encode()),
         }]
     }
@@ -363,17 +374,8 @@ impl Engine {
                 lost.attempts.retry_at = now + retry_delay(lost.attempts.failures);
             }
         }
-        let record = Record {
-            generation,
-            outcome: if ok { Outcome::Fenced } else { Outcome::Failed },
-            by: self.me.clone(),
-            detail: detail.to_string(),
-        };
-        self.own_records.insert(node.to_string(), record.clone());
-        vec![Action::Publish {
-            key: format!("{}{node}", RECORD_PREFIX),
-            value: Some(record.encode()),
-        }]
+        let outcome = if ok { Outcome::Fenced } else { Outcome::Failed };
+        self.publish_record(node, generation, outcome, detail)
     }
 }
 

@@ -109,6 +109,17 @@ pub struct Member {
     pub left: bool,
 }
 
+impl Member {
+    /// Returns the groups its claims hold.
+    pub fn held(&self) -> BTreeSet<String> {
+        self.claims
+            .iter()
+            .filter(|(_, c)| c.holds())
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+}
+
 /// Everything the engine is told at a step.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct View {
@@ -192,6 +203,19 @@ pub struct Lost {
     pub fence: FenceState,
     /// This node's own fencing passes on it.
     pub attempts: fencing::Attempts,
+}
+
+impl Lost {
+    /// Returns a loss found at `since`, with nothing fenced or tried yet.
+    fn new(generation: u64, held: BTreeSet<String>, since: Millis) -> Lost {
+        Lost {
+            generation,
+            held,
+            since,
+            fence: FenceState::Pending,
+            attempts: fencing::Attempts::default(),
+        }
+    }
 }
 
 /// The engine of one node.
@@ -527,13 +551,7 @@ impl Engine {
             if name == &self.me || !m.alive {
                 continue;
             }
-            let held: BTreeSet<String> = m
-                .claims
-                .iter()
-                .filter(|(_, c)| c.holds())
-                .map(|(g, _)| g.clone())
-                .collect();
-            now_alive.insert(name.clone(), (m.generation, held));
+            now_alive.insert(name.clone(), (m.generation, m.held()));
         }
         for (name, (generation, held)) in &self.alive_last {
             if now_alive.contains_key(name) {
@@ -549,16 +567,8 @@ impl Engine {
             if left && held.is_empty() {
                 continue; // a clean shutdown: nothing to fence
             }
-            self.lost.insert(
-                name.clone(),
-                Lost {
-                    generation: *generation,
-                    held: held.clone(),
-                    since: now,
-                    fence: FenceState::Pending,
-                    attempts: fencing::Attempts::default(),
-                },
-            );
+            self.lost
+                .insert(name.clone(), Lost::new(*generation, held.clone(), now));
         }
         // Members that are dead with claims on groups, though we never saw them alive (they
         // fell silent before we started): as lost as any (found by the simulator). Only after
@@ -571,26 +581,13 @@ impl Engine {
                 if self.alive_last.contains_key(name) {
                     continue; // handled above as a transition
                 }
-                let held: BTreeSet<String> = m
-                    .claims
-                    .iter()
-                    .filter(|(_, c)| c.holds())
-                    .map(|(g, _)| g.clone())
-                    .collect();
+                let held = m.held();
                 if held.is_empty() || self.seen_dead.contains(name) {
                     continue;
                 }
                 self.seen_dead.insert(name.clone());
-                self.lost.insert(
-                    name.clone(),
-                    Lost {
-                        generation: m.generation,
-                        held,
-                        since: now,
-                        fence: FenceState::Pending,
-                        attempts: fencing::Attempts::default(),
-                    },
-                );
+                self.lost
+                    .insert(name.clone(), Lost::new(m.generation, held, now));
             }
         }
         if now_alive.keys().any(|n| !self.alive_last.contains_key(n)) {
@@ -632,17 +629,9 @@ impl Engine {
                 continue;
             };
             if m.generation > lost.generation {
-                lost.generation = m.generation;
-                lost.since = now;
-                lost.fence = FenceState::Pending;
-                lost.attempts = fencing::Attempts::default();
+                *lost = Lost::new(m.generation, std::mem::take(&mut lost.held), now);
             }
-            lost.held.extend(
-                m.claims
-                    .iter()
-                    .filter(|(_, c)| c.holds())
-                    .map(|(g, _)| g.clone()),
-            );
+            lost.held.extend(m.held());
         }
         // A lost node's groups that now run elsewhere (here included) are no longer its own.
         let mine = view.members.get(&self.me);
