@@ -15,37 +15,13 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{
     generation, ha_member_alive, ha_quorate, index_of, joined, keys, strings, wait_joined, Cluster,
-    ClusterOpts,
+    ClusterOpts, Timer,
 };
 use serde_json::Value;
 
 /// How long a cluster may take to form, or a change to settle (generous: the tests run in
 /// parallel on small machines).
 const SETTLE: Duration = Duration::from_secs(30);
-
-/// Prints how long the test took when it ends (passed or not).
-struct Timer(&'static str, Instant);
-
-impl Timer {
-    fn start(name: &'static str) -> Timer {
-        Timer(name, Instant::now())
-    }
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        eprintln!(
-            "[{}] took {:.1} s{}",
-            self.0,
-            self.1.elapsed().as_secs_f64(),
-            if std::thread::panicking() {
-                " (FAILED)"
-            } else {
-                ""
-            }
-        );
-    }
-}
 
 /// A respawn entry at `level` that holds `SHARED/<lock>.lock` while it runs, and appends
 /// `<lock> <node>` to `SHARED/collisions` if it finds the lock taken.

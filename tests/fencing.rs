@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::cluster::{
     ha_member_alive, ha_quorate, index_of, keys, mosha_argv, strings, wait_joined, Cluster,
-    ClusterOpts,
+    ClusterOpts, Timer,
 };
 use serde_json::Value;
 
@@ -28,30 +28,6 @@ const SETTLE: Duration = Duration::from_secs(30);
 
 /// Where Debian's fence-agents package installs the dummy agent.
 const FENCE_DUMMY: &str = "/usr/sbin/fence_dummy";
-
-/// Prints how long the test took when it ends (passed or not).
-struct Timer(&'static str, Instant);
-
-impl Timer {
-    fn start(name: &'static str) -> Timer {
-        Timer(name, Instant::now())
-    }
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        eprintln!(
-            "[{}] took {:.1} s{}",
-            self.0,
-            self.1.elapsed().as_secs_f64(),
-            if std::thread::panicking() {
-                " (FAILED)"
-            } else {
-                ""
-            }
-        );
-    }
-}
 
 /// Tells whether fence_dummy is installed; a test that needs it fails loudly without it (the
 /// CI installs fence-agents).

@@ -974,3 +974,28 @@ pub fn wait_joined(c: &Cluster, live: &[usize]) {
         |c| joined(c, live),
     );
 }
+
+/// Prints how long the test took when it ends (passed or not).
+pub struct Timer(&'static str, Instant);
+
+impl Timer {
+    /// Starts timing test `name`.
+    pub fn start(name: &'static str) -> Timer {
+        Timer(name, Instant::now())
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        eprintln!(
+            "[{}] took {:.1} s{}",
+            self.0,
+            self.1.elapsed().as_secs_f64(),
+            if std::thread::panicking() {
+                " (FAILED)"
+            } else {
+                ""
+            }
+        );
+    }
+}
