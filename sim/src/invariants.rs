@@ -32,9 +32,10 @@ pub fn liveness_bound(cfg: &Config, t: &Timing) -> u64 {
         + 2_000
 }
 
-/// The failure timeout for invariant (d): the longest detection, a daemon tick, the stop.
-pub fn failure_timeout(t: &Timing) -> u64 {
-    t.detect_max() + 2 * crate::world::TICK + 100
+/// The failure timeout for invariant (d): the longest detection (of dead peers, or of
+/// missing news when nobody hears this node), a daemon tick, the stop.
+pub fn failure_timeout(cfg: &Config, t: &Timing) -> u64 {
+    t.detect_max().max(cfg.news_timeout) + 2 * crate::world::TICK + 100
 }
 
 /// Records a violation (letter, text) with the seed.
@@ -77,6 +78,9 @@ pub fn census(w: &mut World, x: usize, group: &str, runs: bool) {
 }
 
 /// Node `x` plans `group`: checks (b) and (c).
+///
+/// (b) at plan time: no lost, unfenced node may hold the group as far as `x` knows (its view
+/// says the lost node holds it): that is the recovery gate's job.
 pub fn on_plan(w: &mut World, x: usize, group: &str) {
     if w.nodes[x]
         .cooldown_until
@@ -89,29 +93,65 @@ pub fn on_plan(w: &mut World, x: usize, group: &str) {
             format!("n{x} plans {group} inside its test cooldown"),
         );
     }
-    let mut lost = Vec::new();
-    for (i, n) in w.nodes.iter().enumerate() {
-        if i == x {
-            continue;
-        }
-        let seen = w.nodes[x].view.members.get(&n.name);
-        let dead_to_x = seen.is_none_or(|m| !m.alive);
-        let same_gen = seen.is_some_and(|m| m.generation == n.generation);
-        let runs = n.up && n.claims.get(group).is_some_and(|c| c.holds());
-        if dead_to_x && same_gen && (runs || n.held_at_down.contains(group)) {
-            lost.push(n.name.clone());
-        }
-    }
+    let lost = lost_holders(w, x, |w, i| {
+        let seen = w.nodes[x].view.members.get(&w.nodes[i].name);
+        seen.is_some_and(|m| m.claims.get(group).is_some_and(|c| c.holds()))
+    });
     if !lost.is_empty() {
         violation(
             w,
             'b',
             format!(
-                "n{x} recovers {group} held by unfenced lost {}",
+                "n{x} plans {group} which unfenced lost {} holds as it knows",
                 lost.join(",")
             ),
         );
     }
+}
+
+/// Node `x` takes `group` to `test`, the first level that runs the group's own commands:
+/// checks (b) against the truth. No node it sees as lost and that was not fenced may still
+/// run the group past `plan`, or have gone down running it (as far as its last state that
+/// got out said). `plan` is only a claim; a claim that never reached anyone (made just before
+/// a crash, or on the far side of a fresh partition) cannot be known, and the lost node that
+/// made it loses quorum (or is frozen) before it takes it past `plan`: the plan window is
+/// longer than failure detection. (a) checks that this holds.
+pub fn on_test(w: &mut World, x: usize, group: &str) {
+    let lost = lost_holders(w, x, |w, i| {
+        let n = &w.nodes[i];
+        n.runs_past_plan(group) || n.held_at_down.contains(group)
+    });
+    if !lost.is_empty() {
+        violation(
+            w,
+            'b',
+            format!(
+                "n{x} tests {group} while unfenced lost {} runs it",
+                lost.join(",")
+            ),
+        );
+    }
+}
+
+/// Returns the nodes that `x` sees as dead at their current generation, that no fence agent
+/// powered off, and for which `holds` is true.
+fn lost_holders(w: &World, x: usize, holds: impl Fn(&World, usize) -> bool) -> Vec<String> {
+    let mut lost = Vec::new();
+    for (i, n) in w.nodes.iter().enumerate() {
+        if i == x || n.fenced_off {
+            continue;
+        }
+        // A node `x` knows nothing of is as lost to it as any.
+        let unseen = w.nodes[x]
+            .view
+            .members
+            .get(&n.name)
+            .is_none_or(|seen| !seen.alive && seen.generation == n.generation);
+        if unseen && holds(w, i) {
+            lost.push(n.name.clone());
+        }
+    }
+    lost
 }
 
 /// Cold start: notes when every wanted group first ran.
@@ -130,7 +170,7 @@ pub fn placed(w: &mut World) {
 
 /// Every 250 ms: invariant (d).
 pub fn periodic(w: &mut World) {
-    let limit = failure_timeout(&w.timing);
+    let limit = failure_timeout(&w.cfg, &w.timing);
     for x in 0..w.nodes.len() {
         let n = &w.nodes[x];
         if !n.ok() {

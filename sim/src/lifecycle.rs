@@ -19,6 +19,7 @@ impl World {
     /// Powers node `v` off (a fence agent's work); it reboots 10–30 s later.
     pub fn power_off(&mut self, v: usize) {
         self.nodes[v].held_at_down.clear();
+        self.nodes[v].fenced_off = true;
         if !self.nodes[v].up {
             return;
         }
@@ -88,7 +89,7 @@ impl World {
             Fault::Crash(x) => {
                 if self.nodes[x].up {
                     self.note_failover(x);
-                    let held: Vec<String> = self.nodes[x].claims.keys().cloned().collect();
+                    let held = self.nodes[x].out_held();
                     self.nodes[x].held_at_down.extend(held);
                     self.kill_processes(x);
                     self.nodes[x].up = false;
@@ -116,14 +117,8 @@ impl World {
                 self.links.side.iter_mut().for_each(|s| *s = 0);
                 self.relink(None);
             }
-            Fault::Clog(x) => {
-                self.links.clog_out[x] = true;
-                self.relink(Some(x));
-            }
-            Fault::Unclog(x) => {
-                self.links.clog_out[x] = false;
-                self.relink(Some(x));
-            }
+            Fault::Clog(x) => self.clog(x),
+            Fault::Unclog(x) => self.unclog(x),
             Fault::Hactl { node, group, level } => {
                 if self.nodes[node].ok() {
                     let ver = (self.nodes[node].local(self.now), node);
@@ -138,7 +133,9 @@ impl World {
             Fault::HealAll => {
                 self.healed = true;
                 self.links.side.iter_mut().for_each(|s| *s = 0);
-                self.links.clog_out.iter_mut().for_each(|c| *c = false);
+                for x in 0..self.nodes.len() {
+                    self.unclog(x);
+                }
                 for x in 0..self.nodes.len() {
                     if self.nodes[x].hung {
                         self.unhang(x);
@@ -151,11 +148,54 @@ impl World {
         }
     }
 
+    /// Clogs node `x`'s outgoing gossip: nobody hears it any more. It still hears everyone's
+    /// heartbeats (peers' SYN digests carry them), but no new state reaches it, since gossip
+    /// sends state only in answer to its messages: its view freezes, and the beats of every
+    /// peer stop changing (the last one arrived up to a beat ago).
+    pub(crate) fn clog(&mut self, x: usize) {
+        if self.links.clog_out[x] {
+            return;
+        }
+        self.links.clog_out[x] = true;
+        self.relink(Some(x));
+        let beat = self.cfg.beat;
+        let local = self.nodes[x].local(self.now);
+        let me = self.nodes[x].name.clone();
+        for (n, m) in self.nodes[x].view.members.iter_mut() {
+            if *n != me && m.quiet_since.is_none() {
+                m.quiet_since = Some(local.saturating_sub(self.rng.random_range(0..beat)));
+            }
+        }
+        self.dirty(x);
+    }
+
+    /// Unclogs node `x`'s outgoing gossip: others hear it again and it catches up with
+    /// everyone's state.
+    pub(crate) fn unclog(&mut self, x: usize) {
+        if !self.links.clog_out[x] {
+            return;
+        }
+        self.links.clog_out[x] = false;
+        self.relink(Some(x));
+        for about in 0..self.nodes.len() {
+            if about != x && self.links.heard(x, about) {
+                let t = self.now + self.timing.dissem(&mut self.rng);
+                let t = t.max(self.last_delivery(x, about));
+                self.push(t, Kind2::Resync { obs: x, about });
+            }
+        }
+    }
+
     pub(crate) fn unhang(&mut self, x: usize) {
         if !self.nodes[x].up || !self.nodes[x].hung {
             return;
         }
         self.nodes[x].hung = false;
+        // The daemon's loop sees the gap and tells its engine (as the real one does).
+        let local = self.nodes[x].local(self.now);
+        if let crate::node::Brain::Ours(e) = &mut self.nodes[x].brain {
+            e.resumed(local);
+        }
         // Invariant (d) counts from the moment the daemon can act again.
         self.nodes[x].nonquorate_since = None;
         self.relink(Some(x));

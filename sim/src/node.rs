@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mosha::engine::{Claim, Config, Engine, Member, Policy, Record, View};
+use mosha::engine::{Claim, Config, Engine, Member, Policy, Record, View, PLAN};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -66,8 +66,15 @@ pub struct Node {
     pub records_pub: BTreeMap<String, Record>,
     /// Truth: until when a group is in test-failure cooldown here (global ms).
     pub cooldown_until: BTreeMap<String, u64>,
-    /// Groups it held when it went down without being fenced (for invariant b).
+    /// Groups it held, as far as its last state that got out said, when it went down
+    /// without being fenced (for invariant b).
     pub held_at_down: BTreeSet<String>,
+    /// Per group, whether the last claim of it that reached any other node runs it past
+    /// `plan`, with that claim's version: what the cluster can know of its groups (a claim
+    /// made just before a crash may never leave the node).
+    pub out_claims: BTreeMap<String, (u64, bool)>,
+    /// It is down because a fence agent powered it off.
+    pub fenced_off: bool,
     /// The pending step time, if any.
     pub next_step: Option<u64>,
     /// The phase of its 50 ms daemon tick.
@@ -78,6 +85,11 @@ pub struct Node {
     pub nonquorate_since: Option<u64>,
     /// A token matching the pending reboot after a power-off.
     pub boot: u64,
+    /// How many updates this daemon published (the version of its state).
+    pub pub_ver: u64,
+    /// The version of each member's state that the view reflects (for relaying the state of
+    /// dead members the way gossip does: a newer version replaces an older one).
+    pub seen_ver: BTreeMap<String, u64>,
 }
 
 impl Node {
@@ -98,11 +110,15 @@ impl Node {
             records_pub: BTreeMap::new(),
             cooldown_until: BTreeMap::new(),
             held_at_down: BTreeSet::new(),
+            out_claims: BTreeMap::new(),
+            fenced_off: false,
             next_step: None,
             phase: 0,
             clock: (0, 0),
             nonquorate_since: None,
             boot: 0,
+            pub_ver: 0,
+            seen_ver: BTreeMap::new(),
         };
         n.reset(kind, generation, seed, cfg);
         n
@@ -141,6 +157,10 @@ impl Node {
         self.records_pub.clear();
         self.cooldown_until.clear();
         self.next_step = None;
+        self.pub_ver = 0;
+        self.seen_ver.clear();
+        self.out_claims.clear();
+        self.fenced_off = false;
     }
 
     /// Returns the node's clock reading at global time `t`.
@@ -161,10 +181,42 @@ impl Node {
         self.up && self.claims.get(group).is_some_and(|c| c.level == level)
     }
 
+    /// Returns the groups that the last state it got out says it runs past `plan`.
+    pub fn out_held(&self) -> BTreeSet<String> {
+        self.out_claims
+            .iter()
+            .filter(|(_, (_, holds))| *holds)
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+
+    /// Notes that its claim on `group` at version `ver` reached another node.
+    pub fn got_out(&mut self, group: &str, ver: u64, past_plan: bool) {
+        let e = self
+            .out_claims
+            .entry(group.to_string())
+            .or_insert((0, false));
+        if e.0 < ver {
+            *e = (ver, past_plan);
+        }
+    }
+
+    /// Returns whether anything of `group` past `plan` runs here.
+    pub fn runs_past_plan(&self, group: &str) -> bool {
+        self.up && self.claims.get(group).is_some_and(past_plan)
+    }
+
     /// Returns whether its daemon hears and speaks.
     pub fn ok(&self) -> bool {
         self.up && !self.hung
     }
+}
+
+/// Tells whether a claim runs its group past `plan`: `plan` is only a claim (it runs no
+/// commands of the group), `test` and later levels do.
+pub fn past_plan(c: &Claim) -> bool {
+    let claim_only = |l: &str| l == PLAN || mosha::engine::claim::is_stopped_level(l);
+    c.holds() && !(claim_only(&c.level) && claim_only(&c.target))
 }
 
 /// Returns the fencing policy every node gets: configured, 10 s per pass.

@@ -92,6 +92,9 @@ impl World {
                 self.stats.plans += 1;
                 invariants::on_plan(self, x, group);
             }
+            if level == TEST {
+                invariants::on_test(self, x, group);
+            }
             let gi: usize = group[1..].parse().unwrap_or(0);
             let d = match level {
                 PLAN => self.rng.random_range(5..20u64),
@@ -228,7 +231,10 @@ impl World {
         let local = self.nodes[x].local(self.now);
         let vname = self.nodes[victim].name.clone();
         let actions = match &mut self.nodes[x].brain {
-            Brain::Ours(e) => e.fence_result(local, &vname, vgen, ok, detail),
+            // Like the daemon's, a record's detail says when the agent ran.
+            Brain::Ours(e) => {
+                e.fence_result(local, &vname, vgen, ok, &format!("{detail} at {local}"))
+            }
             Brain::Om(_) => Vec::new(),
         };
         self.apply(x, actions);

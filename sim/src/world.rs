@@ -2,6 +2,7 @@
 //! handlers of every event. Nodes are stepped only when their view or supervisor changed or
 //! their engine's `next_wakeup()` is due, on their own 50 ms daemon tick.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::rc::Rc;
@@ -31,6 +32,17 @@ pub enum Upd {
     Want(String, String, (u64, usize)),
 }
 
+/// An update on its way, with the nodes it reached so far: once it reached one, gossip
+/// relays it from there even if its publisher falls silent (crash, hang) before it reached
+/// everyone.
+#[derive(Debug)]
+pub struct Sent {
+    /// The update.
+    pub upd: Upd,
+    /// The nodes it reached.
+    pub reached: RefCell<Vec<usize>>,
+}
+
 /// What happens at an instant.
 #[derive(Debug, Clone)]
 pub enum Kind2 {
@@ -40,7 +52,8 @@ pub enum Kind2 {
     Deliver {
         from: usize,
         generation: u64,
-        upd: Rc<Upd>,
+        ver: u64,
+        upd: Rc<Sent>,
         to: Vec<usize>,
     },
     /// `obs`'s failure detector checks whether it still hears `about`.
@@ -282,11 +295,12 @@ impl World {
             Kind2::Deliver {
                 from,
                 generation,
+                ver,
                 upd,
                 to,
             } => {
                 for y in to {
-                    self.deliver(y, from, generation, &upd);
+                    self.deliver(y, from, (generation, ver), &upd);
                 }
             }
             Kind2::Down { obs, about } => {
@@ -302,8 +316,10 @@ impl World {
                 }
             }
             Kind2::Resync { obs, about } => {
-                if self.links.heard(obs, about) {
+                if self.links.heard(obs, about) && !self.links.clog_out[obs] {
                     self.resync(obs, about);
+                } else if self.links.heard(obs, about) {
+                    self.heartbeats_only(obs, about);
                 }
             }
             Kind2::Settle {
@@ -380,11 +396,17 @@ impl World {
     /// Publishes an update of node `x` to every node that hears it.
     pub fn publish(&mut self, x: usize, upd: Upd) {
         self.stats.publishes += 1;
+        self.nodes[x].pub_ver += 1;
+        let ver = self.nodes[x].pub_ver;
         self.apply_own(x, &upd);
-        let upd = Rc::new(upd);
+        let upd = Rc::new(Sent {
+            upd,
+            reached: RefCell::new(Vec::new()),
+        });
         let mut buckets: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for y in 0..self.nodes.len() {
-            if y == x || !self.links.heard(y, x) {
+            // A clogged node gets no state (see `clog`).
+            if y == x || !self.links.heard(y, x) || self.links.clog_out[y] {
                 continue;
             }
             let t = (self.now + self.timing.dissem(&mut self.rng)).max(self.last[y][x]);
@@ -398,6 +420,7 @@ impl World {
                 Kind2::Deliver {
                     from: x,
                     generation,
+                    ver,
                     upd: upd.clone(),
                     to,
                 },
@@ -431,9 +454,25 @@ impl World {
         }
     }
 
-    fn deliver(&mut self, y: usize, from: usize, generation: u64, upd: &Upd) {
-        if !self.links.heard(y, from) || self.nodes[from].generation != generation {
+    fn deliver(&mut self, y: usize, from: usize, (generation, ver): (u64, u64), sent: &Sent) {
+        let relayed = || {
+            sent.reached
+                .borrow()
+                .iter()
+                .any(|r| self.nodes[*r].ok() && self.links.heard(y, *r))
+        };
+        if !self.nodes[y].ok()
+            || self.links.clog_out[y]
+            || self.nodes[from].generation != generation
+            || !(self.links.heard(y, from) || relayed())
+        {
             return;
+        }
+        sent.reached.borrow_mut().push(y);
+        let upd = &sent.upd;
+        if let Upd::Claim(g, c) = upd {
+            let past = c.as_ref().is_some_and(crate::node::past_plan);
+            self.nodes[from].got_out(g, ver, past);
         }
         let fname = self.nodes[from].name.clone();
         let node = &mut self.nodes[y];
@@ -452,6 +491,7 @@ impl World {
                 if m.generation != generation {
                     return; // a resync brings the new generation
                 }
+                node.seen_ver.insert(fname, ver);
                 match upd {
                     Upd::Claim(g, c) => {
                         // Another node's claim matters to the engine only through whether it
@@ -493,9 +533,11 @@ impl World {
             claims: a.claims.clone(),
             cooldown: a.cooldown_pub.clone(),
             left: false,
+            quiet_since: None,
+            blank: false,
         };
         let name = a.name.clone();
-        let records = a.records_pub.clone();
+        let records = a.view.records.clone();
         let wants: Vec<(String, String, (u64, usize))> = a
             .want_ver
             .iter()
@@ -507,29 +549,87 @@ impl World {
                 )
             })
             .collect();
-        // Gossip also carries the last known state of members that are dead (chitchat keeps
-        // them until the dead-node grace period): `obs` learns those it does not know.
-        // Only a freshly started daemon lacks them; nobody is dead during the cold start.
-        let fresh = self.now > 1000 && self.nodes[obs].view.members.len() < self.nodes.len();
-        let dead: Vec<(String, Member)> = a
-            .view
-            .members
-            .iter()
-            .filter(|_| fresh)
-            .filter(|(n, m)| !m.alive && **n != a.name)
-            .map(|(n, m)| (n.clone(), m.clone()))
-            .collect();
-        let o = &mut self.nodes[obs];
-        for (n, m) in dead {
-            if n != o.name
-                && o.view
+        // Gossip also relays the last known state of members that are dead (chitchat keeps
+        // them until the dead-node grace period), a newer version replacing an older one:
+        // `obs` learns what `about` knows of those it does not hear. Unknown members only
+        // after the cold start (nobody is dead before), to keep start-up cheap.
+        let o = &self.nodes[obs];
+        let unknown_ok = self.now > 1000;
+        let mut relayed: Vec<(String, Member, u64)> = Vec::new();
+        // Only members `obs` does not hear directly can need it (a shortcut when it knows
+        // everyone).
+        let candidates: Vec<&String> = if o.view.members.len() == self.nodes.len() {
+            o.view
+                .members
+                .iter()
+                .filter(|(n, m)| {
+                    !m.alive
+                        || self
+                            .name_index(n)
+                            .is_some_and(|z| z != obs && !self.links.heard(obs, z))
+                })
+                .map(|(n, _)| n)
+                .collect()
+        } else {
+            a.view.members.keys().collect()
+        };
+        for n in candidates {
+            let Some(m) = a.view.members.get(n) else {
+                continue;
+            };
+            if *n == a.name || *n == o.name {
+                continue;
+            }
+            let theirs = (m.generation, a.seen_ver.get(n).copied().unwrap_or(0));
+            let relay = match o.view.members.get(n) {
+                // A member it does not hear at all (it hung before this daemon started, say):
+                // known from others, dead to it.
+                None => {
+                    unknown_ok
+                        && self
+                            .name_index(n)
+                            .is_some_and(|z| !self.links.heard(obs, z))
+                }
+                Some(k) => (k.generation, o.seen_ver.get(n).copied().unwrap_or(0)) < theirs,
+            };
+            if relay {
+                // Its state travels; its liveness is `obs`'s own detector's business.
+                let (alive, quiet_since) = o
+                    .view
                     .members
-                    .get(&n)
-                    .is_none_or(|k| k.generation < m.generation)
-            {
-                o.view.members.insert(n, m);
+                    .get(n)
+                    .filter(|k| k.generation == m.generation)
+                    .map_or((false, None), |k| (k.alive, k.quiet_since));
+                let copy = Member {
+                    alive,
+                    quiet_since,
+                    ..m.clone()
+                };
+                relayed.push((n.clone(), copy, theirs.1));
             }
         }
+        let version = a.pub_ver;
+        // Everything `about` holds or dropped now got out.
+        let out: Vec<(String, bool)> = a
+            .out_claims
+            .keys()
+            .chain(a.claims.keys())
+            .map(|g| {
+                (
+                    g.clone(),
+                    a.claims.get(g).is_some_and(crate::node::past_plan),
+                )
+            })
+            .collect();
+        for (g, past) in out {
+            self.nodes[about].got_out(&g, version, past);
+        }
+        let o = &mut self.nodes[obs];
+        for (n, m, v) in relayed {
+            o.seen_ver.insert(n.clone(), v);
+            o.view.members.insert(n, m);
+        }
+        o.seen_ver.insert(name.clone(), version);
         o.view.members.insert(name, member);
         for (v, r) in &records {
             merge_record(&mut o.view.records, v, r);
@@ -541,6 +641,41 @@ impl World {
             }
         }
         self.dirty(obs);
+    }
+
+    /// `obs`, whose gossip is clogged, hears `about` again: its failure detector takes it as
+    /// alive from the heartbeats in peers' digests, but no state comes with them (a new
+    /// generation is known with no keys at all).
+    fn heartbeats_only(&mut self, obs: usize, about: usize) {
+        if !self.nodes[obs].ok() || !self.nodes[about].ok() {
+            return;
+        }
+        let (name, generation) = (self.nodes[about].name.clone(), self.nodes[about].generation);
+        let local = self.nodes[obs].local(self.now);
+        let o = &mut self.nodes[obs];
+        let m = o.view.members.entry(name.clone()).or_default();
+        if m.generation != generation {
+            o.seen_ver.insert(name, 0);
+            *m = Member {
+                generation,
+                blank: true,
+                ..Member::default()
+            };
+        }
+        m.alive = true;
+        m.quiet_since.get_or_insert(local);
+        self.dirty(obs);
+    }
+
+    /// Returns the index of node `name` (`n<i>`).
+    pub fn name_index(&self, name: &str) -> Option<usize> {
+        let i: usize = name.strip_prefix('n')?.parse().ok()?;
+        (i < self.nodes.len()).then_some(i)
+    }
+
+    /// Returns when the last delivery from `about` to `obs` is due.
+    pub fn last_delivery(&self, obs: usize, about: usize) -> u64 {
+        self.last[obs][about]
     }
 
     /// Recomputes who hears whom for every pair involving `x` (or all pairs).
@@ -574,8 +709,12 @@ impl World {
                 self.push(t, Kind2::Down { obs, about });
             }
         }
+        // Invariant (d): quorum needs peers that hear this node and that it hears.
         for i in 0..n {
-            let q = self.links.hears[i] + 1 > n / 2;
+            let mutual = (0..n)
+                .filter(|j| *j != i && self.links.heard(i, *j) && self.links.heard(*j, i))
+                .count();
+            let q = mutual + 1 > n / 2;
             let node = &mut self.nodes[i];
             match (q, node.nonquorate_since) {
                 (false, None) => node.nonquorate_since = Some(self.now),

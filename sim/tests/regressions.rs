@@ -1,27 +1,38 @@
-//! One test per engine bug the simulator found, pinned to the seed that shows it. Each is
-//! `#[ignore]`d until the engine is fixed; bugs 2 to 5 are fixed in the engine and their tests run (the simulator must not work around engine bugs):
-//! run them with `cargo test -p sim --release -- --ignored`. Replay any of them with a
-//! readable trace with the command in its doc comment.
+//! One test per engine bug the simulator found, pinned to the seed that showed it, with a
+//! doc comment saying what it guards. Every bug is fixed in the engine (the simulator must
+//! not work around engine bugs). Replay any of them with a readable trace with the command in
+//! its doc comment.
 
 use sim::faults::Profile;
 use sim::node::Kind;
 use sim::run::run_one;
 
 fn assert_clean(seed: u64, profile: &str) {
+    assert_clean_at(5, 120_000, seed, profile);
+}
+
+fn assert_clean_at(nodes: usize, duration: u64, seed: u64, profile: &str) {
     let p = Profile::named(profile).unwrap();
-    let o = run_one(5, 10, 120_000, seed, &p, Kind::Ours, false);
+    let o = run_one(nodes, 10, duration, seed, &p, Kind::Ours, false);
     let v: Vec<&String> = o.stats.violations.iter().map(|(_, l)| l).collect();
-    assert!(v.is_empty(), "seed {seed} ({profile}): {v:#?}");
+    assert!(
+        v.is_empty(),
+        "seed {seed} ({profile}, {nodes} nodes): {v:#?}"
+    );
 }
 
 /// Bug 1 — quorum from one-way liveness. Under one-way (swizzle) clogging, nodes that nobody
-/// hears still hear a majority, so each counts itself quorate and keeps planning; several
-/// such nodes place the same group: (a) and (b) violations. Replay:
+/// hears still hear a majority (heartbeats arrive in peers' digests), so each counts itself
+/// quorate and keeps planning; several such nodes place the same group: (a) and (b)
+/// violations. Fixed: a member counts for quorum only while news from it (its beat key)
+/// arrives, which needs our own gossip to get out. Replay:
 /// `cargo run -p sim --release -- --nodes 5 --groups 10 --seeds 6..7 --faults default --only-ours --trace`
 #[test]
-#[ignore = "engine bug 1: quorum counted from one-way liveness"]
 fn bug1_a_node_nobody_hears_is_not_quorate() {
     assert_clean(6, "default");
+    // The case the sweep showed first: a clogged node fenced a peer and took the groups of
+    // the nodes that had lost quorum.
+    assert_clean_at(5, 60_000, 997, "default");
 }
 
 /// Bug 2 — a daemon that starts while a member is silent never counts that member as lost
@@ -67,4 +78,39 @@ fn bug5_a_test_failure_is_remembered_when_quorum_is_lost() {
         .map(|(_, l)| l)
         .collect();
     assert!(c.is_empty(), "{c:#?}");
+}
+
+/// Bug 6 — a hung daemon that resumes acts on its stale view: it had planned a group just
+/// before the hang (nobody saw the claim), and on resuming took it to `start` at once,
+/// next to the copy the others had started meanwhile: (a). Fixed: the daemon notices the gap
+/// and calls `Engine::resumed`, which holds every move (and restarts plan windows) for the
+/// start-up wait while fresh state arrives. Replay:
+/// `cargo run -p sim --release -- --nodes 5 --groups 10 --duration 60 --seeds 6887..6888 --faults symmetric --only-ours --trace`
+#[test]
+fn bug6_a_resumed_daemon_looks_before_it_moves() {
+    assert_clean_at(5, 60_000, 6887, "symmetric");
+}
+
+/// Bug 7 — two daemons restarted while the third was hung: neither had ever heard it and no
+/// peer could tell them what it held, so they counted 2 of 3 as quorate and started its
+/// groups next to its still-running copies: (a). Fixed: an expected member of which nothing
+/// is known is lost holding anything; no unplaced group is recovered before it is fenced
+/// (Pacemaker's startup-fencing). Replay:
+/// `cargo run -p sim --release -- --nodes 3 --groups 10 --duration 60 --seeds 1113..1114 --faults default --only-ours --trace`
+#[test]
+fn bug7_a_member_nobody_knows_is_fenced_before_recovery() {
+    assert_clean_at(3, 60_000, 1113, "default");
+    // Its generation is unknown too: a fencing record of an earlier life (in force when it
+    // was found unknown) must not open the gate. Replay with `--seeds 6820..6821`.
+    assert_clean_at(3, 60_000, 6820, "default");
+}
+
+/// Bug 8 — a member known only from heartbeats (this node's gossip was clogged, so none of
+/// the member's state had reached it) died; nothing it held was known, and two fresh daemons
+/// started its groups while it was not fenced: (b). Fixed: a member lost while its news was
+/// stale, or known only from heartbeats (`Member::blank`), is lost holding anything. Replay:
+/// `cargo run -p sim --release -- --nodes 3 --groups 10 --duration 60 --seeds 9187..9188 --faults default --only-ours --trace`
+#[test]
+fn bug8_a_member_lost_with_a_stale_view_is_fenced_before_recovery() {
+    assert_clean_at(3, 60_000, 9187, "default");
 }

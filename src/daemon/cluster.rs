@@ -34,6 +34,17 @@ fn validate_fencetab(file: &str, text: &str) -> Result<(), Vec<Problem>> {
 /// The gossip key a node sets when it shuts down cleanly (it holds nothing any more).
 pub const BYE_KEY: &str = "bye";
 
+/// The gossip key whose value each node changes every `beat` ms: peers that see it change
+/// know that this node's state still reaches them (see [`engine::Member::quiet_since`]).
+pub const BEAT_KEY: &str = "b";
+
+/// When this node last got news (a new beat) from a member.
+struct News {
+    generation: u64,
+    beat: Option<String>,
+    at: u64,
+}
+
 /// Returns how `node` is fenced according to `tab`, with the time one pass may take (every
 /// level's timeout, twice for `off` which is confirmed by `status`, plus a margin).
 pub fn policy(tab: &Fencetab, node: &str) -> Policy {
@@ -89,6 +100,12 @@ pub struct Cluster {
     rng: StdRng,
     published_claims: BTreeMap<String, String>,
     pub(super) last_view: Option<ClusterView>,
+    /// This node's beat counter, and when it was last published (engine time).
+    beat: (u64, Option<u64>),
+    /// News from each member, as its beats arrive.
+    news: BTreeMap<String, News>,
+    /// When the last step ran (engine time), to notice that this daemon was frozen.
+    last_step: Option<u64>,
 }
 
 /// Reads the expected membership persisted in `DIR/members` (one name per line, `#` comments).
@@ -156,6 +173,9 @@ impl Cluster {
             rng,
             published_claims: BTreeMap::new(),
             last_view: None,
+            beat: (0, None),
+            news: BTreeMap::new(),
+            last_step: None,
         }
     }
 
@@ -244,6 +264,55 @@ impl Cluster {
             .collect()
     }
 
+    /// Notes which members' beats changed since the last step, at `now_ms`.
+    fn note_news(&mut self, view: &ClusterView, now_ms: u64) {
+        for (name, m) in &view.members {
+            let beat = m.keys.get(BEAT_KEY);
+            let fresh = self
+                .news
+                .get(name)
+                .is_none_or(|n| n.generation != m.generation || n.beat.as_ref() != beat);
+            if fresh {
+                let news = News {
+                    generation: m.generation,
+                    beat: beat.cloned(),
+                    at: now_ms,
+                };
+                self.news.insert(name.clone(), news);
+            }
+        }
+        self.news.retain(|n, _| view.members.contains_key(n));
+    }
+
+    /// Notices that this daemon did not step for a while (SIGSTOP, a paused VM, starvation):
+    /// the engine then holds every move until fresh state arrives, and the silence of peers
+    /// during the freeze is not held against them.
+    fn note_stall(&mut self, now_ms: u64) {
+        let limit = self.engine.config().news_timeout / 2;
+        if let Some(last) = self.last_step.filter(|l| now_ms > l + limit) {
+            warn!(
+                frozen_ms = now_ms - last,
+                "this daemon did not run for a while: its view is stale; holding every group \
+                 where it is until it has heard the cluster again"
+            );
+            self.engine.resumed(now_ms);
+            for n in self.news.values_mut() {
+                n.at = now_ms;
+            }
+        }
+        self.last_step = Some(now_ms);
+    }
+
+    /// Returns this node's next beat, when one is due at `now_ms`.
+    fn beat_due(&mut self, now_ms: u64) -> Option<(String, Option<String>)> {
+        let every = self.engine.config().beat;
+        if self.beat.1.is_some_and(|t| now_ms < t + every) {
+            return None;
+        }
+        self.beat = (self.beat.0 + 1, Some(now_ms));
+        Some((BEAT_KEY.to_string(), Some(self.beat.0.to_string())))
+    }
+
     /// Converts the gossip view into the engine's.
     pub(super) fn engine_view(&self, view: &ClusterView, sup: &Supervisor) -> engine::View {
         let mut members = BTreeMap::new();
@@ -270,6 +339,8 @@ impl Cluster {
                     claims,
                     cooldown,
                     left: m.keys.contains_key(BYE_KEY),
+                    quiet_since: self.news.get(name).map(|n| n.at),
+                    blank: !m.keys.contains_key(BEAT_KEY),
                 },
             );
         }
@@ -344,6 +415,9 @@ impl Cluster {
                 }
             }
         }
+        publish.extend(self.beat_due(now_ms));
+        self.note_stall(now_ms);
+        self.note_news(&view, now_ms);
         let ev = self.engine_view(&view, sup);
         let actions = self.engine.step(now_ms, &ev, &mut self.rng);
         for a in actions {

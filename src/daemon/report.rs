@@ -113,7 +113,11 @@ impl Cluster {
                     waiting_groups: if lost.fence.gate_open() {
                         Vec::new()
                     } else {
-                        lost.held.iter().cloned().collect()
+                        let mut g: Vec<String> = lost.held.iter().cloned().collect();
+                        if lost.unknown {
+                            g.push("(any group that runs nowhere)".to_string());
+                        }
+                        g
                     },
                 },
             );
@@ -201,6 +205,18 @@ pub(super) fn log_event(e: &Event) {
         }
         Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
         Event::NodeBack { node } => info!(%node, "member back"),
+        Event::NeverHeard { node } => error!(
+            %node,
+            "expected member never heard since this daemon started, and no peer knows of it: \
+             it may run anything; fencing it before recovering any group (if it is gone for \
+             good, delete it from DIR/members)"
+        ),
+        Event::NoNews { node, ms } => error!(
+            %node, ms,
+            "its heartbeats arrive but none of its state: our gossip probably does not get out \
+             (one-way link); it no longer counts for quorum"
+        ),
+        Event::NewsBack { node } => info!(%node, "news from member arrives again"),
         Event::FenceStarted { node, rank } => warn!(%node, rank, "fencing lost node"),
         Event::FenceState { node, state } => match state {
             FenceState::Failed { .. } | FenceState::Unconfigured | FenceState::Disabled => {

@@ -16,7 +16,10 @@
 //! - **test cooldown**: a failed test is published; no node in cooldown for a group is a
 //!   candidate for it;
 //! - **quorum**: quorate when live members > half the expected membership (every member ever
-//!   seen); without quorum a node stops its groups and plans nothing;
+//!   seen); without quorum a node stops its groups and plans nothing. A member counts only
+//!   while news from it arrives (see [`Member::quiet_since`]): a node whose outgoing packets
+//!   are lost still hears everyone's heartbeats, but gets no new state, and must not count
+//!   them (found by the simulator);
 //! - **lost owners**: a node that dies while holding groups is remembered; recovering those
 //!   groups is reported as `not fenced` until fencing exists.
 
@@ -28,6 +31,8 @@ pub mod rank;
 mod tests;
 #[cfg(test)]
 mod tests_fencing;
+#[cfg(test)]
+mod tests_news;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,6 +75,15 @@ pub struct Config {
     /// apart) and stays quorate until it has seen enough of them go: waiting this long lets it
     /// find out that it is the minority before it acts.
     pub fence_settle: Millis,
+    /// How often the driver publishes a new beat (a gossip key that changes only to show
+    /// that this node's state still reaches others).
+    pub beat: Millis,
+    /// How long without news from a member (no new beat although its heartbeats arrive)
+    /// before it no longer counts for quorum: two beats (one may be late) and one propagation
+    /// (a slot). Shorter than the plan window by more than a tick, so that a node whose
+    /// outgoing packets are lost finds out before a claim it made out of everyone's sight
+    /// reaches `test`.
+    pub news_timeout: Millis,
 }
 
 impl Config {
@@ -90,9 +104,14 @@ impl Config {
             two_node: false,
             two_node_fence_delay: 5000,
             fence_settle: 500,
+            beat: BEAT,
+            news_timeout: 2 * BEAT + slot,
         }
     }
 }
+
+/// The default beat interval (see [`Config::beat`]).
+pub const BEAT: Millis = 250;
 
 /// What this node knows of one member (itself included).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -107,6 +126,15 @@ pub struct Member {
     pub cooldown: BTreeSet<String>,
     /// True when it announced a clean shutdown (it holds nothing and needs no fencing).
     pub left: bool,
+    /// When new state from it last arrived, on this node's clock (`None`: it arrives as it
+    /// should). Gossip can keep a member alive from its heartbeats alone, which peers relay
+    /// even when none of *our* packets get out: then no new state reaches us either, because
+    /// gossip sends state only in answer to our messages. A member without news for
+    /// `news_timeout` does not count for quorum.
+    pub quiet_since: Option<Millis>,
+    /// None of its state ever reached us (not even its beat): it is known from heartbeats
+    /// only. If it dies, what it held is unknown.
+    pub blank: bool,
 }
 
 impl Member {
@@ -150,6 +178,14 @@ pub enum Event {
     NodeLost { node: String, held: Vec<String> },
     /// A member is alive again.
     NodeBack { node: String },
+    /// A member of the expected membership was never heard since this daemon started, and
+    /// no peer knows anything of it: it is treated as lost holding anything.
+    NeverHeard { node: String },
+    /// A live member's heartbeats arrive but no new state from it has for `ms`: gossip from
+    /// this node probably does not get out (a one-way link). It does not count for quorum.
+    NoNews { node: String, ms: Millis },
+    /// News from a member arrives again.
+    NewsBack { node: String },
     /// A group that a lost node held is recovered here although that node was not fenced.
     RecoveringUnfenced { group: String, from: String },
     /// This node starts fencing a lost node (its `rank` among the fencers).
@@ -190,13 +226,19 @@ struct GroupMemory {
     hold_off_until: Millis,
 }
 
-/// A member that stopped being alive without a clean shutdown.
+/// A member that stopped being alive without a clean shutdown, or that this daemon never
+/// heard at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lost {
-    /// The generation that was lost.
+    /// The generation that was lost (0: unknown).
     pub generation: u64,
     /// The groups it held when last seen alive and that run nowhere else yet.
     pub held: BTreeSet<String>,
+    /// Nothing at all is known of it: it is in the expected membership but this daemon has
+    /// had no word from it, nor of it, since it started. It may run any group, so no group
+    /// that runs nowhere in sight is recovered before it is fenced (Pacemaker's
+    /// startup-fencing).
+    pub unknown: bool,
     /// When it was found lost.
     pub since: Millis,
     /// Where its fencing stands.
@@ -211,10 +253,16 @@ impl Lost {
         Lost {
             generation,
             held,
+            unknown: false,
             since,
             fence: FenceState::Pending,
             attempts: fencing::Attempts::default(),
         }
+    }
+
+    /// Tells whether recovering `group` must wait for this node's fencing.
+    pub fn gates(&self, group: &str) -> bool {
+        (self.unknown || self.held.contains(group)) && !self.fence.gate_open()
     }
 }
 
@@ -252,6 +300,10 @@ pub struct Engine {
     seen_dead: BTreeSet<String>,
     /// The instant of the step in progress.
     last_now: Millis,
+    /// Live members without news for `news_timeout` at the last step.
+    no_news: BTreeSet<String>,
+    /// No group moves forward before this: the node was frozen and its view is stale.
+    frozen_until: Millis,
 }
 
 /// Other live nodes holding each group, with their claims (built once per step).
@@ -281,6 +333,8 @@ impl Engine {
             came_alive: BTreeMap::new(),
             seen_dead: BTreeSet::new(),
             last_now: 0,
+            no_news: BTreeSet::new(),
+            frozen_until: 0,
         }
     }
 
@@ -327,6 +381,25 @@ impl Engine {
         self.wake
     }
 
+    /// Tells the engine that this node was frozen (SIGSTOP, a paused VM, starvation) from its
+    /// previous step until `now`. What it knows is stale, and peers may have taken it for dead
+    /// and recovered its groups meanwhile. For `startup_wait` it moves no group forward, plans
+    /// nothing and fences nobody while fresh state arrives, and a plan it held restarts its
+    /// plan window (found by the simulator: a hung node resumed and took a group it had
+    /// planned just before the hang to `start`, next to the copy the others had started).
+    pub fn resumed(&mut self, now: Millis) {
+        let until = now + self.cfg.startup_wait;
+        self.frozen_until = self.frozen_until.max(until);
+        self.quiet_until = self.quiet_until.max(until);
+        for mem in self.groups.values_mut() {
+            mem.planned_at = None;
+            mem.need_since = None;
+        }
+        for lost in self.lost.values_mut() {
+            lost.since = now;
+        }
+    }
+
     /// Notes that the step waits for instant `t`.
     fn wake_at(&mut self, t: Millis) {
         self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
@@ -340,7 +413,7 @@ impl Engine {
         let started = *self.started.get_or_insert(now);
         let settled_in = now >= started + self.cfg.startup_wait;
         self.track_members(now, view, settled_in, &mut out);
-        let quorate = self.update_quorum(view, &mut out);
+        let quorate = self.update_quorum(now, view, &mut out);
         self.expire_cooldowns(now, &mut out);
         self.step_fencing(now, view, quorate, &mut out);
 
@@ -438,6 +511,13 @@ impl Engine {
             out.push(tell(group, STOP));
             return;
         }
+        if now < self.frozen_until {
+            self.wake = Some(
+                self.wake
+                    .map_or(self.frozen_until, |w| w.min(self.frozen_until)),
+            );
+            return; // just resumed from a freeze: look before moving on
+        }
         let next = match mine.level.as_str() {
             PLAN if want == PLAN => None,
             PLAN => {
@@ -490,10 +570,7 @@ impl Engine {
     ) {
         let held = !others.is_empty();
         // The recovery gate: a group that a lost node held waits for that node's fencing.
-        let gated = self
-            .lost
-            .values()
-            .any(|l| l.held.contains(group) && !l.fence.gate_open());
+        let gated = self.lost.values().any(|l| l.gates(group));
         let mem = self.groups.entry(group.to_string()).or_default();
         mem.planned_at = None;
         if held || gated || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group)
@@ -567,8 +644,17 @@ impl Engine {
             if left && held.is_empty() {
                 continue; // a clean shutdown: nothing to fence
             }
-            self.lost
-                .insert(name.clone(), Lost::new(*generation, held.clone(), now));
+            let mut lost = Lost::new(*generation, held.clone(), now);
+            // What we knew of it was nothing (blank) or long stale: no news from it for much
+            // longer than its death takes to detect (a dead node's beats and heartbeats stop
+            // together), so it may have held anything when it died (found by the simulator:
+            // this node's own gossip was clogged and it had been deaf to the member's state).
+            let stale = |m: &Member| {
+                m.quiet_since
+                    .is_some_and(|t| now >= t + 4 * self.cfg.news_timeout)
+            };
+            lost.unknown = view.members.get(name).is_some_and(|m| m.blank || stale(m));
+            self.lost.insert(name.clone(), lost);
         }
         // Members that are dead with claims on groups, though we never saw them alive (they
         // fell silent before we started): as lost as any (found by the simulator). Only after
@@ -582,12 +668,35 @@ impl Engine {
                     continue; // handled above as a transition
                 }
                 let held = m.held();
-                if held.is_empty() || self.seen_dead.contains(name) {
+                if (held.is_empty() && !m.blank) || self.seen_dead.contains(name) {
                     continue;
                 }
                 self.seen_dead.insert(name.clone());
-                self.lost
-                    .insert(name.clone(), Lost::new(m.generation, held, now));
+                let mut lost = Lost::new(m.generation, held, now);
+                lost.unknown = m.blank;
+                self.lost.insert(name.clone(), lost);
+            }
+            // Expected members of which nothing at all is known: every peer that could tell
+            // restarted too, say, while this one hung. It may run anything (found by the
+            // simulator: two restarted daemons started the groups of a hung third).
+            for name in &self.expected {
+                if *name == self.me
+                    || view.members.contains_key(name)
+                    || self.lost.contains_key(name)
+                    || self.seen_dead.contains(name)
+                {
+                    continue;
+                }
+                self.seen_dead.insert(name.clone());
+                out.push(Action::Event(Event::NeverHeard { node: name.clone() }));
+                // Its generation is unknown, so a record in force now may be about an
+                // earlier life: only a record made from now on opens the gate.
+                let old = [view.records.get(name), self.own_records.get(name)];
+                let old: Vec<Record> = old.into_iter().flatten().cloned().collect();
+                self.obsolete.entry(name.clone()).or_default().extend(old);
+                let mut lost = Lost::new(0, BTreeSet::new(), now);
+                lost.unknown = true;
+                self.lost.insert(name.clone(), lost);
             }
         }
         if now_alive.keys().any(|n| !self.alive_last.contains_key(n)) {
@@ -629,7 +738,9 @@ impl Engine {
                 continue;
             };
             if m.generation > lost.generation {
+                let unknown = lost.unknown && m.blank;
                 *lost = Lost::new(m.generation, std::mem::take(&mut lost.held), now);
+                lost.unknown = unknown;
             }
             lost.held.extend(m.held());
         }
@@ -644,20 +755,47 @@ impl Engine {
         self.alive_last = now_alive;
     }
 
-    /// Grows the expected membership with the live members and recomputes quorum.
-    fn update_quorum(&mut self, view: &View, out: &mut Vec<Action>) -> bool {
+    /// Grows the expected membership with the live members and recomputes quorum: this node
+    /// and the live members that it has news from.
+    fn update_quorum(&mut self, now: Millis, view: &View, out: &mut Vec<Action>) -> bool {
         let live: BTreeSet<&String> = view
             .members
             .iter()
             .filter(|(n, m)| m.alive || **n == self.me)
             .map(|(n, _)| n)
             .collect();
+        let timeout = self.cfg.news_timeout;
+        let mut quiet = BTreeSet::new();
+        for (n, m) in &view.members {
+            let Some(t) = m.quiet_since.filter(|_| m.alive && *n != self.me) else {
+                continue;
+            };
+            if now >= t + timeout {
+                quiet.insert(n.clone());
+            } else {
+                self.wake_at(t + timeout);
+            }
+        }
+        for n in quiet.difference(&self.no_news) {
+            let ms = view.members[n].quiet_since.map_or(0, |t| now - t);
+            out.push(Action::Event(Event::NoNews {
+                node: n.clone(),
+                ms,
+            }));
+        }
+        for n in self.no_news.difference(&quiet) {
+            if live.contains(n) {
+                out.push(Action::Event(Event::NewsBack { node: n.clone() }));
+            }
+        }
+        self.no_news = quiet;
         let before = self.expected.len();
         self.expected.extend(live.iter().map(|n| (*n).clone()));
         if self.expected.len() != before {
             out.push(Action::Members(self.expected.clone()));
         }
-        let (live, expected) = (live.len(), self.expected.len());
+        let live = live.iter().filter(|n| !self.no_news.contains(**n)).count();
+        let expected = self.expected.len();
         let quorate = live * 2 > expected || (self.cfg.two_node && expected == 2 && live >= 1);
         match (self.quorate, quorate) {
             (Some(true) | None, false) => {

@@ -18,6 +18,8 @@ fn cfg() -> Config {
         two_node: false,
         two_node_fence_delay: 5000,
         fence_settle: 500,
+        beat: 250,
+        news_timeout: 600,
     }
 }
 
@@ -35,6 +37,8 @@ fn alive(claims: &[(&str, Claim)]) -> Member {
             .collect(),
         cooldown: BTreeSet::new(),
         left: false,
+        quiet_since: None,
+        blank: false,
     }
 }
 
@@ -437,6 +441,8 @@ fn a_cluster_places_every_group_exactly_once_and_moves_them_when_a_node_dies() {
                             claims: claims[n].clone(),
                             cooldown: BTreeSet::new(),
                             left: false,
+                            quiet_since: None,
+                            blank: false,
                         };
                         (n.to_string(), m)
                     })

@@ -1,0 +1,177 @@
+//! Scenario tests of the rules that keep a node honest about its own isolation: quorum counts
+//! only members that news arrives from (one-way links), a daemon that was frozen looks before
+//! it moves, and an expected member nobody knows anything of is fenced before recovery.
+
+use std::collections::BTreeSet;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::*;
+
+fn cfg() -> Config {
+    let mut c = Config::for_cluster_size(3);
+    c.startup_wait = 1000;
+    c.fence_settle = 0;
+    c
+}
+
+fn rng() -> StdRng {
+    StdRng::seed_from_u64(3)
+}
+
+fn alive(claims: &[(&str, &str)]) -> Member {
+    Member {
+        alive: true,
+        generation: 1,
+        claims: claims
+            .iter()
+            .map(|(g, l)| (g.to_string(), Claim::settled(l, State::Done)))
+            .collect(),
+        ..Member::default()
+    }
+}
+
+fn view(members: Vec<(&str, Member)>, want: &[&str]) -> View {
+    View {
+        members: members
+            .into_iter()
+            .map(|(n, m)| (n.to_string(), m))
+            .collect(),
+        want: want
+            .iter()
+            .map(|g| (g.to_string(), "start".to_string()))
+            .collect(),
+        policy: ["a", "b", "c"]
+            .iter()
+            .map(|n| (n.to_string(), Policy::Configured { timeout: 10_000 }))
+            .collect(),
+        ..View::default()
+    }
+}
+
+fn names(v: &[&str]) -> BTreeSet<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn told(actions: &[Action], group: &str, level: &str) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::Tell { group: g, level: l } if g == group && l == level))
+}
+
+#[test]
+fn a_node_that_gets_no_news_from_its_peers_loses_quorum_and_stops_its_groups() {
+    // `a` hears b's and c's heartbeats, but none of their state has arrived since t=5000:
+    // its own gossip does not get out (a one-way link), so b and c do not hear it either.
+    let mut e = Engine::new("a", cfg(), names(&["a", "b", "c"]));
+    let mut r = rng();
+    let timeout = e.config().news_timeout;
+    let quiet = |since: Option<Millis>| Member {
+        quiet_since: since,
+        ..alive(&[])
+    };
+    let v = |since| {
+        view(
+            vec![
+                ("a", alive(&[("web", "start")])),
+                ("b", quiet(since)),
+                ("c", quiet(since)),
+            ],
+            &["web"],
+        )
+    };
+    e.step(0, &v(None), &mut r);
+    assert!(e.quorate());
+    let out = e.step(5000 + timeout - 1, &v(Some(5000)), &mut r);
+    assert!(e.quorate() && !told(&out, "web", STOP));
+    assert_eq!(e.next_wakeup(), Some(5000 + timeout));
+    let out = e.step(5000 + timeout, &v(Some(5000)), &mut r);
+    assert!(!e.quorate() && told(&out, "web", STOP), "{out:?}");
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Event(Event::NoNews { node, .. }) if node == "b")));
+    // News again: quorate again.
+    let out = e.step(9000, &v(Some(8990)), &mut r);
+    assert!(e.quorate());
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Event(Event::NewsBack { node }) if node == "b")));
+}
+
+#[test]
+fn a_resumed_daemon_moves_nothing_until_it_has_looked_again() {
+    let mut e = Engine::new("a", cfg(), names(&["a", "b", "c"]));
+    let mut r = rng();
+    let plan = view(
+        vec![
+            ("a", alive(&[("web", "plan")])),
+            ("b", alive(&[])),
+            ("c", alive(&[])),
+        ],
+        &["web"],
+    );
+    e.step(2000, &plan, &mut r);
+    // Frozen from 2000 to 6000: far past its plan window, but it must not test yet.
+    e.resumed(6000);
+    let out = e.step(6000, &plan, &mut r);
+    assert!(!told(&out, "web", TEST), "{out:?}");
+    let window = e.config().plan_window;
+    // The hold lasts the start-up wait; then the plan window starts over.
+    let out = e.step(7000, &plan, &mut r);
+    assert!(!told(&out, "web", TEST));
+    let out = e.step(7000 + window, &plan, &mut r);
+    assert!(told(&out, "web", TEST), "{out:?}");
+    // Had the others started the group meanwhile, it would yield instead.
+    let mut e = Engine::new("a", cfg(), names(&["a", "b", "c"]));
+    e.step(2000, &plan, &mut r);
+    e.resumed(6000);
+    let taken = view(
+        vec![
+            ("a", alive(&[("web", "plan")])),
+            ("b", alive(&[("web", "start")])),
+            ("c", alive(&[])),
+        ],
+        &["web"],
+    );
+    let out = e.step(6050, &taken, &mut r);
+    assert!(told(&out, "web", STOP), "{out:?}");
+}
+
+#[test]
+fn an_expected_member_nobody_knows_of_is_fenced_before_any_group_is_recovered() {
+    // `a` restarted; `b` too; `c` is in the expected membership but neither has heard of it
+    // (it hung before they restarted): it may run `web`.
+    let mut e = Engine::new("a", cfg(), names(&["a", "b", "c"]));
+    let mut r = rng();
+    let v = view(vec![("a", alive(&[])), ("b", alive(&[]))], &["web"]);
+    let mut fenced = false;
+    for t in (0..3000).step_by(50) {
+        let out = e.step(t, &v, &mut r);
+        assert!(
+            !told(&out, "web", PLAN),
+            "planned web at {t} with c unknown"
+        );
+        fenced |= out
+            .iter()
+            .any(|a| matches!(a, Action::Fence { node, .. } if node == "c"));
+    }
+    assert!(e.lost()["c"].unknown);
+    // Whichever of a and b fences c, its record opens the gate.
+    let mut v = v;
+    v.records.insert(
+        "c".into(),
+        Record {
+            generation: 0,
+            outcome: Outcome::Fenced,
+            by: "b".into(),
+            detail: "test".into(),
+        },
+    );
+    let mut planned = false;
+    for t in (3000..6000).step_by(50) {
+        planned |= told(&e.step(t, &v, &mut r), "web", PLAN);
+    }
+    assert!(planned, "web never planned after c was fenced");
+    let _ = fenced; // which of a and b fences c is up to the rank
+}
