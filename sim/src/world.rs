@@ -556,23 +556,12 @@ impl World {
         let o = &self.nodes[obs];
         let unknown_ok = self.now > 1000;
         let mut relayed: Vec<(String, Member, u64)> = Vec::new();
-        // Only members `obs` does not hear directly can need it (a shortcut when it knows
-        // everyone).
-        let candidates: Vec<&String> = if o.view.members.len() == self.nodes.len() {
-            o.view
-                .members
-                .iter()
-                .filter(|(n, m)| {
-                    !m.alive
-                        || self
-                            .name_index(n)
-                            .is_some_and(|z| z != obs && !self.links.heard(obs, z))
-                })
-                .map(|(n, _)| n)
-                .collect()
-        } else {
-            a.view.members.keys().collect()
-        };
+        // Only members `obs` does not hear can need it: the others' state comes to it
+        // directly (their own resynchronisation and deliveries).
+        let candidates: Vec<&String> = (0..self.nodes.len())
+            .filter(|z| *z != obs && *z != about && !self.links.heard(obs, *z))
+            .map(|z| &self.nodes[z].name)
+            .collect();
         for n in candidates {
             let Some(m) = a.view.members.get(n) else {
                 continue;
