@@ -22,6 +22,7 @@
 
 pub mod claim;
 pub mod fencing;
+mod peers;
 pub mod rank;
 
 #[cfg(test)]
@@ -229,8 +230,12 @@ pub struct Engine {
     groups: BTreeMap<String, GroupMemory>,
     /// This node's test-failure cooldowns: group → until.
     cooldown: BTreeMap<String, Millis>,
-    /// Members seen alive at the last step, with the groups they held.
-    alive_last: BTreeMap<String, (u64, BTreeSet<String>)>,
+    /// Members seen alive at the last step, with the groups they held, and the ranks that
+    /// depend on them.
+    peers: peers::Peers,
+    /// The expected membership was replaced since the last step: every live member must be
+    /// added again, not only those that just came alive.
+    expected_replaced: bool,
     /// Members lost without a clean shutdown, until they are back.
     lost: BTreeMap<String, Lost>,
     /// Fencing records this node published.
@@ -271,7 +276,8 @@ impl Engine {
             quorate: None,
             groups: BTreeMap::new(),
             cooldown: BTreeMap::new(),
-            alive_last: BTreeMap::new(),
+            peers: peers::Peers::default(),
+            expected_replaced: false,
             lost: BTreeMap::new(),
             own_records: BTreeMap::new(),
             best_records: BTreeMap::new(),
@@ -298,6 +304,7 @@ impl Engine {
     pub fn set_expected(&mut self, expected: BTreeSet<String>) {
         self.expected = expected;
         self.expected.insert(self.me.clone());
+        self.expected_replaced = true;
     }
 
     /// Returns the expected membership: every member ever seen, unless forgotten.
@@ -339,13 +346,6 @@ impl Engine {
         self.last_now = now;
         let started = *self.started.get_or_insert(now);
         let settled_in = now >= started + self.cfg.startup_wait;
-        self.track_members(now, view, settled_in, &mut out);
-        let quorate = self.update_quorum(view, &mut out);
-        self.expire_cooldowns(now, &mut out);
-        self.step_fencing(now, view, quorate, &mut out);
-
-        let empty = Member::default();
-        let mine = view.members.get(&self.me).unwrap_or(&empty);
         let mut holders: Holders<'_> = BTreeMap::new();
         for (n, m) in &view.members {
             if !m.alive || *n == self.me {
@@ -357,6 +357,21 @@ impl Engine {
                 }
             }
         }
+        let arrived = self.track_members(now, view, settled_in, &holders, &mut out);
+        let quorate = self.update_quorum(view, &arrived, &mut out);
+        self.expire_cooldowns(now, &mut out);
+        self.step_fencing(now, view, quorate, &mut out);
+
+        let empty = Member::default();
+        let mine = view.members.get(&self.me).unwrap_or(&empty);
+        // The groups that lost nodes held and that wait for their fencing (the recovery
+        // gate), gathered once rather than for each group.
+        let gated: BTreeSet<String> = self
+            .lost
+            .values()
+            .filter(|l| !l.fence.gate_open())
+            .flat_map(|l| l.held.iter().cloned())
+            .collect();
         let none = Vec::new();
         // Groups wanted by hactl, and groups held here that cltab no longer has (the
         // supervisor stops those on its own).
@@ -388,10 +403,16 @@ impl Engine {
                 if !ready {
                     self.wake_at(quiet);
                 }
-                self.step_candidate(now, view, group, ready, others, rng, &mut out);
+                let gated = gated.contains(group.as_str());
+                self.step_candidate(now, group, ready, gated, others, rng, &mut out);
             }
         }
-        self.groups.retain(|g, _| view.want.contains_key(g));
+        // Both are sorted by group: one merge walk, no lookup.
+        let mut wanted = view.want.keys().peekable();
+        self.groups.retain(|g, _| {
+            while wanted.next_if(|w| *w < g).is_some() {}
+            wanted.peek() == Some(&g)
+        });
         out
     }
 
@@ -418,7 +439,7 @@ impl Engine {
             .map(|(n, c)| (rank::priority(group, n, c.phase()), *n))
             .filter(|(p, _)| *p > my_priority)
             .max();
-        let mem = self.groups.entry(group.to_string()).or_default();
+        let mem = memory(&mut self.groups, group);
         if let Some((_, to)) = winner {
             mem.hold_off_until = now + self.cfg.yield_backoff;
             mem.need_since = None;
@@ -481,20 +502,16 @@ impl Engine {
     fn step_candidate(
         &mut self,
         now: Millis,
-        view: &View,
         group: &str,
         ready: bool,
+        gated: bool,
         others: &[(&str, &Claim)],
         rng: &mut dyn Rng,
         out: &mut Vec<Action>,
     ) {
         let held = !others.is_empty();
         // The recovery gate: a group that a lost node held waits for that node's fencing.
-        let gated = self
-            .lost
-            .values()
-            .any(|l| l.held.contains(group) && !l.fence.gate_open());
-        let mem = self.groups.entry(group.to_string()).or_default();
+        let mem = memory(&mut self.groups, group);
         mem.planned_at = None;
         if held || gated || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group)
         {
@@ -506,18 +523,8 @@ impl Engine {
             return;
         }
         // Our rank: how many eligible nodes come before us (rank::order's order, without
-        // sorting everyone).
-        let my_w = rank::weight(group, &self.me);
-        let mut r = 0usize;
-        for (n, m) in &view.members {
-            if *n == self.me || !m.alive || m.cooldown.contains(group) {
-                continue;
-            }
-            let w = rank::weight(group, n);
-            if w > my_w || (w == my_w && n.as_str() < self.me.as_str()) {
-                r += 1;
-            }
-        }
+        // sorting everyone; kept between steps while the live members stay the same).
+        let r = self.peers.rank(&self.me, group);
         if mem.need_since.is_none() {
             mem.need_since = Some(now);
             mem.jitter = rng.next_u64() % (self.cfg.slot / 4).max(1);
@@ -544,31 +551,32 @@ impl Engine {
         out.push(tell(group, PLAN));
     }
 
-    /// Notes who is alive and what they hold; records unclean losses and returns.
-    fn track_members(&mut self, now: Millis, view: &View, settled_in: bool, out: &mut Vec<Action>) {
-        let mut now_alive = BTreeMap::new();
-        for (name, m) in &view.members {
-            if name == &self.me || !m.alive {
-                continue;
-            }
-            now_alive.insert(name.clone(), (m.generation, m.held()));
-        }
-        for (name, (generation, held)) in &self.alive_last {
-            if now_alive.contains_key(name) {
-                // Still alive, or back with a new generation: a restart, whose daemon stopped
-                // the old processes before it started anything.
-                continue;
-            }
+    /// Notes who is alive and what they hold; records unclean losses and returns. Returns the
+    /// members that came alive (sorted).
+    fn track_members(
+        &mut self,
+        now: Millis,
+        view: &View,
+        settled_in: bool,
+        holders: &Holders<'_>,
+        out: &mut Vec<Action>,
+    ) -> Vec<String> {
+        // Still alive, or back with a new generation (a restart, whose daemon stopped the old
+        // processes before it started anything), is no change.
+        let changes = self.peers.update(&self.me, view);
+        for (name, peer) in &changes.departed {
             let left = view.members.get(name).is_some_and(|m| m.left);
             out.push(Action::Event(Event::NodeLost {
                 node: name.clone(),
-                held: held.iter().cloned().collect(),
+                held: peer.held.iter().cloned().collect(),
             }));
-            if left && held.is_empty() {
+            if left && peer.held.is_empty() {
                 continue; // a clean shutdown: nothing to fence
             }
-            self.lost
-                .insert(name.clone(), Lost::new(*generation, held.clone(), now));
+            self.lost.insert(
+                name.clone(),
+                Lost::new(peer.generation, peer.held.clone(), now),
+            );
         }
         // Members that are dead with claims on groups, though we never saw them alive (they
         // fell silent before we started): as lost as any (found by the simulator). Only after
@@ -578,30 +586,32 @@ impl Engine {
                 if m.alive || *name == self.me || self.lost.contains_key(name) {
                     continue;
                 }
-                if self.alive_last.contains_key(name) {
+                if changes.departed(name) {
                     continue; // handled above as a transition
                 }
-                let held = m.held();
-                if held.is_empty() || self.seen_dead.contains(name) {
+                if !m.claims.values().any(Claim::holds) || self.seen_dead.contains(name) {
                     continue;
                 }
                 self.seen_dead.insert(name.clone());
                 self.lost
-                    .insert(name.clone(), Lost::new(m.generation, held, now));
+                    .insert(name.clone(), Lost::new(m.generation, m.held(), now));
             }
         }
-        if now_alive.keys().any(|n| !self.alive_last.contains_key(n)) {
+        if !changes.arrived.is_empty() {
             self.quiet_until = self.quiet_until.max(now + self.cfg.startup_wait);
         }
-        for n in now_alive.keys() {
-            if !self.alive_last.contains_key(n) {
-                self.came_alive.insert(n.clone(), now);
-            }
+        for n in &changes.arrived {
+            self.came_alive.insert(n.clone(), now);
+            self.seen_dead.remove(n);
         }
-        self.came_alive.retain(|n, _| now_alive.contains_key(n));
-        self.seen_dead.retain(|n| !now_alive.contains_key(n));
-        for name in now_alive.keys() {
+        for (n, _) in &changes.departed {
+            self.came_alive.remove(n);
+        }
+        // Only a member that just came alive can be found lost: the others were alive at
+        // the last step already, and left the lost then.
+        for name in &changes.arrived {
             if let Some(lost) = self.lost.remove(name) {
+                self.peers.forget_fence(name);
                 out.push(Action::Event(Event::NodeBack { node: name.clone() }));
                 if lost.attempts.running_since.is_some() {
                     out.push(Action::CancelFence { node: name.clone() });
@@ -631,33 +641,45 @@ impl Engine {
             if m.generation > lost.generation {
                 *lost = Lost::new(m.generation, std::mem::take(&mut lost.held), now);
             }
-            lost.held.extend(m.held());
+            for (g, c) in &m.claims {
+                if c.holds() && !lost.held.contains(g) {
+                    lost.held.insert(g.clone());
+                }
+            }
         }
         // A lost node's groups that now run elsewhere (here included) are no longer its own.
         let mine = view.members.get(&self.me);
         for lost in self.lost.values_mut() {
             lost.held.retain(|g| {
                 let here = mine.and_then(|m| m.claims.get(g)).is_some_and(Claim::holds);
-                !here && !now_alive.values().any(|(_, held)| held.contains(g))
+                !here && !holders.contains_key(g.as_str())
             });
         }
-        self.alive_last = now_alive;
+        changes.arrived
     }
 
     /// Grows the expected membership with the live members and recomputes quorum.
-    fn update_quorum(&mut self, view: &View, out: &mut Vec<Action>) -> bool {
-        let live: BTreeSet<&String> = view
-            .members
-            .iter()
-            .filter(|(n, m)| m.alive || **n == self.me)
-            .map(|(n, _)| n)
-            .collect();
+    fn update_quorum(&mut self, view: &View, arrived: &[String], out: &mut Vec<Action>) -> bool {
+        // The live members: the others alive, and this node when the view has it.
+        let me_live = view.members.contains_key(&self.me);
+        let live = self.peers.alive.len() + usize::from(me_live);
         let before = self.expected.len();
-        self.expected.extend(live.iter().map(|n| (*n).clone()));
+        // This node is always expected, and every member alive at the last step was added
+        // then: only those that just came alive can be new, unless the set was replaced.
+        let new: Vec<&String> = if std::mem::take(&mut self.expected_replaced) {
+            self.peers.alive.keys().collect()
+        } else {
+            arrived.iter().collect()
+        };
+        for n in new {
+            if !self.expected.contains(n) {
+                self.expected.insert(n.clone());
+            }
+        }
         if self.expected.len() != before {
             out.push(Action::Members(self.expected.clone()));
         }
-        let (live, expected) = (live.len(), self.expected.len());
+        let expected = self.expected.len();
         let quorate = live * 2 > expected || (self.cfg.two_node && expected == 2 && live >= 1);
         match (self.quorate, quorate) {
             (Some(true) | None, false) => {
@@ -697,6 +719,15 @@ impl Engine {
             });
         }
     }
+}
+
+/// Returns what the engine remembers about `group`, made empty if it had nothing (without
+/// allocating the group's name at every step when it has something, the usual case).
+fn memory<'a>(groups: &'a mut BTreeMap<String, GroupMemory>, group: &str) -> &'a mut GroupMemory {
+    if !groups.contains_key(group) {
+        return groups.entry(group.to_string()).or_default();
+    }
+    groups.get_mut(group).expect("the group is known")
 }
 
 fn tell(group: &str, level: &str) -> Action {
