@@ -56,6 +56,9 @@ pub struct Node {
     pub view: View,
     /// Version of each group's hactl level in `view.want`: (edit time, editor).
     pub want_ver: BTreeMap<String, (u64, usize)>,
+    /// Whether `want_ver` holds every group's level in force (since its daemon started and
+    /// no hactl edit since): then no peer can have a newer one, and a resync skips them.
+    pub want_synced: bool,
     /// The supervisor's true claims (only groups that hold something).
     pub claims: BTreeMap<String, Claim>,
     /// The pending supervisor operation per group (to drop superseded completions).
@@ -92,6 +95,7 @@ impl Node {
             rng: StdRng::seed_from_u64(seed),
             view: View::default(),
             want_ver: BTreeMap::new(),
+            want_synced: false,
             claims: BTreeMap::new(),
             op: BTreeMap::new(),
             cooldown_pub: BTreeSet::new(),

@@ -486,7 +486,19 @@ impl World {
         if !self.nodes[obs].ok() || !self.nodes[about].ok() {
             return;
         }
-        let a = &self.nodes[about];
+        // Gossip also carries the last known state of members that are dead (chitchat keeps
+        // them until the dead-node grace period): `obs` learns those it does not know.
+        // Only a freshly started daemon lacks them; nobody is dead during the cold start.
+        let fresh = self.now > 1000 && self.nodes[obs].view.members.len() < self.nodes.len();
+        // Both nodes at once, without copying `about`'s state first: at a thousand nodes a
+        // cold start is a million resyncs (relink never pairs a node with itself).
+        let (a, o) = if about < obs {
+            let (l, r) = self.nodes.split_at_mut(obs);
+            (&l[about], &mut r[0])
+        } else {
+            let (l, r) = self.nodes.split_at_mut(about);
+            (&r[0], &mut l[obs])
+        };
         let member = Member {
             alive: true,
             generation: a.generation,
@@ -494,51 +506,31 @@ impl World {
             cooldown: a.cooldown_pub.clone(),
             left: false,
         };
-        let name = a.name.clone();
-        let records = a.records_pub.clone();
-        let wants: Vec<(String, String, (u64, usize))> = a
-            .want_ver
-            .iter()
-            .map(|(g, v)| {
-                (
-                    g.clone(),
-                    a.view.want.get(g).cloned().unwrap_or_default(),
-                    *v,
-                )
-            })
-            .collect();
-        // Gossip also carries the last known state of members that are dead (chitchat keeps
-        // them until the dead-node grace period): `obs` learns those it does not know.
-        // Only a freshly started daemon lacks them; nobody is dead during the cold start.
-        let fresh = self.now > 1000 && self.nodes[obs].view.members.len() < self.nodes.len();
-        let dead: Vec<(String, Member)> = a
-            .view
-            .members
-            .iter()
-            .filter(|_| fresh)
-            .filter(|(n, m)| !m.alive && **n != a.name)
-            .map(|(n, m)| (n.clone(), m.clone()))
-            .collect();
-        let o = &mut self.nodes[obs];
+        let dead = (a.view.members.iter())
+            .take_while(|_| fresh)
+            .filter(|(n, m)| !m.alive && **n != a.name);
         for (n, m) in dead {
-            if n != o.name
+            if *n != o.name
                 && o.view
                     .members
-                    .get(&n)
+                    .get(n)
                     .is_none_or(|k| k.generation < m.generation)
             {
-                o.view.members.insert(n, m);
+                o.view.members.insert(n.clone(), m.clone());
             }
         }
-        o.view.members.insert(name, member);
-        for (v, r) in &records {
+        match o.view.members.get_mut(&a.name) {
+            Some(m) => *m = member,
+            None => {
+                o.view.members.insert(a.name.clone(), member);
+            }
+        }
+        for (v, r) in &a.records_pub {
             merge_record(&mut o.view.records, v, r);
         }
-        for (g, l, ver) in wants {
-            if o.want_ver.get(&g).is_none_or(|old| ver > *old) {
-                o.want_ver.insert(g.clone(), ver);
-                o.view.want.insert(g, l);
-            }
+        // Nothing is newer than what `obs` has when it has every level in force.
+        if !o.want_synced {
+            newer_wants(a, o);
         }
         self.dirty(obs);
     }
@@ -598,4 +590,28 @@ pub fn merge_record(records: &mut BTreeMap<String, Record>, victim: &str, r: &Re
         None => r.clone(),
     };
     records.insert(victim.to_string(), merged);
+}
+
+/// Copies into `o`'s view the hactl levels of `a` that are newer than its own, or unknown to
+/// it. Both version maps are sorted by group: one merge walk, no lookup.
+fn newer_wants(a: &Node, o: &mut Node) {
+    let mut mine = o.want_ver.iter_mut().peekable();
+    let mut missing = Vec::new();
+    for (g, ver) in &a.want_ver {
+        while mine.next_if(|(h, _)| *h < g).is_some() {}
+        match mine.next_if(|(h, _)| *h == g) {
+            Some((_, old)) if ver > old => {
+                *old = *ver;
+                let l = a.view.want.get(g).cloned().unwrap_or_default();
+                o.view.want.insert(g.clone(), l);
+            }
+            Some(_) => {}
+            None => missing.push((g, ver)),
+        }
+    }
+    for (g, ver) in missing {
+        o.want_ver.insert(g.clone(), *ver);
+        let l = a.view.want.get(g).cloned().unwrap_or_default();
+        o.view.want.insert(g.clone(), l);
+    }
 }
