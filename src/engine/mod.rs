@@ -191,6 +191,17 @@ struct GroupMemory {
     hold_off_until: Millis,
 }
 
+/// Where a group this node does not hold stands, for [`Engine::step_candidate`].
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    /// Our start-up wait (or the quiet after a member came alive) is over.
+    ready: bool,
+    /// A lost node held it and is not fenced yet (the recovery gate).
+    gated: bool,
+    /// Another live node holds it.
+    held: bool,
+}
+
 /// A member that stopped being alive without a clean shutdown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lost {
@@ -227,7 +238,9 @@ pub struct Engine {
     started: Option<Millis>,
     expected: BTreeSet<String>,
     quorate: Option<bool>,
-    groups: BTreeMap<String, GroupMemory>,
+    /// What it remembers per group, sorted by group (walked along with the wanted groups,
+    /// never searched).
+    groups: Vec<(String, GroupMemory)>,
     /// This node's test-failure cooldowns: group → until.
     cooldown: BTreeMap<String, Millis>,
     /// Members seen alive at the last step, with the groups they held, and the ranks that
@@ -259,9 +272,6 @@ pub struct Engine {
     last_now: Millis,
 }
 
-/// Other live nodes holding each group, with their claims (built once per step).
-type Holders<'a> = BTreeMap<&'a str, Vec<(&'a str, &'a Claim)>>;
-
 impl Engine {
     /// Creates the engine of node `me`, which expects at least the members in `expected`
     /// (persisted from earlier runs; `me` is added).
@@ -274,7 +284,7 @@ impl Engine {
             started: None,
             expected,
             quorate: None,
-            groups: BTreeMap::new(),
+            groups: Vec::new(),
             cooldown: BTreeMap::new(),
             peers: peers::Peers::default(),
             expected_replaced: false,
@@ -346,18 +356,7 @@ impl Engine {
         self.last_now = now;
         let started = *self.started.get_or_insert(now);
         let settled_in = now >= started + self.cfg.startup_wait;
-        let mut holders: Holders<'_> = BTreeMap::new();
-        for (n, m) in &view.members {
-            if !m.alive || *n == self.me {
-                continue;
-            }
-            for (g, c) in &m.claims {
-                if c.holds() {
-                    holders.entry(g.as_str()).or_default().push((n.as_str(), c));
-                }
-            }
-        }
-        let arrived = self.track_members(now, view, settled_in, &holders, &mut out);
+        let arrived = self.track_members(now, view, settled_in, &mut out);
         let quorate = self.update_quorum(view, &arrived, &mut out);
         self.expire_cooldowns(now, &mut out);
         self.step_fencing(now, view, quorate, &mut out);
@@ -372,10 +371,17 @@ impl Engine {
             .filter(|l| !l.fence.gate_open())
             .flat_map(|l| l.held.iter().cloned())
             .collect();
-        let none = Vec::new();
+        let held = self.peers.held_each(view.want.keys());
+        // What we remember of each group comes along with the wanted groups (both sorted);
+        // a group no longer wanted, or stopped, is forgotten.
+        let mut memories = std::mem::take(&mut self.groups).into_iter().peekable();
+        let mut kept = Vec::with_capacity(view.want.len());
         // Groups wanted by hactl, and groups held here that cltab no longer has (the
         // supervisor stops those on its own).
-        for (group, want) in &view.want {
+        for ((group, want), held) in view.want.iter().zip(held) {
+            while memories.next_if(|(g, _)| g < group).is_some() {}
+            let (key, mut mem) = (memories.next_if(|(g, _)| g == group))
+                .unwrap_or_else(|| (group.clone(), GroupMemory::default()));
             let claim = mine.claims.get(group);
             let holds = claim.is_some_and(Claim::holds);
             if !quorate || claim::is_stopped_level(want) {
@@ -391,12 +397,15 @@ impl Engine {
                 if holds && !claim.is_some_and(Claim::leaving) {
                     out.push(tell(group, STOP));
                 }
-                self.groups.remove(group);
                 continue;
             }
-            let others = holders.get(group.as_str()).unwrap_or(&none);
             if let Some(claim) = claim.filter(|c| c.holds()) {
-                self.step_holder(now, group, want, claim, others, &mut out);
+                let others = if held {
+                    self.peers.holders(view, group)
+                } else {
+                    Vec::new()
+                };
+                self.step_holder(now, group, want, claim, &others, &mut mem, &mut out);
             } else {
                 let quiet = (started + self.cfg.startup_wait).max(self.quiet_until);
                 let ready = now >= quiet;
@@ -404,19 +413,17 @@ impl Engine {
                     self.wake_at(quiet);
                 }
                 let gated = gated.contains(group.as_str());
-                self.step_candidate(now, group, ready, gated, others, rng, &mut out);
+                let c = Candidate { ready, gated, held };
+                self.step_candidate(now, group, c, &mut mem, rng, &mut out);
             }
+            kept.push((key, mem));
         }
-        // Both are sorted by group: one merge walk, no lookup.
-        let mut wanted = view.want.keys().peekable();
-        self.groups.retain(|g, _| {
-            while wanted.next_if(|w| *w < g).is_some() {}
-            wanted.peek() == Some(&g)
-        });
+        self.groups = kept;
         out
     }
 
     /// This node holds `group`: resolve conflicts, then move along plan → test → want.
+    #[allow(clippy::too_many_arguments)]
     fn step_holder(
         &mut self,
         now: Millis,
@@ -424,6 +431,7 @@ impl Engine {
         want: &str,
         mine: &Claim,
         others: &[(&str, &Claim)],
+        mem: &mut GroupMemory,
         out: &mut Vec<Action>,
     ) {
         if mine.leaving() {
@@ -439,7 +447,6 @@ impl Engine {
             .map(|(n, c)| (rank::priority(group, n, c.phase()), *n))
             .filter(|(p, _)| *p > my_priority)
             .max();
-        let mem = memory(&mut self.groups, group);
         if let Some((_, to)) = winner {
             mem.hold_off_until = now + self.cfg.yield_backoff;
             mem.need_since = None;
@@ -498,20 +505,18 @@ impl Engine {
     }
 
     /// This node does not hold `group`: plan it when nobody does and our rank's turn came.
-    #[allow(clippy::too_many_arguments)]
     fn step_candidate(
         &mut self,
         now: Millis,
         group: &str,
-        ready: bool,
-        gated: bool,
-        others: &[(&str, &Claim)],
+        c: Candidate,
+        mem: &mut GroupMemory,
         rng: &mut dyn Rng,
         out: &mut Vec<Action>,
     ) {
-        let held = !others.is_empty();
-        // The recovery gate: a group that a lost node held waits for that node's fencing.
-        let mem = memory(&mut self.groups, group);
+        // The recovery gate (`gated`): a group that a lost node held waits for that node's
+        // fencing.
+        let Candidate { ready, gated, held } = c;
         mem.planned_at = None;
         if held || gated || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group)
         {
@@ -558,7 +563,6 @@ impl Engine {
         now: Millis,
         view: &View,
         settled_in: bool,
-        holders: &Holders<'_>,
         out: &mut Vec<Action>,
     ) -> Vec<String> {
         // Still alive, or back with a new generation (a restart, whose daemon stopped the old
@@ -582,8 +586,8 @@ impl Engine {
         // fell silent before we started): as lost as any (found by the simulator). Only after
         // our start-up wait, so that peers we simply have not heard yet are not taken for lost.
         if settled_in {
-            for (name, m) in &view.members {
-                if m.alive || *name == self.me || self.lost.contains_key(name) {
+            for (name, m) in peers::others(view, &self.me) {
+                if m.alive || self.lost.contains_key(name) {
                     continue;
                 }
                 if changes.departed(name) {
@@ -652,7 +656,7 @@ impl Engine {
         for lost in self.lost.values_mut() {
             lost.held.retain(|g| {
                 let here = mine.and_then(|m| m.claims.get(g)).is_some_and(Claim::holds);
-                !here && !holders.contains_key(g.as_str())
+                !here && !self.peers.held(g)
             });
         }
         changes.arrived
@@ -662,18 +666,18 @@ impl Engine {
     fn update_quorum(&mut self, view: &View, arrived: &[String], out: &mut Vec<Action>) -> bool {
         // The live members: the others alive, and this node when the view has it.
         let me_live = view.members.contains_key(&self.me);
-        let live = self.peers.alive.len() + usize::from(me_live);
+        let live = self.peers.len() + usize::from(me_live);
         let before = self.expected.len();
         // This node is always expected, and every member alive at the last step was added
         // then: only those that just came alive can be new, unless the set was replaced.
-        let new: Vec<&String> = if std::mem::take(&mut self.expected_replaced) {
-            self.peers.alive.keys().collect()
+        let new: Vec<&str> = if std::mem::take(&mut self.expected_replaced) {
+            self.peers.names().collect()
         } else {
-            arrived.iter().collect()
+            arrived.iter().map(String::as_str).collect()
         };
         for n in new {
             if !self.expected.contains(n) {
-                self.expected.insert(n.clone());
+                self.expected.insert(n.to_string());
             }
         }
         if self.expected.len() != before {
@@ -719,15 +723,6 @@ impl Engine {
             });
         }
     }
-}
-
-/// Returns what the engine remembers about `group`, made empty if it had nothing (without
-/// allocating the group's name at every step when it has something, the usual case).
-fn memory<'a>(groups: &'a mut BTreeMap<String, GroupMemory>, group: &str) -> &'a mut GroupMemory {
-    if !groups.contains_key(group) {
-        return groups.entry(group.to_string()).or_default();
-    }
-    groups.get_mut(group).expect("the group is known")
 }
 
 fn tell(group: &str, level: &str) -> Action {

@@ -1,23 +1,31 @@
-//! The engine's memory of the other live members between two steps, and the ranks that
-//! depend only on who is alive. The view comes whole at every step; rebuilding from it every
-//! member's held groups, and ranking every member for every unplaced group and every lost
-//! node, cost milliseconds per step at a thousand members. Here one walk over the view finds
-//! what changed, and the ranks asked for before are only corrected for the members that came
-//! or went. Pure, like the rest of the engine.
+//! The engine's memory of the other live members between two steps: who is alive, what each
+//! one's claims hold, who holds each group, and the ranks that depend only on who is alive.
+//! The view comes whole at every step; rebuilding all that from it (every member's held
+//! groups, a map of every group's holders, a ranking of every member for every unplaced
+//! group and every lost node) cost milliseconds per step at a thousand members. Here one walk
+//! over the view finds what changed; the rest is only corrected for it. Pure, like the rest
+//! of the engine.
+//!
+//! At that size a step is bound by memory, not by computation: the walk reads each member
+//! of the view once, and what it compares with is laid out to be read in order (names end
+//! to end, groups by number), since every separate allocation read at every step is a cache
+//! miss.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use super::rank::Weigher;
 use super::{Claim, Member, View};
 
-/// What the engine remembers of one live member (not itself) from the last step.
+/// A member (not this node) that was alive at the last step, as it was then.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Peer {
-    /// Its generation when last seen alive.
+    /// Its generation.
     pub generation: u64,
-    /// The groups its claims held when last seen alive: what it leaves behind if it dies.
+    /// The groups its claims held: what it leaves behind if it dies.
     pub held: BTreeSet<String>,
-    /// Its test-failure cooldowns as last seen: they keep it out of those groups' ranks.
+    /// Its test-failure cooldowns: they keep it out of those groups' ranks.
     pub cooldown: BTreeSet<String>,
 }
 
@@ -37,6 +45,19 @@ impl Changes {
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
             .is_ok()
     }
+}
+
+/// One live member, as the walk compares it with the view.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// Where its name ends in [`Peers::names`].
+    end: usize,
+    /// Its generation.
+    generation: u64,
+    /// The groups its claims hold, as numbers in [`Peers::groups`], in group name order.
+    held: Vec<usize>,
+    /// Its test-failure cooldowns.
+    cooldown: BTreeSet<String>,
 }
 
 /// How many live members rank before this node for one key (a group, or the fencing of a
@@ -80,11 +101,20 @@ impl Count {
     }
 }
 
-/// The other live members and the ranks of this node among them.
+/// The other live members, who holds what, and the ranks of this node among them.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Peers {
-    /// Members (not this node) seen alive at the last step.
-    pub alive: BTreeMap<String, Peer>,
+    /// The names of the members (not this node) alive at the last step, end to end in name
+    /// order: every step compares them all with the view's.
+    names: String,
+    /// Those members in the same order.
+    alive: Vec<Entry>,
+    /// Every group a member was seen holding, numbered in the order first seen.
+    groups: Vec<String>,
+    /// The numbers of `groups`, by name.
+    numbers: BTreeMap<String, usize>,
+    /// Per group number: the members holding it, as indices in `alive` (so in name order).
+    holders: Vec<Vec<usize>>,
     /// Per group asked about: the live members not in cooldown for it that rank before us.
     ranks: BTreeMap<String, Count>,
     /// Per lost node asked about: the live members that rank before us as its fencer.
@@ -92,63 +122,234 @@ pub(super) struct Peers {
 }
 
 impl Peers {
+    /// Returns how many members (not this node) were alive at the last step.
+    pub fn len(&self) -> usize {
+        self.alive.len()
+    }
+
+    /// Returns the names of the members alive at the last step, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.alive.iter().map(move |e| {
+            let name = &self.names[start..e.end];
+            start = e.end;
+            name
+        })
+    }
+
+    /// Returns the name of the `i`th member alive at the last step.
+    fn name(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.alive[i - 1].end };
+        &self.names[start..self.alive[i].end]
+    }
+
+    /// Returns the members alive at the last step, in name order.
+    fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.names().zip(&self.alive)
+    }
+
+    /// Tells whether a live member (not this node) holds `group`.
+    pub fn held(&self, group: &str) -> bool {
+        (self.numbers.get(group)).is_some_and(|&g| !self.holders[g].is_empty())
+    }
+
+    /// Tells, for each of `groups` (sorted), whether a live member holds it: one walk over
+    /// both sorted lists rather than a lookup per group.
+    pub fn held_each<'a>(&self, groups: impl Iterator<Item = &'a String>) -> Vec<bool> {
+        let mut known = self.numbers.iter().peekable();
+        groups
+            .map(|group| {
+                while known.next_if(|(g, _)| *g < group).is_some() {}
+                (known.next_if(|(g, _)| *g == group))
+                    .is_some_and(|(_, &g)| !self.holders[g].is_empty())
+            })
+            .collect()
+    }
+
+    /// Returns the live members holding `group`, in name order, with their claims in `view`.
+    pub fn holders<'v>(&self, view: &'v View, group: &str) -> Vec<(&'v str, &'v Claim)> {
+        let Some(&g) = self.numbers.get(group) else {
+            return Vec::new();
+        };
+        self.holders[g]
+            .iter()
+            .filter_map(|&i| view.members.get_key_value(self.name(i)))
+            .filter_map(|(n, m)| Some((n.as_str(), m.claims.get(group)?)))
+            .collect()
+    }
+
     /// Brings the live members up to date with `view` (as seen by `me`) and returns what
     /// changed.
     pub fn update(&mut self, me: &str, view: &View) -> Changes {
+        // In passes, each a short loop over what the one before gathered: the view's pieces
+        // lie all over memory, and a short loop lets the processor fetch many at once.
+        let now: Vec<(&String, &Member)> = others(view, me).filter(|(_, m)| m.alive).collect();
+        // How many come in the same order on both sides: all of them, unless someone came
+        // or went.
+        let common = (now.iter().zip(self.names()))
+            .take_while(|((n, _), name)| n.as_str() == *name)
+            .count();
+        let same = common == now.len() && common == self.alive.len();
         let mut changes = Changes::default();
-        let mut arrived: Vec<(&String, &Member)> = Vec::new();
-        let mut gone: Vec<String> = Vec::new();
-        let mut now = view
-            .members
-            .iter()
-            .filter(|(n, m)| m.alive && n.as_str() != me)
-            .peekable();
-        // Both sides are sorted by name: one merge walk, no lookup.
-        for (name, peer) in self.alive.iter_mut() {
-            while let Some(a) = now.next_if(|(n, _)| n.as_str() < name.as_str()) {
-                arrived.push(a);
+        let mut reheld = !same;
+        if !same {
+            let (arrived, gone) = self.diff(&now, common);
+            changes = self.rebuild(me, arrived, gone);
+        }
+        // The members alive now, in the same order on both sides.
+        for (e, (_, m)) in self.alive.iter_mut().zip(&now) {
+            e.generation = m.generation;
+            if !same_groups(&self.groups, &e.held, m) {
+                e.held = (holding(m))
+                    .map(|g| number(&mut self.groups, &mut self.numbers, g))
+                    .collect();
+                reheld = true;
             }
-            let Some((_, m)) = now.next_if(|(n, _)| *n == name) else {
-                gone.push(name.clone());
-                continue;
-            };
-            peer.generation = m.generation;
-            if !peer.held.iter().eq(holding(m)) {
-                peer.held = holding(m).cloned().collect();
-            }
-            if peer.cooldown != m.cooldown {
+            if e.cooldown != m.cooldown {
                 // A cooldown moves the member in or out of one group's rank: count that
                 // group again when it is next asked for.
-                for g in peer.cooldown.symmetric_difference(&m.cooldown) {
+                for g in e.cooldown.symmetric_difference(&m.cooldown) {
                     self.ranks.remove(g);
                 }
-                peer.cooldown.clone_from(&m.cooldown);
+                e.cooldown.clone_from(&m.cooldown);
             }
         }
-        arrived.extend(now);
-        for name in gone {
-            if let Some(peer) = self.alive.remove(&name) {
-                self.count(me, &name, &peer, false);
-                changes.departed.push((name, peer));
-            }
+        if reheld {
+            self.index();
         }
-        for (name, m) in arrived {
-            let peer = Peer {
-                generation: m.generation,
-                held: holding(m).cloned().collect(),
-                cooldown: m.cooldown.clone(),
-            };
-            self.count(me, name, &peer, true);
-            self.alive.insert(name.clone(), peer);
-            changes.arrived.push(name.clone());
+        if cfg!(debug_assertions) {
+            self.check(me, view);
         }
         changes
     }
 
-    /// Counts member `name` in (`up`) or out of every rank kept.
-    fn count(&mut self, me: &str, name: &str, peer: &Peer, up: bool) {
+    /// Checks (in debug builds) that what is kept is what the view says, as rebuilt from
+    /// scratch.
+    fn check(&self, me: &str, view: &View) {
+        let now: Vec<(&String, &Member)> = others(view, me).filter(|(_, m)| m.alive).collect();
+        assert!(self.names().eq(now.iter().map(|(n, _)| n.as_str())));
+        for ((_, e), (n, m)) in self.iter().zip(&now) {
+            let held: Vec<&String> = e.held.iter().map(|&g| &self.groups[g]).collect();
+            assert!(held.into_iter().eq(holding(m)), "the groups {n} holds");
+            assert_eq!((e.generation, &e.cooldown), (m.generation, &m.cooldown));
+        }
+        for (g, group) in self.groups.iter().enumerate() {
+            let holders: Vec<&str> = self.holders[g].iter().map(|&i| self.name(i)).collect();
+            let from_view: Vec<&str> = (now.iter())
+                .filter(|(_, m)| m.claims.get(group).is_some_and(Claim::holds))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            assert_eq!(holders, from_view, "the holders of {group}");
+        }
+    }
+
+    /// Returns the members of `now` (sorted) not alive at the last step, and the indices of
+    /// those alive then and not now: one merge walk over both sorted lists, after the
+    /// `common` first ones, the same on both sides.
+    fn diff<'v>(
+        &self,
+        now: &[(&'v String, &'v Member)],
+        common: usize,
+    ) -> (Vec<(&'v String, &'v Member)>, Vec<usize>) {
+        let mut arrived = Vec::new();
+        let mut gone = Vec::new();
+        // The first `common` are the same on both sides.
+        let mut now = now[common..].iter().copied().peekable();
+        for (i, name) in self.names().enumerate().skip(common) {
+            let mut found = false;
+            while let Some(&(n, m)) = now.peek() {
+                match n.as_str().cmp(name) {
+                    Ordering::Less => arrived.push((n, m)),
+                    Ordering::Equal => found = true,
+                    Ordering::Greater => break,
+                }
+                now.next();
+                if found {
+                    break;
+                }
+            }
+            if !found {
+                gone.push(i);
+            }
+        }
+        arrived.extend(now);
+        (arrived, gone)
+    }
+
+    /// Rebuilds the members in order with the `arrived` ones (sorted) in and the `gone` ones
+    /// (indices, sorted) out, and counts them in or out of the ranks kept.
+    fn rebuild(&mut self, me: &str, arrived: Vec<(&String, &Member)>, gone: Vec<usize>) -> Changes {
+        let mut changes = Changes::default();
+        let names = std::mem::take(&mut self.names);
+        let old = std::mem::take(&mut self.alive);
+        self.names.reserve(names.len());
+        self.alive.reserve(old.len() + arrived.len());
+        let mut arrived = arrived.into_iter().peekable();
+        let mut gone = gone.into_iter().peekable();
+        let mut start = 0;
+        for (i, e) in old.into_iter().enumerate() {
+            let name = &names[start..e.end];
+            start = e.end;
+            while let Some((n, m)) = arrived.next_if(|(n, _)| n.as_str() < name) {
+                self.arrive(me, n, m);
+                changes.arrived.push(n.clone());
+            }
+            if gone.next_if_eq(&i).is_some() {
+                self.count(me, name, &e.cooldown, false);
+                let held = e.held.iter().map(|&g| self.groups[g].clone()).collect();
+                let peer = Peer {
+                    generation: e.generation,
+                    held,
+                    cooldown: e.cooldown,
+                };
+                changes.departed.push((name.to_string(), peer));
+            } else {
+                self.push(name, e);
+            }
+        }
+        for (n, m) in arrived {
+            self.arrive(me, n, m);
+            changes.arrived.push(n.clone());
+        }
+        changes
+    }
+
+    /// Appends member `name`, which came alive as `m`, and counts it in the ranks kept.
+    fn arrive(&mut self, me: &str, name: &str, m: &Member) {
+        let e = Entry {
+            end: 0,
+            generation: m.generation,
+            held: (holding(m))
+                .map(|g| number(&mut self.groups, &mut self.numbers, g))
+                .collect(),
+            cooldown: m.cooldown.clone(),
+        };
+        self.count(me, name, &e.cooldown, true);
+        self.push(name, e);
+    }
+
+    /// Appends member `name` (the last in name order so far).
+    fn push(&mut self, name: &str, e: Entry) {
+        self.names.push_str(name);
+        let end = self.names.len();
+        self.alive.push(Entry { end, ..e });
+    }
+
+    /// Finds again who holds each group.
+    fn index(&mut self) {
+        self.holders.iter_mut().for_each(Vec::clear);
+        self.holders.resize(self.groups.len(), Vec::new());
+        for (i, e) in self.alive.iter().enumerate() {
+            for &g in &e.held {
+                self.holders[g].push(i);
+            }
+        }
+    }
+
+    /// Counts member `name` (with `cooldown`) in (`up`) or out of every rank kept.
+    fn count(&mut self, me: &str, name: &str, cooldown: &BTreeSet<String>, up: bool) {
         for (g, c) in &mut self.ranks {
-            if !peer.cooldown.contains(g) {
+            if !cooldown.contains(g) {
                 c.count(name, me, up);
             }
         }
@@ -164,9 +365,8 @@ impl Peers {
             None => {
                 let mut c = Count::new(group, me);
                 c.before = self
-                    .alive
                     .iter()
-                    .filter(|(n, p)| !p.cooldown.contains(group) && c.outranks(n, me))
+                    .filter(|(n, e)| !e.cooldown.contains(group) && c.outranks(n, me))
                     .count();
                 self.ranks.insert(group.to_string(), c);
                 c
@@ -174,9 +374,8 @@ impl Peers {
         };
         debug_assert_eq!(
             c.before,
-            self.alive
-                .iter()
-                .filter(|(n, p)| !p.cooldown.contains(group) && c.outranks(n, me))
+            self.iter()
+                .filter(|(n, e)| !e.cooldown.contains(group) && c.outranks(n, me))
                 .count(),
             "the kept rank of {me} for {group} matches a recount"
         );
@@ -189,14 +388,14 @@ impl Peers {
             Some(c) => *c,
             None => {
                 let mut c = Count::new(&format!("fence/{node}"), me);
-                c.before = self.alive.keys().filter(|n| c.outranks(n, me)).count();
+                c.before = self.names().filter(|n| c.outranks(n, me)).count();
                 self.fence_ranks.insert(node.to_string(), c);
                 c
             }
         };
         debug_assert_eq!(
             c.before,
-            self.alive.keys().filter(|n| c.outranks(n, me)).count(),
+            self.names().filter(|n| c.outranks(n, me)).count(),
             "the kept fencing rank of {me} for {node} matches a recount"
         );
         c.before
@@ -208,10 +407,37 @@ impl Peers {
     }
 }
 
+/// Returns every member of `view` but `me`, in name order (two range walks around `me`,
+/// rather than a comparison with `me`'s name for every member).
+pub(super) fn others<'a>(
+    view: &'a View,
+    me: &str,
+) -> impl Iterator<Item = (&'a String, &'a Member)> {
+    let before = (view.members).range::<str, _>((Bound::Unbounded, Bound::Excluded(me)));
+    let after = (view.members).range::<str, _>((Bound::Excluded(me), Bound::Unbounded));
+    before.chain(after)
+}
+
 /// Returns the groups that `m`'s claims hold, in order (what [`Member::held`] collects).
 fn holding(m: &Member) -> impl Iterator<Item = &String> {
     m.claims
         .iter()
         .filter(|(_, c)| c.holds())
         .map(|(g, _): (&String, &Claim)| g)
+}
+
+/// Tells whether the groups numbered `held` (in `groups`) are exactly those `m` holds.
+fn same_groups(groups: &[String], held: &[usize], m: &Member) -> bool {
+    let mut now = holding(m);
+    held.iter().all(|&g| now.next() == Some(&groups[g])) && now.next().is_none()
+}
+
+/// Returns the number of `group` in `groups`, numbering it if it was never seen.
+fn number(groups: &mut Vec<String>, numbers: &mut BTreeMap<String, usize>, group: &str) -> usize {
+    if let Some(&n) = numbers.get(group) {
+        return n;
+    }
+    groups.push(group.to_string());
+    numbers.insert(group.to_string(), groups.len() - 1);
+    groups.len() - 1
 }
