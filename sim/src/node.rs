@@ -147,6 +147,22 @@ impl Node {
         self.next_step = None;
     }
 
+    /// Rebuilds the view's member map, names included, in one go and in name order. The
+    /// map grows one member at a time, its pieces scattered among everything else the
+    /// simulator allocates meanwhile; every engine step reads all of it, and at a thousand
+    /// nodes those cache misses were most of a step's cost. Nothing changes but where it
+    /// lies in memory.
+    pub fn compact_view(&mut self) {
+        let fresh: BTreeMap<String, Member> = (self.view.members.iter())
+            .map(|(n, m)| {
+                let mut s = String::with_capacity(96);
+                s.push_str(n);
+                (s, m.clone())
+            })
+            .collect();
+        self.view.members = fresh;
+    }
+
     /// Returns the node's clock reading at global time `t`.
     pub fn local(&self, t: u64) -> u64 {
         let (drift, off) = self.clock;

@@ -489,7 +489,8 @@ impl World {
         // Gossip also carries the last known state of members that are dead (chitchat keeps
         // them until the dead-node grace period): `obs` learns those it does not know.
         // Only a freshly started daemon lacks them; nobody is dead during the cold start.
-        let fresh = self.now > 1000 && self.nodes[obs].view.members.len() < self.nodes.len();
+        let n = self.nodes.len();
+        let fresh = self.now > 1000 && self.nodes[obs].view.members.len() < n;
         // Both nodes at once, without copying `about`'s state first: at a thousand nodes a
         // cold start is a million resyncs (relink never pairs a node with itself).
         let (a, o) = if about < obs {
@@ -523,6 +524,9 @@ impl World {
             Some(m) => *m = member,
             None => {
                 o.view.members.insert(a.name.clone(), member);
+                if o.view.members.len() == n && std::env::var("NOCOMPACT").is_err() {
+                    o.compact_view();
+                }
             }
         }
         for (v, r) in &a.records_pub {
