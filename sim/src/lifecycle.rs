@@ -65,6 +65,7 @@ impl World {
             self.nodes[x].view.want.insert(g.clone(), l.clone());
             self.nodes[x].want_ver.insert(g.clone(), *ver);
         }
+        self.nodes[x].want_synced = true;
         self.relink(Some(x));
         let t = self.now;
         self.schedule_step(x, t);
@@ -126,6 +127,8 @@ impl World {
                     if ver > self.want[group].1 {
                         self.want[group] = (level.clone(), ver);
                     }
+                    // A level in force changed, or the editor wrote an older one over its own.
+                    self.nodes.iter_mut().for_each(|n| n.want_synced = false);
                     self.publish(node, Upd::Want(g, level, ver));
                     self.dirty(node);
                 }

@@ -200,12 +200,8 @@ impl Engine {
         quorate: bool,
         out: &mut Vec<Action>,
     ) {
-        let live: Vec<&str> = view
-            .members
-            .iter()
-            .filter(|(n, m)| m.alive || **n == self.me)
-            .map(|(n, _)| n.as_str())
-            .collect();
+        // The live members are the others alive, and this node when the view has it.
+        let me_live = view.members.contains_key(&self.me);
         let delayed_side = self.cfg.two_node
             && self.expected.len() == 2
             && rank::order("fence-delay", self.expected.iter().map(String::as_str))
@@ -223,9 +219,10 @@ impl Engine {
                 .cloned()
                 .reduce(Record::better);
             match &record {
-                Some(r) => {
+                Some(r) if self.best_records.get(node) != Some(r) => {
                     self.best_records.insert(node.clone(), r.clone());
                 }
+                Some(_) => {}
                 None => {
                     self.best_records.remove(node);
                 }
@@ -273,11 +270,12 @@ impl Engine {
                 continue;
             }
             // One fencer per victim, by rank; the next takes over when no outcome was
-            // published within a pass's timeout.
-            let order = rank::order(&format!("fence/{node}"), live.iter().copied());
-            let Some(r) = order.iter().position(|n| *n == self.me) else {
+            // published within a pass's timeout. Our rank is how many live nodes come before
+            // us in rank::order's order, kept between steps while the live members stay.
+            if !me_live {
                 continue;
-            };
+            }
+            let r = self.peers.fence_rank(&self.me, node);
             if r > 0 && (record.is_some() || now < lost.since + r as Millis * timeout) {
                 if record.is_none() {
                     let t = lost.since + r as Millis * timeout;

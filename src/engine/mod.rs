@@ -25,6 +25,7 @@
 
 pub mod claim;
 pub mod fencing;
+mod peers;
 pub mod rank;
 
 #[cfg(test)]
@@ -226,6 +227,17 @@ struct GroupMemory {
     hold_off_until: Millis,
 }
 
+/// Where a group this node does not hold stands, for [`Engine::step_candidate`].
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    /// Our start-up wait (or the quiet after a member came alive) is over.
+    ready: bool,
+    /// A lost node held it and is not fenced yet (the recovery gate).
+    gated: bool,
+    /// Another live node holds it.
+    held: bool,
+}
+
 /// A member that stopped being alive without a clean shutdown, or that this daemon never
 /// heard at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,11 +286,17 @@ pub struct Engine {
     started: Option<Millis>,
     expected: BTreeSet<String>,
     quorate: Option<bool>,
-    groups: BTreeMap<String, GroupMemory>,
+    /// What it remembers per group, sorted by group (walked along with the wanted groups,
+    /// never searched).
+    groups: Vec<(String, GroupMemory)>,
     /// This node's test-failure cooldowns: group → until.
     cooldown: BTreeMap<String, Millis>,
-    /// Members seen alive at the last step, with the groups they held.
-    alive_last: BTreeMap<String, (u64, BTreeSet<String>)>,
+    /// Members seen alive at the last step, with the groups they held, and the ranks that
+    /// depend on them.
+    peers: peers::Peers,
+    /// The expected membership was replaced since the last step: every live member must be
+    /// added again, not only those that just came alive.
+    expected_replaced: bool,
     /// Members lost without a clean shutdown, until they are back.
     lost: BTreeMap<String, Lost>,
     /// Fencing records this node published.
@@ -306,9 +324,6 @@ pub struct Engine {
     frozen_until: Millis,
 }
 
-/// Other live nodes holding each group, with their claims (built once per step).
-type Holders<'a> = BTreeMap<&'a str, Vec<(&'a str, &'a Claim)>>;
-
 impl Engine {
     /// Creates the engine of node `me`, which expects at least the members in `expected`
     /// (persisted from earlier runs; `me` is added).
@@ -321,9 +336,10 @@ impl Engine {
             started: None,
             expected,
             quorate: None,
-            groups: BTreeMap::new(),
+            groups: Vec::new(),
             cooldown: BTreeMap::new(),
-            alive_last: BTreeMap::new(),
+            peers: peers::Peers::default(),
+            expected_replaced: false,
             lost: BTreeMap::new(),
             own_records: BTreeMap::new(),
             best_records: BTreeMap::new(),
@@ -352,6 +368,7 @@ impl Engine {
     pub fn set_expected(&mut self, expected: BTreeSet<String>) {
         self.expected = expected;
         self.expected.insert(self.me.clone());
+        self.expected_replaced = true;
     }
 
     /// Returns the expected membership: every member ever seen, unless forgotten.
@@ -391,7 +408,7 @@ impl Engine {
         let until = now + self.cfg.startup_wait;
         self.frozen_until = self.frozen_until.max(until);
         self.quiet_until = self.quiet_until.max(until);
-        for mem in self.groups.values_mut() {
+        for (_, mem) in self.groups.iter_mut() {
             mem.planned_at = None;
             mem.need_since = None;
         }
@@ -412,28 +429,37 @@ impl Engine {
         self.last_now = now;
         let started = *self.started.get_or_insert(now);
         let settled_in = now >= started + self.cfg.startup_wait;
-        self.track_members(now, view, settled_in, &mut out);
-        let quorate = self.update_quorum(now, view, &mut out);
+        let arrived = self.track_members(now, view, settled_in, &mut out);
+        let quorate = self.update_quorum(now, view, &arrived, &mut out);
         self.expire_cooldowns(now, &mut out);
         self.step_fencing(now, view, quorate, &mut out);
 
         let empty = Member::default();
         let mine = view.members.get(&self.me).unwrap_or(&empty);
-        let mut holders: Holders<'_> = BTreeMap::new();
-        for (n, m) in &view.members {
-            if !m.alive || *n == self.me {
-                continue;
-            }
-            for (g, c) in &m.claims {
-                if c.holds() {
-                    holders.entry(g.as_str()).or_default().push((n.as_str(), c));
-                }
-            }
-        }
-        let none = Vec::new();
+        // The groups that lost nodes held and that wait for their fencing (the recovery
+        // gate), gathered once rather than for each group.
+        let gated: BTreeSet<String> = self
+            .lost
+            .values()
+            .filter(|l| !l.fence.gate_open())
+            .flat_map(|l| l.held.iter().cloned())
+            .collect();
+        // A lost node nobody knows anything of may hold any group (see [`Lost::unknown`]).
+        let gate_all = self
+            .lost
+            .values()
+            .any(|l| l.unknown && !l.fence.gate_open());
+        let held = self.peers.held_each(view.want.keys());
+        // What we remember of each group comes along with the wanted groups (both sorted);
+        // a group no longer wanted, or stopped, is forgotten.
+        let mut memories = std::mem::take(&mut self.groups).into_iter().peekable();
+        let mut kept = Vec::with_capacity(view.want.len());
         // Groups wanted by hactl, and groups held here that cltab no longer has (the
         // supervisor stops those on its own).
-        for (group, want) in &view.want {
+        for ((group, want), held) in view.want.iter().zip(held) {
+            while memories.next_if(|(g, _)| g < group).is_some() {}
+            let (key, mut mem) = (memories.next_if(|(g, _)| g == group))
+                .unwrap_or_else(|| (group.clone(), GroupMemory::default()));
             let claim = mine.claims.get(group);
             let holds = claim.is_some_and(Claim::holds);
             if !quorate || claim::is_stopped_level(want) {
@@ -449,26 +475,33 @@ impl Engine {
                 if holds && !claim.is_some_and(Claim::leaving) {
                     out.push(tell(group, STOP));
                 }
-                self.groups.remove(group);
                 continue;
             }
-            let others = holders.get(group.as_str()).unwrap_or(&none);
             if let Some(claim) = claim.filter(|c| c.holds()) {
-                self.step_holder(now, group, want, claim, others, &mut out);
+                let others = if held {
+                    self.peers.holders(view, group)
+                } else {
+                    Vec::new()
+                };
+                self.step_holder(now, group, want, claim, &others, &mut mem, &mut out);
             } else {
                 let quiet = (started + self.cfg.startup_wait).max(self.quiet_until);
                 let ready = now >= quiet;
                 if !ready {
                     self.wake_at(quiet);
                 }
-                self.step_candidate(now, view, group, ready, others, rng, &mut out);
+                let gated = gate_all || gated.contains(group.as_str());
+                let c = Candidate { ready, gated, held };
+                self.step_candidate(now, group, c, &mut mem, rng, &mut out);
             }
+            kept.push((key, mem));
         }
-        self.groups.retain(|g, _| view.want.contains_key(g));
+        self.groups = kept;
         out
     }
 
     /// This node holds `group`: resolve conflicts, then move along plan → test → want.
+    #[allow(clippy::too_many_arguments)]
     fn step_holder(
         &mut self,
         now: Millis,
@@ -476,6 +509,7 @@ impl Engine {
         want: &str,
         mine: &Claim,
         others: &[(&str, &Claim)],
+        mem: &mut GroupMemory,
         out: &mut Vec<Action>,
     ) {
         if mine.leaving() {
@@ -491,7 +525,6 @@ impl Engine {
             .map(|(n, c)| (rank::priority(group, n, c.phase()), *n))
             .filter(|(p, _)| *p > my_priority)
             .max();
-        let mem = self.groups.entry(group.to_string()).or_default();
         if let Some((_, to)) = winner {
             mem.hold_off_until = now + self.cfg.yield_backoff;
             mem.need_since = None;
@@ -557,21 +590,18 @@ impl Engine {
     }
 
     /// This node does not hold `group`: plan it when nobody does and our rank's turn came.
-    #[allow(clippy::too_many_arguments)]
     fn step_candidate(
         &mut self,
         now: Millis,
-        view: &View,
         group: &str,
-        ready: bool,
-        others: &[(&str, &Claim)],
+        c: Candidate,
+        mem: &mut GroupMemory,
         rng: &mut dyn Rng,
         out: &mut Vec<Action>,
     ) {
-        let held = !others.is_empty();
-        // The recovery gate: a group that a lost node held waits for that node's fencing.
-        let gated = self.lost.values().any(|l| l.gates(group));
-        let mem = self.groups.entry(group.to_string()).or_default();
+        // The recovery gate (`gated`): a group that a lost node held waits for that node's
+        // fencing.
+        let Candidate { ready, gated, held } = c;
         mem.planned_at = None;
         if held || gated || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group)
         {
@@ -583,18 +613,8 @@ impl Engine {
             return;
         }
         // Our rank: how many eligible nodes come before us (rank::order's order, without
-        // sorting everyone).
-        let my_w = rank::weight(group, &self.me);
-        let mut r = 0usize;
-        for (n, m) in &view.members {
-            if *n == self.me || !m.alive || m.cooldown.contains(group) {
-                continue;
-            }
-            let w = rank::weight(group, n);
-            if w > my_w || (w == my_w && n.as_str() < self.me.as_str()) {
-                r += 1;
-            }
-        }
+        // sorting everyone; kept between steps while the live members stay the same).
+        let r = self.peers.rank(&self.me, group);
         if mem.need_since.is_none() {
             mem.need_since = Some(now);
             mem.jitter = rng.next_u64() % (self.cfg.slot / 4).max(1);
@@ -621,30 +641,28 @@ impl Engine {
         out.push(tell(group, PLAN));
     }
 
-    /// Notes who is alive and what they hold; records unclean losses and returns.
-    fn track_members(&mut self, now: Millis, view: &View, settled_in: bool, out: &mut Vec<Action>) {
-        let mut now_alive = BTreeMap::new();
-        for (name, m) in &view.members {
-            if name == &self.me || !m.alive {
-                continue;
-            }
-            now_alive.insert(name.clone(), (m.generation, m.held()));
-        }
-        for (name, (generation, held)) in &self.alive_last {
-            if now_alive.contains_key(name) {
-                // Still alive, or back with a new generation: a restart, whose daemon stopped
-                // the old processes before it started anything.
-                continue;
-            }
+    /// Notes who is alive and what they hold; records unclean losses and returns. Returns the
+    /// members that came alive (sorted).
+    fn track_members(
+        &mut self,
+        now: Millis,
+        view: &View,
+        settled_in: bool,
+        out: &mut Vec<Action>,
+    ) -> Vec<String> {
+        // Still alive, or back with a new generation (a restart, whose daemon stopped the old
+        // processes before it started anything), is no change.
+        let changes = self.peers.update(&self.me, view);
+        for (name, peer) in &changes.departed {
             let left = view.members.get(name).is_some_and(|m| m.left);
             out.push(Action::Event(Event::NodeLost {
                 node: name.clone(),
-                held: held.iter().cloned().collect(),
+                held: peer.held.iter().cloned().collect(),
             }));
-            if left && held.is_empty() {
+            if left && peer.held.is_empty() {
                 continue; // a clean shutdown: nothing to fence
             }
-            let mut lost = Lost::new(*generation, held.clone(), now);
+            let mut lost = Lost::new(peer.generation, peer.held.clone(), now);
             // What we knew of it was nothing (blank) or long stale: no news from it for much
             // longer than its death takes to detect (a dead node's beats and heartbeats stop
             // together), so it may have held anything when it died (found by the simulator:
@@ -660,11 +678,11 @@ impl Engine {
         // fell silent before we started): as lost as any (found by the simulator). Only after
         // our start-up wait, so that peers we simply have not heard yet are not taken for lost.
         if settled_in {
-            for (name, m) in &view.members {
-                if m.alive || *name == self.me || self.lost.contains_key(name) {
+            for (name, m) in peers::others(view, &self.me) {
+                if m.alive || self.lost.contains_key(name) {
                     continue;
                 }
-                if self.alive_last.contains_key(name) {
+                if changes.departed(name) {
                     continue; // handled above as a transition
                 }
                 let held = m.held();
@@ -699,18 +717,21 @@ impl Engine {
                 self.lost.insert(name.clone(), lost);
             }
         }
-        if now_alive.keys().any(|n| !self.alive_last.contains_key(n)) {
+        if !changes.arrived.is_empty() {
             self.quiet_until = self.quiet_until.max(now + self.cfg.startup_wait);
         }
-        for n in now_alive.keys() {
-            if !self.alive_last.contains_key(n) {
-                self.came_alive.insert(n.clone(), now);
-            }
+        for n in &changes.arrived {
+            self.came_alive.insert(n.clone(), now);
+            self.seen_dead.remove(n);
         }
-        self.came_alive.retain(|n, _| now_alive.contains_key(n));
-        self.seen_dead.retain(|n| !now_alive.contains_key(n));
-        for name in now_alive.keys() {
+        for (n, _) in &changes.departed {
+            self.came_alive.remove(n);
+        }
+        // Only a member that just came alive can be found lost: the others were alive at
+        // the last step already, and left the lost then.
+        for name in &changes.arrived {
             if let Some(lost) = self.lost.remove(name) {
+                self.peers.forget_fence(name);
                 out.push(Action::Event(Event::NodeBack { node: name.clone() }));
                 if lost.attempts.running_since.is_some() {
                     out.push(Action::CancelFence { node: name.clone() });
@@ -742,28 +763,34 @@ impl Engine {
                 *lost = Lost::new(m.generation, std::mem::take(&mut lost.held), now);
                 lost.unknown = unknown;
             }
-            lost.held.extend(m.held());
+            for (g, c) in &m.claims {
+                if c.holds() && !lost.held.contains(g) {
+                    lost.held.insert(g.clone());
+                }
+            }
         }
         // A lost node's groups that now run elsewhere (here included) are no longer its own.
         let mine = view.members.get(&self.me);
         for lost in self.lost.values_mut() {
             lost.held.retain(|g| {
                 let here = mine.and_then(|m| m.claims.get(g)).is_some_and(Claim::holds);
-                !here && !now_alive.values().any(|(_, held)| held.contains(g))
+                !here && !self.peers.held(g)
             });
         }
-        self.alive_last = now_alive;
+        changes.arrived
     }
 
     /// Grows the expected membership with the live members and recomputes quorum: this node
     /// and the live members that it has news from.
-    fn update_quorum(&mut self, now: Millis, view: &View, out: &mut Vec<Action>) -> bool {
-        let live: BTreeSet<&String> = view
-            .members
-            .iter()
-            .filter(|(n, m)| m.alive || **n == self.me)
-            .map(|(n, _)| n)
-            .collect();
+    fn update_quorum(
+        &mut self,
+        now: Millis,
+        view: &View,
+        arrived: &[String],
+        out: &mut Vec<Action>,
+    ) -> bool {
+        // The live members: the others alive, and this node when the view has it.
+        let me_live = view.members.contains_key(&self.me);
         let timeout = self.cfg.news_timeout;
         let mut quiet = BTreeSet::new();
         for (n, m) in &view.members {
@@ -784,17 +811,29 @@ impl Engine {
             }));
         }
         for n in self.no_news.difference(&quiet) {
-            if live.contains(n) {
+            if view.members.get(n).is_some_and(|m| m.alive) {
                 out.push(Action::Event(Event::NewsBack { node: n.clone() }));
             }
         }
         self.no_news = quiet;
+        // Members without news do not count.
+        let live = self.peers.len() + usize::from(me_live) - self.no_news.len();
         let before = self.expected.len();
-        self.expected.extend(live.iter().map(|n| (*n).clone()));
+        // This node is always expected, and every member alive at the last step was added
+        // then: only those that just came alive can be new, unless the set was replaced.
+        let new: Vec<&str> = if std::mem::take(&mut self.expected_replaced) {
+            self.peers.names().collect()
+        } else {
+            arrived.iter().map(String::as_str).collect()
+        };
+        for n in new {
+            if !self.expected.contains(n) {
+                self.expected.insert(n.to_string());
+            }
+        }
         if self.expected.len() != before {
             out.push(Action::Members(self.expected.clone()));
         }
-        let live = live.iter().filter(|n| !self.no_news.contains(**n)).count();
         let expected = self.expected.len();
         let quorate = live * 2 > expected || (self.cfg.two_node && expected == 2 && live >= 1);
         match (self.quorate, quorate) {

@@ -5,23 +5,48 @@
 /// Returns the rendezvous weight of `node` for `group`: a 64-bit hash of both names. The node
 /// with the highest weight among the candidates is ranked first.
 pub fn weight(group: &str, node: &str) -> u64 {
-    // FNV-1a over "group\0node", then the splitmix64 finalizer to spread the bits.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in group.bytes().chain([0u8]).chain(node.bytes()) {
+    Weigher::new(group).weight(node)
+}
+
+/// The rendezvous weights of many nodes for one group: the group's half of the hash is
+/// computed once, as ranking a group among a thousand nodes would otherwise hash its name a
+/// thousand times. Gives exactly [`weight`]'s numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weigher(u64);
+
+impl Weigher {
+    /// Returns the weigher of `group`.
+    pub fn new(group: &str) -> Weigher {
+        // FNV-1a over "group\0node", then the splitmix64 finalizer to spread the bits; FNV
+        // goes byte by byte, so the state after "group\0" can be kept.
+        Weigher(fnv(0xcbf2_9ce4_8422_2325, group.bytes().chain([0u8])))
+    }
+
+    /// Returns the weight of `node` for the group.
+    pub fn weight(self, node: &str) -> u64 {
+        let mut h = fnv(self.0, node.bytes());
+        h ^= h >> 30;
+        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 27;
+        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+}
+
+/// Returns the FNV-1a state `h` carried on over `bytes`.
+fn fnv(mut h: u64, bytes: impl Iterator<Item = u8>) -> u64 {
+    for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    h
 }
 
 /// Returns `nodes` ordered best first for `group` (highest weight; names break ties).
 pub fn order<'a>(group: &str, nodes: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let w = Weigher::new(group);
     let mut v: Vec<&str> = nodes.into_iter().collect();
-    v.sort_by(|a, b| weight(group, b).cmp(&weight(group, a)).then(a.cmp(b)));
+    v.sort_by(|a, b| w.weight(b).cmp(&w.weight(a)).then(a.cmp(b)));
     v
 }
 
