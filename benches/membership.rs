@@ -5,14 +5,42 @@
 //! - detection: SIGKILL one node, time until each other node's hastat says it is not alive
 //!   (p50 / max over observers and kills).
 //!
-//! `cargo bench --bench membership -- [--nodes N] [--idle SECONDS] [--kills K]`
-//! (defaults 30, 30, 5; the brief's "no false deaths over 10 minutes" is `--idle 600`).
+//! - CPU per daemon while idle (user + system time from /proc/PID/stat).
+//!
+//! `cargo bench --bench membership -- [--nodes N] [--idle SECONDS] [--kills K] [--insecure]
+//! [--binary PATH [--legacy]]` (defaults 30, 30, 5; the brief's "no false deaths over 10
+//! minutes" is `--idle 600`). Every node gets the same `DIR/authkey` (sealed gossip) unless
+//! `--insecure`; `--binary` runs another mosha build (to compare with an older one, whose
+//! command line `--legacy` leaves without key options).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+fn text_arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).cloned()
+}
+
+/// Returns the CPU time (user + system) process `pid` has used, in seconds.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14 and 15 of proc(5) (utime, stime), counted from field 3 after the name.
+    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+    ticks / 100.0
+}
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -42,12 +70,40 @@ fn main() {
     let n = arg("--nodes", 30) as usize;
     let idle = arg("--idle", 30);
     let kills = arg("--kills", 5) as usize;
+    let insecure = flag("--insecure");
+    let legacy = flag("--legacy");
+    let binary = text_arg("--binary").unwrap_or_else(|| env!("CARGO_BIN_EXE_mosha").to_string());
+    let key: String = {
+        use std::io::Read;
+        let mut b = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut b)
+            .unwrap();
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    };
+    println!(
+        "binary {binary}; gossip {}",
+        if legacy {
+            "as that build does it"
+        } else if insecure {
+            "NOT sealed (--insecure)"
+        } else {
+            "sealed (XChaCha20-Poly1305)"
+        }
+    );
     let top = tempfile::tempdir().unwrap();
     let mut nodes: Vec<Node> = (1..=n)
         .map(|i| {
             let dir = top.path().join(format!("n{i}"));
             std::fs::create_dir(&dir).unwrap();
             std::fs::write(dir.join("cltab"), "").unwrap();
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let p = dir.join("authkey");
+                std::fs::write(&p, &key).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
             let port = std::net::UdpSocket::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()
@@ -63,13 +119,16 @@ fn main() {
         .collect();
     let seeds: Vec<String> = nodes.iter().take(3).map(|n| n.addr.clone()).collect();
     let start = |node: &mut Node| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mosha"));
+        let mut cmd = Command::new(&binary);
         cmd.args([
             "run", "--log", "warn", "--node", &node.name, "--listen", &node.addr,
         ])
         .arg("--dir")
         .arg(&node.dir)
         .stderr(Stdio::null());
+        if insecure && !legacy {
+            cmd.arg("--insecure");
+        }
         for s in seeds.iter().filter(|s| **s != node.addr) {
             cmd.args(["--seed", s]);
         }
@@ -110,6 +169,11 @@ fn main() {
     };
     std::thread::sleep(Duration::from_secs(2));
     let before = sent(&nodes);
+    let pids: Vec<u32> = nodes
+        .iter()
+        .filter_map(|x| x.child.as_ref().map(Child::id))
+        .collect();
+    let cpu_before: Vec<f64> = pids.iter().map(|p| cpu_s(*p)).collect();
     let t = Instant::now();
     let mut false_deaths = 0;
     while t.elapsed() < Duration::from_secs(idle) {
@@ -129,10 +193,21 @@ fn main() {
         .zip(&before)
         .map(|(a, b)| (a - b) / secs)
         .collect();
+    let mut cpu: Vec<f64> = pids
+        .iter()
+        .zip(&cpu_before)
+        .map(|(p, b)| 100.0 * (cpu_s(*p) - b) / secs)
+        .collect();
     println!(
         "idle {idle} s: gossip sent per node: median {:.1} KB/s, max {:.1} KB/s; false deaths observed: {false_deaths}",
         quantile(&mut rates, 0.5) / 1000.0,
         quantile(&mut rates, 1.0) / 1000.0
+    );
+    println!(
+        "idle CPU per daemon: median {:.2} % of a core, max {:.2} %; all {n} together {:.2} cores",
+        quantile(&mut cpu, 0.5),
+        quantile(&mut cpu, 1.0),
+        cpu.iter().sum::<f64>() / 100.0
     );
 
     // Detection.

@@ -46,6 +46,12 @@ fn main() {
     )
     .unwrap();
     std::fs::write(dir.path().join("hactl"), "bench run\n").unwrap();
+    let key = Command::new(env!("CARGO_BIN_EXE_mosha"))
+        .arg("keygen")
+        .stdout(std::fs::File::create(dir.path().join("authkey")).unwrap())
+        .status()
+        .unwrap();
+    assert!(key.success(), "mosha keygen failed");
     // The throttle would back off after 5 exits in 10 s; the benchmark measures the fast path.
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_mosha"))
         .args([

@@ -44,7 +44,9 @@ enum Command {
     /// `mosha fence NODE` runs the fence agents configured for NODE in DIR/fencetab and, on
     /// success, tells the local daemon, which spreads the record: NODE's groups may then be
     /// recovered. `mosha fence ack NODE` records that an operator made sure NODE is off (power
-    /// pulled by hand), like fence_ack_manual; it asks for confirmation unless --yes.
+    /// pulled by hand), like fence_ack_manual; it asks for confirmation unless --yes, and the
+    /// daemon refuses it for a node it does not show as lost unless --force. Both wait for the
+    /// daemon's answer (10 s at most).
     Fence {
         /// `NODE`, or `ack NODE`.
         #[arg(required = true, num_args = 1..=2, value_name = "[ack] NODE")]
@@ -55,6 +57,10 @@ enum Command {
         /// Do not ask for confirmation (ack only).
         #[arg(long)]
         yes: bool,
+        /// Acknowledge even a node the cluster does not show as lost (alive, or never seen
+        /// lost): only when you are sure it is off, since its groups then start elsewhere.
+        #[arg(long)]
+        force: bool,
     },
     /// Shows the cluster as this node sees it (members, quorum, where each group runs),
     /// read from DIR/hastat.json.
@@ -69,6 +75,14 @@ enum Command {
     /// Shows mosha at work: one node on cltab-examples/basic in a temporary directory, a
     /// service killed and respawned, the group taken down through hactl. Cleans up on exit.
     Demo,
+    /// Prints a new random cluster key (256 bits, 64 hex digits) for DIR/authkey.
+    ///
+    /// `mosha keygen > /etc/mosha/authkey` on one node, then copy the file to every node.
+    /// When standard output is a file, keygen makes it readable by its owner only (0600),
+    /// as `mosha run` requires. To rotate keys without downtime: add the new key as the second
+    /// line of every node's authkey; then move it first everywhere (it now seals); once
+    /// `mosha status` shows every member on it, remove the old line everywhere.
+    Keygen,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,6 +140,21 @@ struct RunArgs {
     /// MOSHA_ALERT_DETAIL and MOSHA_NODE in its environment.
     #[arg(long, value_name = "COMMAND")]
     alert: Option<String>,
+    /// The cluster key file (default DIR/authkey): every gossip datagram is sealed with its
+    /// first key (XChaCha20-Poly1305) and opened with any of its keys. It must be private
+    /// (mode 0600) and the same on every node; edits are taken without restart. Create it with
+    /// `mosha keygen`.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Gossip without authentication or encryption. Anyone who can send UDP to --listen can
+    /// then join the cluster and run commands on its nodes: for throw-away tests only.
+    #[arg(long, conflicts_with = "key_file")]
+    insecure: bool,
+    /// Datagrams whose send time is further than this from this node's clock are refused
+    /// (they bound how long a recorded datagram could be replayed); 0 turns the check off.
+    /// Keep node clocks in sync (NTP).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    max_clock_skew: u64,
 }
 
 /// Parses the command line and runs the command; returns the process's exit code.
@@ -135,7 +164,13 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(*args),
         Command::Check { dir } => check(&dir),
         Command::Status { dir, json } => status(&dir, json),
-        Command::Fence { args, dir, yes } => fence(&dir, &args, yes),
+        Command::Fence {
+            args,
+            dir,
+            yes,
+            force,
+        } => fence(&dir, &args, yes, force),
+        Command::Keygen => keygen(),
         Command::Demo => match crate::demo::run() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -198,12 +233,28 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let gossip = match gossip_config(&node, &args) {
+    let mut gossip = match gossip_config(&node, &args) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("mosha: {e}");
             return ExitCode::from(2);
         }
+    };
+    let key_file = if args.insecure {
+        None
+    } else {
+        let path = args
+            .key_file
+            .clone()
+            .unwrap_or_else(|| dir.join(crate::daemon::keys::KEY_FILE));
+        match crate::daemon::keys::load(&path) {
+            Ok(keys) => gossip.keys = Some(keys),
+            Err(e) => {
+                eprintln!("mosha: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        Some(path)
     };
     let expected = crate::daemon::cluster::read_members(&dir.join("members"));
     let size = expected.len().max(args.seeds.len() + 1);
@@ -221,6 +272,7 @@ fn run(args: RunArgs) -> ExitCode {
         gossip,
         engine,
         alert: args.alert.clone(),
+        key_file,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -263,20 +315,80 @@ fn gossip_config(node: &str, args: &RunArgs) -> Result<crate::gossip::GossipConf
     cfg.seeds = args.seeds.clone();
     cfg.cluster_id = args.cluster_id.clone();
     cfg.gossip_interval = Duration::from_millis(args.gossip_interval.max(1));
+    cfg.max_clock_skew = Duration::from_secs(args.max_clock_skew);
     cfg.validate()?;
     Ok(cfg)
 }
 
-/// Writes a command file for the local daemon into `dir/commands/`.
-fn drop_command(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+/// `mosha keygen`: prints a new key; a regular file on standard output is made private.
+fn keygen() -> ExitCode {
+    use nix::sys::stat::{fchmod, fstat, Mode, SFlag};
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    let key = match crate::daemon::keys::generate() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("mosha keygen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    if let Ok(st) = fstat(stdout.as_raw_fd()) {
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG {
+            if let Err(e) = fchmod(stdout.as_raw_fd(), Mode::from_bits_truncate(0o600)) {
+                eprintln!("mosha keygen: cannot make the key file private: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut out = stdout.lock();
+    if writeln!(out, "{key}").and_then(|()| out.flush()).is_err() {
+        eprintln!("mosha keygen: cannot write the key");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// How long a command waits for the daemon's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Hands a command to the local daemon through `dir/commands/` and returns its answer
+/// (`Ok` when it was carried out, `Err` with the reason when refused or unanswered).
+fn drop_command(dir: &Path, name: &str, text: &str) -> Result<String, String> {
     let cmds = dir.join("commands");
     std::fs::create_dir_all(&cmds).map_err(|e| format!("{}: {e}", cmds.display()))?;
-    crate::files::write_atomic(&cmds.join(name), text.as_bytes())
-        .map_err(|e| format!("{}: {e}", cmds.display()))
+    let reply = crate::daemon::commands::reply_path(&cmds, name);
+    let _ = std::fs::remove_file(&reply);
+    let path = cmds.join(name);
+    crate::files::write_atomic(&path, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", cmds.display()))?;
+    let deadline = std::time::Instant::now() + ANSWER_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(answer) = std::fs::read_to_string(&reply) {
+            let _ = std::fs::remove_file(&reply);
+            let answer = answer.trim();
+            return match answer.strip_prefix("ok: ") {
+                Some(done) => Ok(done.to_string()),
+                None => Err(answer
+                    .strip_prefix("refused: ")
+                    .unwrap_or(answer)
+                    .to_string()),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Not taken: withdraw it, so that it is not carried out by a daemon started later.
+    let withdrawn = std::fs::remove_file(&path).is_ok();
+    Err(format!(
+        "no answer from a daemon on {} within {} s (is mosha running there?){}",
+        dir.display(),
+        ANSWER_TIMEOUT.as_secs(),
+        if withdrawn { "; request withdrawn" } else { "" }
+    ))
 }
 
 /// `mosha fence NODE` and `mosha fence ack NODE`.
-fn fence(dir: &Path, args: &[String], yes: bool) -> ExitCode {
+fn fence(dir: &Path, args: &[String], yes: bool, force: bool) -> ExitCode {
     let (ack, node) = match args {
         [a, n] if a == "ack" => (true, n.as_str()),
         [n] => (false, n.as_str()),
@@ -303,19 +415,28 @@ fn fence(dir: &Path, args: &[String], yes: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        return match drop_command(dir, &format!("ack-{node}"), "acknowledged by an operator") {
-            Ok(()) => {
-                println!(
-                    "{node}: acknowledgement handed to the daemon in {}",
-                    dir.display()
-                );
+        let text = if force {
+            format!(
+                "{}\nacknowledged by an operator (forced)",
+                crate::daemon::commands::FORCE
+            )
+        } else {
+            "acknowledged by an operator".to_string()
+        };
+        return match drop_command(dir, &format!("ack-{node}"), &text) {
+            Ok(done) => {
+                println!("{node}: acknowledged: {done}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("mosha fence: {e}");
+                eprintln!("mosha fence ack: {e}");
                 ExitCode::FAILURE
             }
         };
+    }
+    if force {
+        eprintln!("mosha fence: --force goes with `ack` only");
+        return ExitCode::from(2);
     }
     let path = dir.join("fencetab");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -348,14 +469,20 @@ fn fence(dir: &Path, args: &[String], yes: bool) -> ExitCode {
     let r = crate::fence::fence_blocking(node, &methods);
     if r.ok {
         println!("{node} fenced: {}", r.detail);
-        if let Err(e) = drop_command(
+        match drop_command(
             dir,
             &format!("fenced-{node}"),
             &format!("by hand: {}", r.detail),
         ) {
-            eprintln!("mosha fence: fenced, but cannot tell the daemon: {e}");
+            Ok(done) => {
+                println!("{node}: {done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mosha fence: fenced, but the daemon did not record it: {e}");
+                ExitCode::FAILURE
+            }
         }
-        ExitCode::SUCCESS
     } else {
         eprintln!("{node}: fencing failed: {}", r.detail);
         ExitCode::FAILURE

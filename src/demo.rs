@@ -35,10 +35,12 @@ pub fn run() -> anyhow::Result<()> {
         .build()?;
     let top = std::env::temp_dir().join(format!("mosha-demo-{}", std::process::id()));
     std::fs::create_dir_all(top.join("shared"))?;
+    let key = crate::daemon::keys::generate().map_err(anyhow::Error::msg)?;
     let mut nodes = Vec::new();
     for i in 1..=NODES {
         let dir = top.join(format!("n{i}"));
         std::fs::create_dir_all(&dir)?;
+        crate::daemon::keys::install(&dir.join(crate::daemon::keys::KEY_FILE), &key)?;
         let port = std::net::UdpSocket::bind("127.0.0.1:0")?
             .local_addr()?
             .port();

@@ -38,6 +38,50 @@ pub struct Hastat {
     pub fencing_off: Vec<String>,
     /// Gossip traffic of this node since it started.
     pub gossip: GossipStat,
+    /// How this node's gossip is protected.
+    #[serde(default)]
+    pub security: SecurityStat,
+    /// Live daemons that gossip under a member's name but are not the one counted (a
+    /// restart for a moment; two daemons with one name for longer).
+    #[serde(default)]
+    pub shadows: Vec<ShadowStat>,
+}
+
+/// How gossip is protected on the writing node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecurityStat {
+    /// True with `--insecure`: datagrams are neither authenticated nor encrypted.
+    pub insecure: bool,
+    /// Fingerprints of the keys in force, the one that seals first.
+    pub keys: Vec<String>,
+    /// Why the key file on disk is not in force, if it is not (the keys above stay).
+    pub key_error: Option<String>,
+}
+
+/// A live daemon under a member's name that is not the one counted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShadowStat {
+    /// The name.
+    pub node: String,
+    /// Its generation.
+    pub generation: u64,
+    /// Its gossip address.
+    pub addr: String,
+    /// Seconds it has been alive.
+    pub alive_s: f64,
+}
+
+/// A source of refused datagrams.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RejectingStat {
+    /// Its address (`*` for every address past the first 256).
+    pub addr: String,
+    /// Why its last datagram was refused.
+    pub reason: String,
+    /// Datagrams refused since this node started.
+    pub count: u64,
+    /// Seconds since its last refused datagram.
+    pub last_s_ago: f64,
 }
 
 /// One member, as seen by the writing node.
@@ -55,6 +99,9 @@ pub struct MemberStat {
     pub cltab: Option<String>,
     /// The hactl version it runs, if it published one.
     pub hactl: Option<String>,
+    /// Fingerprint of the key its last datagram was sealed with.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// One group across the cluster.
@@ -112,6 +159,21 @@ pub struct GossipStat {
     pub bytes_received: u64,
     /// Average bytes sent per second since start.
     pub sent_per_s: f64,
+    /// Datagrams refused since start (they are never answered nor decoded).
+    #[serde(default)]
+    pub rejected: u64,
+    /// The same, by reason (`bad-auth`, `unknown-key`, `not-sealed`, `replayed`, ...).
+    #[serde(default)]
+    pub rejected_by: BTreeMap<String, u64>,
+    /// Sources refused in the last five minutes, most recent first.
+    #[serde(default)]
+    pub rejecting: Vec<RejectingStat>,
+    /// Sends that failed (unreachable network, full buffers).
+    #[serde(default)]
+    pub send_failures: u64,
+    /// Datagrams that passed mosha's checks but that chitchat's decoder refused.
+    #[serde(default)]
+    pub decoder_refusals: u64,
 }
 
 impl Hastat {
@@ -129,6 +191,9 @@ impl Hastat {
         h.gossip = GossipStat::default();
         for m in h.members.values_mut() {
             m.last_heard_ms = None;
+        }
+        for s in &mut h.shadows {
+            s.alive_s = 0.0;
         }
         h
     }
@@ -150,6 +215,13 @@ impl Hastat {
             self.live,
             self.expected.len()
         );
+        if self.security.insecure {
+            let _ = writeln!(
+                out,
+                "WARNING: gossip is NOT authenticated (--insecure): anyone who can reach the \
+                 gossip port can join and run commands"
+            );
+        }
         let _ = writeln!(
             out,
             "\n {:<16} {:<8} {:>20} {:>12}  Address",
@@ -225,6 +297,24 @@ impl Hastat {
                 } else {
                     format!(" (waiting: {})", groups.join(", "))
                 }
+            );
+        }
+        for sh in &self.shadows {
+            let _ = writeln!(
+                out,
+                "\n WARNING: a second daemon gossips as {} from {} (generation {}, alive {:.0} s): \
+                 it is ignored while the one above runs",
+                sh.node, sh.addr, sh.generation, sh.alive_s
+            );
+        }
+        if let Some(e) = &self.security.key_error {
+            let _ = writeln!(out, "\n Key file: {e}");
+        }
+        for r in &self.gossip.rejecting {
+            let _ = writeln!(
+                out,
+                "\n Refused: {} datagrams from {} ({}, last {:.0} s ago)",
+                r.count, r.addr, r.reason, r.last_s_ago
             );
         }
         for (name, f) in &self.files {

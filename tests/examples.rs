@@ -40,6 +40,14 @@ fn run_example(name: &str) {
     for f in ["cltab", "hactl"] {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
     }
+    let key = mosha().arg("keygen").output().unwrap();
+    assert!(key.status.success(), "{key:?}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.path().join("authkey");
+        std::fs::write(&p, &key.stdout).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let hactl = std::fs::read_to_string(src.join("hactl")).unwrap();
     let wanted: Vec<(String, String)> = hactl
         .lines()

@@ -124,25 +124,21 @@ fn tests_pass_or_fail_the_group_and_later_entries_still_start() {
         "p check\nf bad\n",
         &[],
     );
-    let doc = node.wait_for("p PASSED and f FAILED", SOON, |d| {
-        group_state(d, "p") == "PASSED" && group_state(d, "f") == "FAILED"
-    });
+    // p stays PASSED; f is FAILED only for a moment: the engine then stops it and puts this
+    // node in cooldown for it, so f's failure is read from the log, not from a clstat poll.
+    let doc = node.wait_for("p PASSED", SOON, |d| group_state(d, "p") == "PASSED");
     assert_eq!(doc["groups"]["p"]["level"], "check", "{doc:#}");
     assert_eq!(entry_state(&doc, "p", "t1"), "passed", "{doc:#}");
     assert_eq!(entry_state(&doc, "p", "t2"), "passed", "{doc:#}");
-    assert_eq!(doc["groups"]["f"]["level"], "bad", "{doc:#}");
-    assert_eq!(entry_state(&doc, "f", "u1"), "failed", "{doc:#}");
-    assert_eq!(
-        entry(&doc, "f", "u1")["last_exit"],
-        "exit status 3",
-        "{doc:#}"
-    );
+    node.wait_until("f to fail at level bad", SOON, || {
+        let log = node.log();
+        log.contains("test failed: exit status 3 group=f tag=u1")
+            && log.contains("level reached group=f level=bad state=\"FAILED\"")
+    });
     // The entry after the failed test was started anyway.
     node.wait_until("u2 to write its witness", SOON, || {
         node.witness("W") == ["later"]
     });
-    let doc = node.wait_for("f/u2 done", SOON, |d| entry_state(d, "f", "u2") == "done");
-    assert_eq!(group_state(&doc, "f"), "FAILED", "{doc:#}");
 }
 
 #[test]

@@ -1,9 +1,11 @@
-//! Configuration files: `cltab` (what runs, at which level) and `hactl` (which level each
-//! group should be at). This module owns parsing and validation only; it reads no files.
+//! Configuration files: `cltab` (what runs, at which level), `hactl` (which level each
+//! group should be at), `fencetab` (how to fence each node) and `authkey` (the gossip keys).
+//! This module owns parsing and validation only; it reads no files.
 //!
 //! Every parser collects *all* the problems in a file before returning, each as a [`Problem`]
 //! that prints as `file:line: what is wrong`, so an operator fixes a file in one pass.
 
+pub mod authkey;
 pub mod cltab;
 pub mod fencetab;
 pub mod hactl;

@@ -12,10 +12,10 @@ use tracing::{error, info, warn};
 
 use super::replicated::{self, Change, Replicated};
 use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
-use crate::engine::{self, Action, Claim, Engine, Outcome, Policy, Record, State};
+use crate::engine::{self, Action, Claim, Engine, Policy, Record, State};
 use crate::fence::{OsAgents, Runner};
 use crate::files::{self, Content, Watched};
-use crate::gossip::{ClusterView, Gossip};
+use crate::gossip::ClusterView;
 use crate::replica::Hlc;
 use crate::supervisor::{Os, Supervisor};
 
@@ -73,7 +73,7 @@ pub fn policy(tab: &Fencetab, node: &str) -> Policy {
 /// The cluster half of a node: replicated files, expected membership, engine.
 pub struct Cluster {
     pub(super) me: String,
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     hlc: Hlc,
     /// The replicated cltab.
     pub cltab_file: Replicated,
@@ -371,18 +371,23 @@ impl Cluster {
         }
     }
 
-    /// Runs one cluster step at `now_ms` (engine time) and `wall_ms` (for file versions).
-    /// Returns the gossip changes to publish.
-    pub async fn step(
+    /// Keeps `view` for status while the daemon decides nothing (see
+    /// [`super::identity::Verdict::Hold`]).
+    pub fn hold(&mut self, view: ClusterView) {
+        self.last_view = Some(view);
+    }
+
+    /// Runs one cluster step on `view` at `now_ms` (engine time) and `wall_ms` (for file
+    /// versions). Returns the gossip changes to publish.
+    pub fn step(
         &mut self,
-        gossip: &Gossip,
+        view: ClusterView,
         sup: &mut Supervisor,
         os: &mut dyn Os,
         now: Instant,
         now_ms: u64,
         wall_ms: u64,
     ) -> Vec<(String, Option<String>)> {
-        let view = gossip.view().await;
         if let Some(Content::Text(t)) = self.members_file.poll() {
             if self.members_written.as_deref() != Some(t.as_str()) {
                 let m = read_members(self.members_file.path());
@@ -468,51 +473,6 @@ impl Cluster {
         publish.extend(self.claim_changes(sup));
         self.last_view = Some(view);
         publish
-    }
-
-    /// Carries out what operators dropped into `DIR/commands/`: `ack-NODE` (written by
-    /// `mosha fence ack NODE`) and `fenced-NODE` (written by `mosha fence NODE` after it
-    /// fenced the node by hand). Each becomes a fencing record for the node's lost generation.
-    fn operator_commands(&mut self, view: &ClusterView) -> Vec<(String, Option<String>)> {
-        let dir = self.dir.join("commands");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let detail = std::fs::read_to_string(e.path()).unwrap_or_default();
-            let _ = std::fs::remove_file(e.path());
-            let (outcome, node) = if let Some(n) = name.strip_prefix("ack-") {
-                (Outcome::Acked, n)
-            } else if let Some(n) = name.strip_prefix("fenced-") {
-                (Outcome::Fenced, n)
-            } else {
-                warn!(file = %e.path().display(), "unknown command file; ignored");
-                continue;
-            };
-            let generation = self
-                .engine
-                .lost()
-                .get(node)
-                .map(|l| l.generation)
-                .or_else(|| view.members.get(node).map(|m| m.generation));
-            let Some(generation) = generation else {
-                warn!(%node, "{name}: no such node known; ignored");
-                continue;
-            };
-            let detail = detail.trim().replace('\n', " ");
-            warn!(%node, generation, "operator: {name} recorded ({detail})");
-            for a in self
-                .engine
-                .operator_record(node, generation, outcome, &detail)
-            {
-                if let Action::Publish { key, value } = a {
-                    out.push((key, value));
-                }
-            }
-        }
-        out
     }
 
     /// Returns the gossip changes that publish this node's current claims.

@@ -4,11 +4,16 @@
 //! SIGTERM/SIGINT stops every group and exits leaving no process behind.
 //!
 //! Layout: [`cluster`] (the cluster step), [`replicated`] (cltab, hactl and fencetab over
-//! gossip), `report` (hastat, event logs, alerts).
+//! gossip), [`commands`] (operator commands), [`keys`] (the gossip key file), [`identity`]
+//! (one daemon per node name),
+//! `report` (hastat, event logs, alerts).
 
 pub mod cluster;
+pub mod commands;
+pub mod identity;
+pub mod keys;
 pub mod replicated;
-mod report;
+pub mod report;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +31,7 @@ use crate::gossip::{Gossip, GossipConfig};
 use crate::supervisor::process::{self, OsProcesses};
 use crate::supervisor::{leftovers, Options, Supervisor};
 use cluster::Cluster;
+use identity::{IdentityGuard, Verdict};
 
 /// How often the cluster step runs (gossip view, files, engine).
 pub const TICK: Duration = Duration::from_millis(50);
@@ -52,6 +58,9 @@ pub struct DaemonOptions {
     /// A command run on node-lost, fence-ok, fence-failed, group-started and group-stopped
     /// events, with the details in its environment.
     pub alert: Option<String>,
+    /// The key file the gossip keys (in `gossip.keys`) were read from, watched for
+    /// rotations; `None` with `--insecure`.
+    pub key_file: Option<PathBuf>,
 }
 
 fn wall_ms() -> u64 {
@@ -85,6 +94,19 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         .await
         .context("starting gossip")?;
     let generation = gossip.generation();
+    let mut keywatch = match (&opts.key_file, &opts.gossip.keys) {
+        (Some(path), Some(k)) => Some(keys::KeyWatch::new(path.clone(), k.clone())),
+        _ => {
+            error!(
+                "gossip is NOT authenticated (--insecure): anyone who can send UDP to {} can \
+                 join this cluster and run commands on its nodes",
+                opts.gossip.listen
+            );
+            None
+        }
+    };
+    let mut identity = IdentityGuard::new(&me, generation);
+    let mut fatal: Option<String> = None;
     let mut gossip_done: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
         Box::pin(gossip.termination());
     let rng = rand::rngs::StdRng::seed_from_u64(generation ^ engine::rank::weight(&me, "seed"));
@@ -137,12 +159,31 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         cluster.runner.tick(now_std, &mut cluster.agents);
         sup.forget_stopped(&cluster.cltab);
 
+        if let Some(k) = keywatch.as_mut().and_then(keys::KeyWatch::poll) {
+            if let Err(e) = gossip.set_keys(&k) {
+                error!("{e}");
+            }
+        }
         let mut publish = Vec::new();
         if shutdown.is_none() && ticked {
-            let now_ms = now.duration_since(t0).as_millis() as u64;
-            publish = cluster
-                .step(&gossip, &mut sup, &mut os, now_std, now_ms, wall_ms())
-                .await;
+            let view = gossip.view().await;
+            match identity.check(&view, now_std) {
+                Verdict::Run => {
+                    let now_ms = now.duration_since(t0).as_millis() as u64;
+                    publish = cluster.step(view, &mut sup, &mut os, now_std, now_ms, wall_ms());
+                }
+                Verdict::Hold => cluster.hold(view),
+                Verdict::Exit(why) => {
+                    error!("{why}");
+                    fatal = Some(why);
+                    shutdown = Some(begin_shutdown(
+                        shutdown,
+                        "identity conflict",
+                        &mut sup,
+                        &mut os,
+                    ));
+                }
+            }
         } else {
             publish.extend(cluster.claim_changes(&sup));
             if shutdown.is_some() {
@@ -192,7 +233,17 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             last_doc = doc;
         }
         if ticked {
-            let h = cluster.hastat(generation, &gossip.stats(), &sup);
+            let security = report::Security {
+                insecure: gossip.insecure(),
+                keys: keywatch
+                    .as_ref()
+                    .map(|k| k.keys().fingerprints())
+                    .unwrap_or_default(),
+                key_error: keywatch
+                    .as_ref()
+                    .and_then(|k| k.error().map(str::to_string)),
+            };
+            let h = cluster.hastat(generation, &gossip.stats(), &sup, &security);
             let due = match &last_hastat {
                 None => true,
                 Some((old, at)) => {
@@ -219,6 +270,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&clstat_path);
     let _ = std::fs::remove_file(&hastat_path);
     let _ = std::fs::remove_file(&record);
+    if let Some(why) = fatal {
+        anyhow::bail!("every group stopped; mosha exits because {why}");
+    }
     info!("every group stopped; mosha exits");
     Ok(())
 }

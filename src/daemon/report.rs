@@ -7,15 +7,34 @@ use tracing::{error, info, warn};
 
 use super::cluster::Cluster;
 use crate::engine::{self, Event, FenceState, Outcome};
+use crate::gossip::Fingerprint;
 use crate::gossip::{ClusterView, GossipStats};
 use crate::hastat::{
-    FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, NodeGroupStat,
+    FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, NodeGroupStat, RejectingStat,
+    SecurityStat, ShadowStat,
 };
+
+/// How this node's gossip is protected, for hastat.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// `--insecure`.
+    pub insecure: bool,
+    /// The keys in force, the one that seals first.
+    pub keys: Vec<Fingerprint>,
+    /// Why the key file on disk is not in force, if it is not.
+    pub key_error: Option<String>,
+}
 use crate::supervisor::Supervisor;
 
 impl Cluster {
     /// Builds the hastat document.
-    pub fn hastat(&self, generation: u64, stats: &GossipStats, sup: &Supervisor) -> Hastat {
+    pub fn hastat(
+        &self,
+        generation: u64,
+        stats: &GossipStats,
+        sup: &Supervisor,
+        security: &Security,
+    ) -> Hastat {
         let mut h = Hastat {
             node: self.me.clone(),
             generation,
@@ -26,6 +45,7 @@ impl Cluster {
         let empty = ClusterView {
             me: self.me.clone(),
             members: BTreeMap::new(),
+            shadows: Vec::new(),
         };
         let view = self.last_view.as_ref().unwrap_or(&empty);
         let ev = self.engine_view(view, sup);
@@ -45,6 +65,7 @@ impl Cluster {
                     },
                     cltab: version("cltab"),
                     hactl: version("hactl"),
+                    key: stats.peer_keys.get(&m.addr).map(ToString::to_string),
                 },
             );
         }
@@ -138,7 +159,36 @@ impl Cluster {
             bytes_sent: stats.bytes_sent,
             bytes_received: stats.bytes_received,
             sent_per_s: (stats.bytes_sent as f64 / secs).round(),
+            rejected: stats.rejected.values().sum(),
+            send_failures: stats.send_failures,
+            decoder_refusals: stats.decoder_refusals,
+            rejected_by: stats.rejected.clone(),
+            rejecting: stats
+                .rejecting
+                .iter()
+                .map(|r| RejectingStat {
+                    addr: r.addr.map_or("*".to_string(), |a| a.to_string()),
+                    reason: r.reason.as_str().to_string(),
+                    count: r.count,
+                    last_s_ago: (r.last.as_secs_f64() * 10.0).round() / 10.0,
+                })
+                .collect(),
         };
+        h.security = SecurityStat {
+            insecure: security.insecure,
+            keys: security.keys.iter().map(ToString::to_string).collect(),
+            key_error: security.key_error.clone(),
+        };
+        h.shadows = view
+            .shadows
+            .iter()
+            .map(|s| ShadowStat {
+                node: s.node.clone(),
+                generation: s.generation,
+                addr: s.addr.to_string(),
+                alive_s: s.since.as_secs_f64().round(),
+            })
+            .collect();
         h
     }
 

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::seal::Keys;
+
 /// Configuration of one node's gossip: identity, addresses, and the timing of failure detection.
 ///
 /// Failure detection works like this: every `gossip_interval` the node exchanges state with up to
@@ -60,6 +62,14 @@ pub struct GossipConfig {
     /// bandwidth in larger clusters. Every node must run a mosha built on chitchat 0.13 or later.
     /// Default true.
     pub compress_digest: bool,
+    /// The cluster keys every datagram is sealed and opened with (the first seals); `None`
+    /// sends and accepts plain, unauthenticated datagrams (`--insecure`). Default `None`: the
+    /// daemon always sets it unless told `--insecure`.
+    pub keys: Option<Keys>,
+    /// Largest difference between a datagram's send time and this node's clock: older (or
+    /// newer) datagrams are refused, which bounds how long a recorded datagram could be
+    /// replayed to a node that restarted. Zero turns the check off. Default 60 s.
+    pub max_clock_skew: Duration,
 }
 
 impl GossipConfig {
@@ -80,6 +90,8 @@ impl GossipConfig {
             tombstone_grace: Duration::from_secs(3600),
             last_generation: 0,
             compress_digest: true,
+            keys: None,
+            max_clock_skew: Duration::from_secs(60),
         }
     }
 
@@ -129,6 +141,12 @@ impl GossipConfig {
         }
         if self.dead_node_grace.is_zero() {
             errors.push("dead node grace must be positive".to_string());
+        }
+        if self.max_clock_skew > Duration::from_secs(24 * 3600) {
+            errors.push(format!(
+                "max clock skew {:?} must be at most a day",
+                self.max_clock_skew
+            ));
         }
         if errors.is_empty() {
             Ok(())

@@ -2,9 +2,12 @@
 //! reconciliation over UDP with a phi-style failure detector).
 //!
 //! This is the only code in the crate that names chitchat types: the rest of mosha sees
-//! [`GossipConfig`], [`Gossip`], [`ClusterView`] / [`MemberView`], [`GossipStats`] and
-//! [`GossipError`]. Each node owns a set of string keys that every peer eventually sees; each
-//! member is alive or dead according to the failure detector.
+//! [`GossipConfig`], [`Gossip`], [`ClusterView`] / [`MemberView`] / [`Shadow`],
+//! [`GossipStats`], [`Keys`] and [`GossipError`]. Each node owns a set of string keys that
+//! every peer eventually sees; each member is alive or dead according to the failure detector.
+//!
+//! Every datagram is sealed with the cluster keys ([`seal`]) and checked ([`wire`]) before
+//! chitchat decodes it ([`transport`]); one generation is shown per name ([`view`]).
 //!
 //! Rules this module enforces so that chitchat's pitfalls cannot bite:
 //! - every value is at most [`MAX_VALUE_BYTES`] and every key at most [`MAX_KEY_BYTES`], far
@@ -18,18 +21,23 @@
 
 mod config;
 mod node;
+pub mod seal;
 mod transport;
 mod view;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sealed;
 
 use std::fmt;
 
 pub use config::GossipConfig;
 pub use node::Gossip;
-pub use transport::GossipStats;
-pub use view::{ClusterView, MemberView};
+pub use seal::{fingerprint, Fingerprint, Keys, Rejection};
+pub use transport::{GossipStats, RejectingSource};
+pub use view::{ClusterView, MemberView, Shadow};
 
 /// Largest value, in bytes, a node may publish: far below the 65,507-byte datagram ceiling, so
 /// one value always fits a delta with its key and the membership digest.

@@ -1,4 +1,4 @@
-//! The running gossip node: starts chitchat over the counting UDP transport, applies this node's
+//! The running gossip node: starts chitchat over the sealed UDP transport, applies this node's
 //! key changes, and reads the cluster into a [`ClusterView`]. It holds the chitchat handle; the
 //! view's choices live in [`super::view`], the configuration in [`super::config`].
 
@@ -15,7 +15,8 @@ use chitchat::{
 use tokio::sync::watch;
 
 use super::config::GossipConfig;
-use super::transport::{Counters, CountingTransport, GossipStats};
+use super::seal::{Keyring, Keys};
+use super::transport::{GossipStats, SealedTransport, Shared};
 use super::view::{self, Beat, ClusterView, Entry, HeartbeatTracker};
 use super::{GossipError, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
@@ -29,7 +30,7 @@ const SAMPLING_WINDOW: usize = 1000;
 pub struct Gossip {
     handle: ChitchatHandle,
     id: ChitchatId,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
     started: Instant,
     tracker: Arc<Mutex<HeartbeatTracker>>,
     /// `Some` once chitchat's gossip loop has ended: `Ok` on shutdown, `Err(reason)` on failure.
@@ -77,9 +78,11 @@ impl Gossip {
                 ProtocolVersion::V0
             },
         };
-        let counters = Arc::new(Counters::default());
-        let transport = CountingTransport {
-            counters: counters.clone(),
+        let shared = Arc::new(Shared::new(cfg.keys.as_ref().map(Keyring::new)));
+        let transport = SealedTransport {
+            shared: shared.clone(),
+            cluster_id: cfg.cluster_id.clone(),
+            max_skew_s: cfg.max_clock_skew.as_secs(),
         };
         let handle = spawn_chitchat(config, initial.into_iter().collect(), &transport)
             .await
@@ -103,7 +106,7 @@ impl Gossip {
         Ok(Gossip {
             handle,
             id,
-            counters,
+            shared,
             started: Instant::now(),
             tracker,
             ended_rx,
@@ -162,9 +165,31 @@ impl Gossip {
         view::build(self.node(), entries, &mut tracker, Instant::now())
     }
 
-    /// Returns the datagrams and bytes sent and received since start.
+    /// Returns the datagrams and bytes sent and received since start, and what was refused.
     pub fn stats(&self) -> GossipStats {
-        self.counters.snapshot(self.started.elapsed())
+        self.shared.snapshot(self.started.elapsed())
+    }
+
+    /// Replaces the keys datagrams are sealed and opened with (a rotation step). A node
+    /// started without keys (`--insecure`) cannot be given some: restart it.
+    ///
+    /// # Errors
+    /// Fails when this node runs without keys.
+    pub fn set_keys(&self, keys: &Keys) -> Result<(), String> {
+        if self.shared_insecure() {
+            return Err("this node runs --insecure: restart it to use keys".to_string());
+        }
+        self.shared.set_keys(Keyring::new(keys));
+        Ok(())
+    }
+
+    /// Tells whether this node sends and accepts unauthenticated datagrams (`--insecure`).
+    pub fn insecure(&self) -> bool {
+        self.shared_insecure()
+    }
+
+    fn shared_insecure(&self) -> bool {
+        self.shared.primary().is_none()
     }
 
     /// Stops gossiping and waits until the socket is released. Peers are not told: they see
@@ -264,6 +289,7 @@ fn read_beats(chitchat: &Chitchat) -> Vec<Beat> {
         .map(|(id, state)| Beat {
             node: id.node_id.to_string(),
             generation: id.generation_id,
+            addr: id.gossip_advertise_addr,
             alive: live.contains(id),
             heartbeat: u64::from(state.heartbeat()),
         })

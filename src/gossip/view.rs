@@ -2,6 +2,14 @@
 //! chosen among the generations chitchat holds, plus the tracking of when each member's heartbeat
 //! last advanced. Reading chitchat's state into [`Entry`] and [`Beat`] rows is [`super::node`]'s
 //! job; the choices here are pure and take the current instant as an argument.
+//!
+//! **One identity per name.** chitchat keys its members by (name, generation, address), and
+//! anything a peer mentions in a digest becomes a member. The generation shown for a name is
+//! kept while the failure detector holds it alive: a higher generation, or the same name from
+//! another address, never hides a member that still heartbeats. Only when the shown one is
+//! dead does the view move on (to the oldest live one, else the newest). Other live generations
+//! of a name are reported as [`Shadow`]s: a restart's for a moment, a second daemon with the
+//! same name for as long as both run.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,9 +20,33 @@ use std::time::{Duration, Instant};
 pub struct ClusterView {
     /// This node's name (a key of `members`).
     pub me: String,
-    /// Every known member by name, this node included; one entry per name (its newest
-    /// generation). Members dead for half the dead-node grace are no longer listed.
+    /// Every known member by name, this node included; one entry per name (see the module
+    /// documentation for which generation). Members dead for half the dead-node grace are no
+    /// longer listed.
     pub members: BTreeMap<String, MemberView>,
+    /// Live generations of a name that the view does not show, this node's own name included.
+    pub shadows: Vec<Shadow>,
+}
+
+/// A live generation of a member's name that the view does not show: another daemon that
+/// claims the name, or a restart not yet seen to complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadow {
+    /// The name.
+    pub node: String,
+    /// Its generation.
+    pub generation: u64,
+    /// The address it gossips from.
+    pub addr: SocketAddr,
+    /// The generation the view shows for the name.
+    pub shown: u64,
+    /// The address of the generation shown.
+    pub shown_addr: SocketAddr,
+    /// Whether the generation shown is alive and heard in the last second: then two daemons
+    /// heartbeat under one name.
+    pub shown_heard: bool,
+    /// How long this shadow has been alive.
+    pub since: Duration,
 }
 
 impl ClusterView {
@@ -72,6 +104,7 @@ pub(super) struct Entry {
 pub(super) struct Beat {
     pub(super) node: String,
     pub(super) generation: u64,
+    pub(super) addr: SocketAddr,
     pub(super) alive: bool,
     pub(super) heartbeat: u64,
 }
@@ -82,7 +115,11 @@ pub(super) struct Beat {
 /// `last_heard` is precise to about one gossip interval whatever the spacing of views.
 #[derive(Debug, Default)]
 pub(super) struct HeartbeatTracker {
-    seen: BTreeMap<(String, u64), Seen>,
+    seen: BTreeMap<(String, u64, SocketAddr), Seen>,
+    /// The generation (and address) shown for each name.
+    shown: BTreeMap<String, (u64, SocketAddr)>,
+    /// When each live shadow was first seen.
+    shadows: BTreeMap<(String, u64, SocketAddr), Instant>,
 }
 
 /// The last heartbeat of one member generation and the instant it was first seen.
@@ -101,7 +138,7 @@ impl HeartbeatTracker {
     pub(super) fn record(&mut self, beats: &[Beat], now: Instant) {
         let mut fresh = BTreeMap::new();
         for beat in beats {
-            let key = (beat.node.clone(), beat.generation);
+            let key = (beat.node.clone(), beat.generation, beat.addr);
             let since = match self.seen.get(&key) {
                 Some(seen) if seen.heartbeat == beat.heartbeat => seen.since,
                 Some(_) => Some(now),
@@ -113,9 +150,19 @@ impl HeartbeatTracker {
         self.seen = fresh;
     }
 
-    /// Returns the time from the last advance of `node`'s heartbeat at `generation` to `now`.
-    fn last_heard(&self, node: &str, generation: u64, now: Instant) -> Option<Duration> {
-        let since = self.seen.get(&(node.to_string(), generation))?.since?;
+    /// Returns the time from the last advance of `node`'s heartbeat at `generation` and
+    /// `addr` to `now`.
+    fn last_heard(
+        &self,
+        node: &str,
+        generation: u64,
+        addr: SocketAddr,
+        now: Instant,
+    ) -> Option<Duration> {
+        let since = self
+            .seen
+            .get(&(node.to_string(), generation, addr))?
+            .since?;
         Some(now.saturating_duration_since(since))
     }
 }
@@ -123,8 +170,8 @@ impl HeartbeatTracker {
 /// Builds the view named `me` from chitchat's node states, recording their heartbeats first.
 ///
 /// Entries scheduled for deletion are dropped; of the remaining generations of one name, the
-/// highest wins whatever its liveness (a restart), except that this node's own name always maps
-/// to this node's entry.
+/// one shown is chosen as the module documentation says, except that this node's own name
+/// always maps to this node's entry.
 pub(super) fn build(
     me: &str,
     entries: Vec<Entry>,
@@ -137,47 +184,99 @@ pub(super) fn build(
         .map(|entry| Beat {
             node: entry.node.clone(),
             generation: entry.generation,
+            addr: entry.addr,
             alive: entry.alive,
             heartbeat: entry.heartbeat,
         })
         .collect();
     tracker.record(&beats, now);
-    let mut newest: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut by_name: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for entry in entries {
-        if entry.scheduled_for_deletion || (entry.node == me && !entry.is_self) {
-            continue;
-        }
-        match newest.get(&entry.node) {
-            Some(kept) if kept.is_self || kept.generation >= entry.generation => {}
-            _ => {
-                newest.insert(entry.node.clone(), entry);
-            }
+        if !entry.scheduled_for_deletion {
+            by_name.entry(entry.node.clone()).or_default().push(entry);
         }
     }
-    let members = newest
-        .into_values()
-        .map(|entry| {
-            let (last_heard, detection_timeout) = if entry.is_self {
-                (Some(Duration::ZERO), None)
-            } else {
-                let heard = tracker.last_heard(&entry.node, entry.generation, now);
-                (heard, entry.detection_timeout)
-            };
-            let member = MemberView {
-                generation: entry.generation,
-                addr: entry.addr,
-                alive: entry.alive || entry.is_self,
-                keys: entry.keys,
-                last_heard,
-                detection_timeout,
-            };
-            (entry.node, member)
-        })
-        .collect();
+    let mut members = BTreeMap::new();
+    let mut shadows = Vec::new();
+    let mut live_shadows = BTreeMap::new();
+    let mut shown_now = BTreeMap::new();
+    for (name, mut gens) in by_name {
+        let Some(pick) = choose(&name, me, &gens, tracker.shown.get(&name)) else {
+            continue;
+        };
+        let shown = gens.swap_remove(pick);
+        let heard = |e: &Entry| {
+            e.is_self
+                || (e.alive
+                    && tracker
+                        .last_heard(&e.node, e.generation, e.addr, now)
+                        .is_some_and(|d| d < Duration::from_secs(1)))
+        };
+        let shown_heard = heard(&shown);
+        for other in gens.iter().filter(|e| e.alive) {
+            let key = (name.clone(), other.generation, other.addr);
+            let first = tracker.shadows.get(&key).copied().unwrap_or(now);
+            live_shadows.insert(key, first);
+            shadows.push(Shadow {
+                node: name.clone(),
+                generation: other.generation,
+                addr: other.addr,
+                shown: shown.generation,
+                shown_addr: shown.addr,
+                shown_heard,
+                since: now.saturating_duration_since(first),
+            });
+        }
+        shown_now.insert(name.clone(), (shown.generation, shown.addr));
+        let (last_heard, detection_timeout) = if shown.is_self {
+            (Some(Duration::ZERO), None)
+        } else {
+            let heard = tracker.last_heard(&shown.node, shown.generation, shown.addr, now);
+            (heard, shown.detection_timeout)
+        };
+        let member = MemberView {
+            generation: shown.generation,
+            addr: shown.addr,
+            alive: shown.alive || shown.is_self,
+            keys: shown.keys,
+            last_heard,
+            detection_timeout,
+        };
+        members.insert(name, member);
+    }
+    tracker.shown = shown_now;
+    tracker.shadows = live_shadows;
     ClusterView {
         me: me.to_string(),
         members,
+        shadows,
     }
+}
+
+/// Returns the index in `gens` (the generations of `name`) of the one to show, given the one
+/// shown before: this node's own entry for its own name; else the one shown before while it
+/// is alive; else the oldest live one; else the newest.
+fn choose(
+    name: &str,
+    me: &str,
+    gens: &[Entry],
+    before: Option<&(u64, SocketAddr)>,
+) -> Option<usize> {
+    if name == me {
+        return gens.iter().position(|e| e.is_self);
+    }
+    let id = |e: &Entry| (e.generation, e.addr);
+    if let Some(i) = gens.iter().position(|e| e.alive && Some(&id(e)) == before) {
+        return Some(i);
+    }
+    let oldest_alive = gens
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.alive)
+        .min_by_key(|(_, e)| id(e));
+    oldest_alive
+        .or_else(|| gens.iter().enumerate().max_by_key(|(_, e)| id(e)))
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -207,15 +306,83 @@ mod tests {
     }
 
     #[test]
-    fn highest_generation_wins_whatever_its_liveness() {
+    fn a_live_member_is_never_hidden_by_a_higher_generation() {
         let mut tracker = HeartbeatTracker::default();
-        let entries = vec![me(5), entry("b", 10, true, 3), entry("b", 20, false, 1)];
-        let view = build("me", entries, &mut tracker, Instant::now());
-        assert_eq!(view.members.len(), 2);
+        let t0 = Instant::now();
+        // b@10 heartbeats; then b@11 appears (say only in a digest), also "alive".
+        let view = build("me", vec![me(5), entry("b", 10, true, 3)], &mut tracker, t0);
+        assert_eq!(view.member("b").unwrap().generation, 10);
+        let forged = || entry("b", 11, true, 1);
+        let t1 = t0 + Duration::from_millis(100);
+        let entries = vec![me(5), entry("b", 10, true, 4), forged()];
+        let view = build("me", entries, &mut tracker, t1);
+        let b = view.member("b").unwrap();
+        assert_eq!((b.generation, b.alive), (10, true));
+        assert_eq!(b.keys["g"], "10");
+        assert_eq!(view.shadows.len(), 1);
+        let shadow = &view.shadows[0];
+        assert_eq!((shadow.generation, shadow.shown), (11, 10));
+        assert!(shadow.shown_heard);
+        // The same generation from another address does not hide it either.
+        let mut moved = entry("b", 10, true, 9);
+        moved.addr = "10.9.9.9:1".parse().unwrap();
+        let t2 = t1 + Duration::from_millis(100);
+        let entries = vec![me(5), entry("b", 10, true, 5), forged(), moved];
+        let view = build("me", entries, &mut tracker, t2);
+        assert_eq!(
+            view.member("b").unwrap().addr,
+            "127.0.0.1:1".parse().unwrap()
+        );
+        assert_eq!(view.shadows.len(), 2);
+        assert!(view
+            .shadows
+            .iter()
+            .any(|s| s.since == Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_restart_is_shown_once_the_old_generation_is_dead() {
+        let mut tracker = HeartbeatTracker::default();
+        let t0 = Instant::now();
+        build("me", vec![me(5), entry("b", 10, true, 3)], &mut tracker, t0);
+        // Killed: b@10 still alive for the failure detector, b@20 already heartbeats.
+        let entries = vec![me(5), entry("b", 10, true, 3), entry("b", 20, true, 1)];
+        let view = build(
+            "me",
+            entries,
+            &mut tracker,
+            t0 + Duration::from_millis(1500),
+        );
+        assert_eq!(view.member("b").unwrap().generation, 10);
+        assert!(!view.shadows[0].shown_heard, "b@10 is silent: no conflict");
+        let entries = vec![me(5), entry("b", 10, false, 3), entry("b", 20, true, 2)];
+        let view = build("me", entries, &mut tracker, t0 + Duration::from_secs(2));
+        assert_eq!(view.member("b").unwrap().generation, 20);
+        assert!(view.shadows.is_empty());
+        // Once shown, b@20 stays even if b@10 came back to life.
+        let entries = vec![me(5), entry("b", 10, true, 4), entry("b", 20, true, 3)];
+        let view = build("me", entries, &mut tracker, t0 + Duration::from_secs(3));
+        assert_eq!(view.member("b").unwrap().generation, 20);
+        // Nothing alive: the newest generation is shown.
+        let entries = vec![me(5), entry("b", 10, false, 4), entry("b", 20, false, 3)];
+        let view = build("me", entries, &mut tracker, t0 + Duration::from_secs(4));
         let b = view.member("b").unwrap();
         assert_eq!((b.generation, b.alive), (20, false));
-        assert_eq!(b.keys["g"], "20");
         assert_eq!(view.alive().collect::<Vec<_>>(), vec!["me"]);
+    }
+
+    #[test]
+    fn another_live_daemon_with_our_name_is_a_shadow() {
+        let mut tracker = HeartbeatTracker::default();
+        let view = build(
+            "me",
+            vec![entry("me", 3, true, 7), me(5)],
+            &mut tracker,
+            Instant::now(),
+        );
+        assert_eq!(view.member("me").unwrap().generation, 5);
+        assert_eq!(view.shadows.len(), 1);
+        assert_eq!((view.shadows[0].generation, view.shadows[0].shown), (3, 5));
     }
 
     #[test]
@@ -304,9 +471,11 @@ mod tests {
     fn tracker_keeps_generations_apart() {
         let mut tracker = HeartbeatTracker::default();
         let t0 = Instant::now();
+        let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let beat = |generation, heartbeat| Beat {
             node: "b".to_string(),
             generation,
+            addr,
             alive: true,
             heartbeat,
         };
@@ -315,14 +484,14 @@ mod tests {
         tracker.record(&[beat(1, 50), beat(2, 4)], t1);
         let t2 = t0 + Duration::from_millis(700);
         assert_eq!(
-            tracker.last_heard("b", 1, t2),
+            tracker.last_heard("b", 1, addr, t2),
             Some(Duration::from_millis(700))
         );
         assert_eq!(
-            tracker.last_heard("b", 2, t2),
+            tracker.last_heard("b", 2, addr, t2),
             Some(Duration::from_millis(200))
         );
-        assert_eq!(tracker.last_heard("b", 3, t2), None);
+        assert_eq!(tracker.last_heard("b", 3, addr, t2), None);
     }
 
     #[test]
@@ -330,7 +499,8 @@ mod tests {
         let mut tracker = HeartbeatTracker::default();
         let now = Instant::now();
         build("me", vec![me(1), entry("b", 1, true, 7)], &mut tracker, now);
-        assert!(tracker.seen.contains_key(&("b".to_string(), 1)));
+        let addr = "127.0.0.1:1".parse().unwrap();
+        assert!(tracker.seen.contains_key(&("b".to_string(), 1, addr)));
         build("me", vec![me(1)], &mut tracker, now);
         assert!(tracker.seen.is_empty());
     }

@@ -129,6 +129,8 @@ pub struct Cluster {
     /// Blackhole routes in place: (node whose namespace holds it, blackholed address).
     blackholes: Vec<(usize, Ipv4Addr)>,
     shared: PathBuf,
+    /// The cluster key written to every node's `DIR/authkey` (64 hex digits).
+    pub key: String,
     // Last field: removed after the processes are dead.
     root: TempDir,
 }
@@ -181,6 +183,7 @@ impl Cluster {
             switch: None,
             blackholes: Vec::new(),
             shared: shared.clone(),
+            key: super::random_key(),
             root,
         };
         for i in 1..=opts.nodes {
@@ -205,6 +208,8 @@ impl Cluster {
                 ns: opts.netns.then(|| format!("{prefix}-n{i}")),
                 proc: None,
             });
+            let key = cluster.key.clone();
+            cluster.write_key(i, &key);
             cluster.write_file(i, "cltab", &opts.cltab);
             cluster.write_file(i, "hactl", &opts.hactl);
             if !opts.fencetab.is_empty() {
@@ -416,6 +421,12 @@ impl Cluster {
         f.sync_all().expect("syncing a temporary file");
         drop(f);
         std::fs::rename(&tmp, self.path(i, name)).expect("renaming a temporary file");
+    }
+
+    /// Replaces node `i`'s key file `DIR/authkey` with `keys` (one key per line), atomically
+    /// and private (mode 0600), as an operator would.
+    pub fn write_key(&self, i: usize, keys: &str) {
+        super::write_private(&self.path(i, "authkey"), keys);
     }
 
     /// The content of node `i`'s `DIR/name`, if it exists.

@@ -46,6 +46,34 @@ fn unique_name() -> String {
     format!("t-{test}-{}-{n}", std::process::id())
 }
 
+/// Returns a new random cluster key: 64 hex digits from /dev/urandom.
+pub fn random_key() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .expect("reading /dev/urandom");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `text` to `path` atomically with mode 0600 (a key file as an operator makes it).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("test-tmp");
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .expect("creating a private file");
+    f.write_all(text.as_bytes())
+        .expect("writing a private file");
+    f.sync_all().expect("syncing a private file");
+    drop(f);
+    std::fs::rename(&tmp, path).expect("renaming a private file");
+}
+
 /// A `mosha run` daemon on its own temporary directory.
 pub struct Node {
     /// The node name (`--node`), unique to the test.
@@ -70,6 +98,7 @@ impl Node {
             child: None,
             args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
+        write_private(&node.path("authkey"), &random_key());
         node.write_file("cltab", cltab);
         node.write_file("hactl", hactl);
         node.spawn();
