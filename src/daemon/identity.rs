@@ -4,7 +4,9 @@
 //! - A daemon that has just started holds every decision while an older generation of its
 //!   own name is alive (a predecessor that was killed is declared dead within about a
 //!   second), and refuses to run if that one stays alive for [`REFUSE_AFTER`]: two daemons
-//!   with one name would both run its groups.
+//!   with one name would both run its groups. It counts as started once it has heard a peer
+//!   (or been alone for [`ALONE_AFTER`]) and run for [`CLEAR_AFTER`], the engine's start-up
+//!   wait, during which it plans nothing anyway.
 //! - A running daemon that sees a newer daemon with its name logs it (that one refuses within
 //!   a few seconds). If a second daemon with its name is still alive after [`YIELD_AFTER`],
 //!   or appears right after this daemon was frozen (peers may have counted this one as lost
@@ -25,6 +27,10 @@ use crate::gossip::{ClusterView, Shadow};
 pub const REFUSE_AFTER: Duration = Duration::from_secs(3);
 /// How long a second live daemon with our name is tolerated by a running daemon.
 pub const YIELD_AFTER: Duration = Duration::from_secs(10);
+/// How long a starting daemon keeps looking for an older daemon of its name.
+pub const CLEAR_AFTER: Duration = Duration::from_secs(1);
+/// How long a starting daemon that hears no peer keeps looking.
+pub const ALONE_AFTER: Duration = Duration::from_secs(3);
 /// A gap between two checks longer than this means this daemon was frozen.
 const FROZEN: Duration = Duration::from_secs(1);
 /// How long after a freeze a second daemon with our name makes this one yield.
@@ -49,8 +55,9 @@ pub enum Verdict {
 pub struct IdentityGuard {
     me: String,
     generation: u64,
-    /// Once true, this daemon has run its engine: it no longer holds.
+    /// Once true, this daemon has started (see the module documentation): it no longer holds.
     cleared: bool,
+    first_check: Option<Instant>,
     last_check: Option<Instant>,
     frozen_at: Option<Instant>,
     reported: BTreeMap<(String, u64), Instant>,
@@ -63,6 +70,7 @@ impl IdentityGuard {
             me: me.to_string(),
             generation,
             cleared: false,
+            first_check: None,
             last_check: None,
             frozen_at: None,
             reported: BTreeMap::new(),
@@ -84,6 +92,7 @@ impl IdentityGuard {
             self.frozen_at = Some(now);
         }
         self.last_check = Some(now);
+        let up = now.saturating_duration_since(*self.first_check.get_or_insert(now));
         self.report_others(view, now);
         let own: Vec<Shadow> = self.own(view).cloned().collect();
         if !self.cleared {
@@ -105,7 +114,8 @@ impl IdentityGuard {
             if !older.is_empty() {
                 return Verdict::Hold;
             }
-            self.cleared = true;
+            let heard = view.members.iter().any(|(n, m)| *n != self.me && m.alive);
+            self.cleared = up >= CLEAR_AFTER && (heard || up >= ALONE_AFTER);
             return Verdict::Run;
         }
         let after_freeze = self
@@ -197,6 +207,16 @@ mod tests {
         }
     }
 
+    /// Checks `g` with an empty view every 100 ms from `from` to `to`; returns `to`.
+    fn quietly(g: &mut IdentityGuard, from: Instant, to: Instant) -> Instant {
+        let mut t = from;
+        while t < to {
+            t += Duration::from_millis(100);
+            assert_eq!(g.check(&view(vec![]), t), Verdict::Run);
+        }
+        t
+    }
+
     fn view(shadows: Vec<Shadow>) -> ClusterView {
         ClusterView {
             me: "me".to_string(),
@@ -217,9 +237,12 @@ mod tests {
         );
         let t2 = t1 + Duration::from_millis(500);
         assert_eq!(g.check(&view(vec![]), t2), Verdict::Run);
+        assert!(!g.cleared, "heard no peer yet");
+        let t3 = quietly(&mut g, t2, t + ALONE_AFTER);
+        assert!(g.cleared, "alone for 3 s");
         // Once running, a younger duplicate is only reported.
-        let t3 = t2 + Duration::from_millis(50);
-        assert_eq!(g.check(&view(vec![shadow("me", 9, 0)]), t3), Verdict::Run);
+        let t4 = t3 + Duration::from_millis(50);
+        assert_eq!(g.check(&view(vec![shadow("me", 9, 0)]), t4), Verdict::Run);
     }
 
     #[test]
@@ -240,9 +263,10 @@ mod tests {
 
     #[test]
     fn a_running_daemon_yields_to_a_lasting_duplicate_or_after_a_freeze() {
-        let t = Instant::now();
+        let t0 = Instant::now();
         let mut g = IdentityGuard::new("me", 5);
-        assert_eq!(g.check(&view(vec![]), t), Verdict::Run);
+        assert_eq!(g.check(&view(vec![]), t0), Verdict::Run);
+        let t = quietly(&mut g, t0, t0 + ALONE_AFTER);
         let t1 = t + Duration::from_millis(50);
         assert_eq!(
             g.check(&view(vec![shadow("me", 9, 9000)]), t1),
@@ -253,7 +277,8 @@ mod tests {
         assert!(matches!(v, Verdict::Exit(_)), "{v:?}");
 
         let mut g = IdentityGuard::new("me", 5);
-        assert_eq!(g.check(&view(vec![]), t), Verdict::Run);
+        assert_eq!(g.check(&view(vec![]), t0), Verdict::Run);
+        let t = quietly(&mut g, t0, t0 + ALONE_AFTER);
         let woke = t + Duration::from_secs(30);
         assert_eq!(g.check(&view(vec![]), woke), Verdict::Run);
         let v = g.check(

@@ -456,6 +456,12 @@ impl Opener {
         }
     }
 
+    /// Tells whether the remembered sessions and waiting halves are within their caps.
+    #[cfg(test)]
+    pub(super) fn bounded(&self) -> bool {
+        self.sessions.len() <= MAX_SESSIONS && self.halves.len() <= MAX_HALVES
+    }
+
     /// Records `counter` of `session` as accepted, or refuses it as a replay.
     fn accept(&mut self, session: u64, counter: u64, now_s: u64) -> Result<(), Rejection> {
         if !self.sessions.contains_key(&session) && self.sessions.len() >= MAX_SESSIONS {
