@@ -9,8 +9,9 @@
 //! - gossip bytes sent per node per second over a 10 s quiet period before the kills,
 //! - the daemons' resident memory (VmRSS) after the run.
 //!
-//! `cargo bench --bench failover -- [--kills K] [--nodes N] [--fencing dummy|none]`
-//! (defaults 30, 5, dummy when /usr/sbin/fence_dummy exists). With `dummy`, every node is
+//! `cargo bench --bench failover -- [--kills K] [--nodes N] [--fencing dummy|none]
+//! [--insecure]` (defaults 30, 5, dummy when /usr/sbin/fence_dummy exists). Gossip is sealed
+//! with a cluster key unless `--insecure`. With `dummy`, every node is
 //! fenced through Debian's real `fence_dummy` (action=off, confirmed by status) before its
 //! group may start elsewhere, so the figures include fencing; `none` turns fencing off.
 
@@ -173,7 +174,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// Runs the benchmark; returns the number of lock collisions. The cluster is dropped (every
 /// node killed, the directory removed) before this returns or unwinds.
-fn run(kills: usize, n: usize, dummy: bool) -> usize {
+fn run(kills: usize, n: usize, dummy: bool, insecure: bool) -> usize {
     assert!(n >= 2, "--nodes must be at least 2");
     let fencetab = if dummy {
         (1..=n)
@@ -191,9 +192,21 @@ fn run(kills: usize, n: usize, dummy: bool) -> usize {
         cltab: CLTAB.to_string(),
         hactl: HACTL.to_string(),
         fencetab,
-        extra_args: Vec::new(),
+        extra_args: if insecure {
+            vec!["--insecure".to_string()]
+        } else {
+            Vec::new()
+        },
         netns: false,
     });
+    eprintln!(
+        "gossip: {}",
+        if insecure {
+            "NOT sealed (--insecure)"
+        } else {
+            "sealed (XChaCha20-Poly1305)"
+        }
+    );
     if dummy {
         for i in 1..=n {
             std::fs::write(c.shared().join(format!("n{i}.status")), "on").unwrap();
@@ -349,7 +362,8 @@ fn main() {
             }
             .to_string()
         });
-    let collisions = run(kills, n, fencing == "dummy");
+    let insecure = args.iter().any(|a| a == "--insecure");
+    let collisions = run(kills, n, fencing == "dummy", insecure);
     if collisions > 0 {
         std::process::exit(1);
     }

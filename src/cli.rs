@@ -30,10 +30,10 @@ enum Command {
     /// keeps running on the last good configuration. SIGTERM or SIGINT stops every group
     /// (running its `stop` level entries) and exits 0; a second signal kills at once.
     Run(Box<RunArgs>),
-    /// Validates DIR/cltab, DIR/hactl and DIR/fencetab offline; prints every problem as
-    /// FILE:LINE: message.
+    /// Validates DIR/cltab, DIR/hactl, DIR/fencetab and DIR/authkey offline; prints every
+    /// problem as FILE:LINE: message, and the fingerprints of the keys.
     ///
-    /// Exits 0 when both files are valid (warnings allowed), 1 when not.
+    /// Exits 0 when every file present is valid (warnings allowed), 1 when not.
     Check {
         /// The node directory holding cltab and hactl.
         #[arg(long, default_value = "/etc/mosha")]
@@ -619,6 +619,37 @@ fn check(dir: &Path) -> ExitCode {
             eprintln!("{e}");
             bad = true;
         }
+    }
+    let key_path = dir.join(crate::daemon::keys::KEY_FILE);
+    if key_path.exists() {
+        match crate::daemon::keys::load(&key_path) {
+            Ok(keys) => {
+                let f = keys.fingerprints();
+                let others: Vec<String> = f[1..].iter().map(ToString::to_string).collect();
+                println!(
+                    "{}: ok ({} key{}: {} seals{})",
+                    key_path.display(),
+                    f.len(),
+                    if f.len() == 1 { "" } else { "s" },
+                    f[0],
+                    if others.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} also open", others.join(", "))
+                    }
+                );
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                bad = true;
+            }
+        }
+    } else {
+        println!(
+            "{}: not found (`mosha run` refuses to start without a key file unless --key-file \
+             or --insecure; create it with `mosha keygen`)",
+            key_path.display()
+        );
     }
     if let (Some(c), Some(h)) = (&cltab, &hactl) {
         for w in config::cross_check(c, h, &hactl_path.display().to_string()) {

@@ -1,12 +1,19 @@
 //! mosha: a leaderless high-availability layer for Linux clusters.
 //!
 //! Map of the crate:
-//! - [`config`]: parsers for `cltab` and `hactl` that collect every error with its line;
+//! - [`config`]: parsers for `cltab`, `hactl`, `fencetab` and `authkey` that collect every
+//!   error with its line;
 //! - [`supervisor`]: runs the processes of resource groups at a level: process groups,
 //!   SIGTERM-then-SIGKILL, reaping, respawn with back-off;
-//! - [`clstat`]: the node's status document;
+//! - [`engine`]: the pure decision engine (placement, quorum, fencing);
+//! - [`fence`]: runs fence agents;
+//! - [`gossip`]: membership and key-value gossip over chitchat, every datagram sealed with
+//!   the cluster key and checked before chitchat decodes it;
+//! - [`replica`]: file versions and their chunks in gossip;
+//! - [`clstat`], [`hastat`]: the node's and the cluster's status documents;
 //! - [`files`]: atomic writes and change detection by content;
-//! - [`daemon`]: the one event loop that ties them together (`mosha run`);
+//! - [`daemon`]: the one event loop that ties them together (`mosha run`), the key file,
+//!   one daemon per node name, operator commands;
 //! - [`demo`]: `mosha demo`, a guided run for a first look;
 //! - [`cli`]: the `mosha` command line.
 

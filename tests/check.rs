@@ -145,3 +145,35 @@ fn warnings_alone_do_not_fail() {
     );
     assert!(stderr.contains(&format!("{h}:2: ")), "stderr:\n{stderr}");
 }
+
+#[test]
+fn the_key_file_is_checked_and_its_fingerprints_shown() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dir_with(Some("web:a:start:once:true\n"), Some("web start\n"));
+    let (out, stdout, _) = check(dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout.contains("authkey: not found"), "stdout:\n{stdout}");
+    let key = dir.path().join("authkey");
+    let make = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{0} keygen > {1} && {0} keygen >> {1}",
+            env!("CARGO_BIN_EXE_mosha"),
+            key.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(make.success());
+    let (out, stdout, stderr) = check(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("authkey: ok (2 keys: ") && stdout.contains("also open"),
+        "stdout:\n{stdout}"
+    );
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(text.lines().all(|k| !stdout.contains(k)), "a key is shown");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (out, _, stderr) = check(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("mode 0640"), "stderr:\n{stderr}");
+}
