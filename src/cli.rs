@@ -25,6 +25,10 @@ pub struct Cli {
 enum Command {
     /// Runs the node daemon in the foreground (logs go to stderr).
     ///
+    /// Gossip is sealed with the cluster keys of DIR/authkey (see --key-file; create it with
+    /// `mosha keygen`): the daemon refuses to start without a private, valid key file unless
+    /// --insecure.
+    ///
     /// Reads DIR/cltab and DIR/hactl, re-reads them within a second of any edit, and writes
     /// DIR/clstat.json. A file with errors is rejected with every error logged; the daemon
     /// keeps running on the last good configuration. SIGTERM or SIGINT stops every group

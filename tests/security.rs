@@ -338,6 +338,23 @@ fn the_key_file_is_required_private_and_valid() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(why), "expected {why:?} in: {err}");
     };
+    let help = Command::new(env!("CARGO_BIN_EXE_mosha"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    for fact in [
+        "DIR/authkey",
+        "--key-file",
+        "--insecure",
+        "mosha keygen",
+        "0600",
+    ] {
+        assert!(
+            help.contains(fact),
+            "`mosha run --help` does not say {fact:?}:\n{help}"
+        );
+    }
     refused("authkey: missing: create it on one node with `mosha keygen");
     common::write_private(&dir.join("authkey"), "not a key\n");
     refused("authkey:1: a key is 64 hexadecimal digits");
