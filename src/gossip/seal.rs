@@ -1,22 +1,25 @@
 //! Sealed gossip datagrams: authenticated encryption of every datagram with the cluster's
-//! keys (XChaCha20-Poly1305, RustCrypto), with a random 192-bit nonce per datagram, the
-//! cluster id bound in as associated data, a send time checked against a skew window, and a
-//! per-sender anti-replay window. This module is pure apart from drawing nonces and session
-//! ids from the operating system's random source; it knows nothing of sockets or chitchat.
+//! keys (XChaCha20-Poly1305, RustCrypto), the cluster id bound in as associated data, a send
+//! time checked against a skew window, and a per-sender anti-replay window. This module is
+//! pure apart from drawing session ids from the operating system's random source; it knows
+//! nothing of sockets or chitchat.
 //!
 //! A sealed datagram is laid out as:
 //!
 //! ```text
-//! outer:  FORMAT (1) | key hint (2) | nonce (24) | ciphertext | tag (16)
-//! inner:  kind (1) | session (8) | counter (8) | sent, unix s (4) [| message (8)] | payload
+//! header:      kind (1) | key hint (2) | session (8) | counter (8)
+//! ciphertext:  sent, unix s (4) [| message (8)] | payload      then the tag (16)
 //! ```
 //!
-//! The associated data is `"mosha-gossip/1\0" cluster-id "\0"` followed by the outer header
-//! (format and key hint), so a datagram of another cluster, or one whose header was altered,
-//! does not open. `kind` is 0 for a whole payload, 1 and 2 for the halves of a payload too
-//! large for one datagram (then `message` is the counter of half 1). `session` is random per
-//! sender run and `counter` counts its datagrams, which the receiver's sliding window uses to
-//! refuse a datagram it has already accepted.
+//! The nonce (192 bits) is `session | counter | 0 (8 bytes)`: `session` is drawn at random
+//! for each sender run and `counter` counts its datagrams, so no nonce is ever used twice under
+//! one key — by construction, where a random nonce per datagram would only make it unlikely
+//! (and cost 24 bytes more on every datagram; gossip datagrams average about 90 bytes). The
+//! associated data is `"mosha-gossip/1\0" cluster-id "\0"` followed by the header, so a
+//! datagram of another cluster, or one whose header was altered, does not open. `kind` is
+//! [`WHOLE`] for a whole payload, or [`HALF_1`] / [`HALF_2`] for the halves of a payload too
+//! large for one datagram (then `message` is the counter of half 1). The receiver's sliding
+//! window over (session, counter) refuses a datagram it has already accepted.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,14 +29,19 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use crate::config::authkey::{KEY_BYTES, MAX_KEYS};
 
-/// First byte of every sealed datagram (chitchat's own datagrams start with 0x53).
-pub(super) const FORMAT: u8 = 0xA1;
-/// Bytes before the ciphertext: format, key hint, nonce.
-const OUTER_HEADER: usize = 1 + 2 + 24;
+/// First byte of a sealed datagram holding a whole payload (chitchat's own datagrams start
+/// with 0x53).
+pub const WHOLE: u8 = 0xA1;
+/// First byte of the first half of a payload too large for one datagram.
+pub const HALF_1: u8 = 0xA2;
+/// First byte of the second half.
+pub const HALF_2: u8 = 0xA3;
+/// Bytes before the ciphertext: kind, key hint, session, counter.
+const OUTER_HEADER: usize = 1 + 2 + 8 + 8;
 /// Bytes of the authentication tag.
 const TAG: usize = 16;
-/// Bytes of the inner header of a whole payload.
-const INNER_HEADER: usize = 1 + 8 + 8 + 4;
+/// Bytes of the encrypted header of a whole payload (the send time).
+const INNER_HEADER: usize = 4;
 /// Extra inner bytes of a half.
 const HALF_HEADER: usize = 8;
 /// Bytes a whole payload grows by when sealed.
@@ -252,7 +260,7 @@ impl Sealer {
     ) -> Result<Vec<Vec<u8>>, SealError> {
         if payload.len() + OVERHEAD <= MAX_DATAGRAM {
             return Ok(vec![
-                self.seal_one(ring, aad_prefix, now_s, 0, None, payload)?
+                self.seal_one(ring, aad_prefix, now_s, WHOLE, None, payload)?
             ]);
         }
         if payload.len() > MAX_PAYLOAD {
@@ -261,8 +269,8 @@ impl Sealer {
         let (a, b) = payload.split_at(payload.len() / 2);
         let message = self.counter.wrapping_add(1);
         Ok(vec![
-            self.seal_one(ring, aad_prefix, now_s, 1, Some(message), a)?,
-            self.seal_one(ring, aad_prefix, now_s, 2, Some(message), b)?,
+            self.seal_one(ring, aad_prefix, now_s, HALF_1, Some(message), a)?,
+            self.seal_one(ring, aad_prefix, now_s, HALF_2, Some(message), b)?,
         ])
     }
 
@@ -277,26 +285,24 @@ impl Sealer {
     ) -> Result<Vec<u8>, SealError> {
         self.counter = self.counter.wrapping_add(1);
         let key = &ring.keys[0];
+        let mut out =
+            Vec::with_capacity(OUTER_HEADER + INNER_HEADER + HALF_HEADER + payload.len() + TAG);
+        out.push(kind);
+        out.extend_from_slice(&key.hint());
+        out.extend_from_slice(&self.session.to_be_bytes());
+        out.extend_from_slice(&self.counter.to_be_bytes());
         let mut inner = Vec::with_capacity(INNER_HEADER + HALF_HEADER + payload.len());
-        inner.push(kind);
-        inner.extend_from_slice(&self.session.to_be_bytes());
-        inner.extend_from_slice(&self.counter.to_be_bytes());
         inner.extend_from_slice(&(now_s as u32).to_be_bytes());
         if let Some(m) = message {
             inner.extend_from_slice(&m.to_be_bytes());
         }
         inner.extend_from_slice(payload);
-        let nonce: [u8; 24] = random()?;
-        let mut out = Vec::with_capacity(OUTER_HEADER + inner.len() + TAG);
-        out.push(FORMAT);
-        out.extend_from_slice(&key.hint());
-        out.extend_from_slice(&nonce);
         let mut aad = aad_prefix.to_vec();
-        aad.extend_from_slice(&out[..3]);
+        aad.extend_from_slice(&out);
         let sealed = key
             .cipher
             .encrypt(
-                &XNonce::from(nonce),
+                &nonce(&out),
                 Payload {
                     msg: &inner,
                     aad: &aad,
@@ -306,6 +312,14 @@ impl Sealer {
         out.extend_from_slice(&sealed);
         Ok(out)
     }
+}
+
+/// Returns the nonce of a datagram whose header is `header`: its session and counter, then
+/// eight zero bytes.
+fn nonce(header: &[u8]) -> XNonce {
+    let mut n = [0u8; 24];
+    n[..16].copy_from_slice(&header[3..OUTER_HEADER]);
+    XNonce::from(n)
 }
 
 /// What opening a datagram gave.
@@ -365,14 +379,16 @@ impl Opener {
         now_s: u64,
         datagram: &[u8],
     ) -> Result<Opened, Rejection> {
-        if datagram.len() < OUTER_HEADER + INNER_HEADER + TAG || datagram[0] != FORMAT {
+        let kind = datagram.first().copied();
+        if datagram.len() < OUTER_HEADER + INNER_HEADER + TAG
+            || !matches!(kind, Some(WHOLE | HALF_1 | HALF_2))
+        {
             return Err(Rejection::NotSealed);
         }
-        let hint = [datagram[1], datagram[2]];
-        let mut nonce = [0u8; 24];
-        nonce.copy_from_slice(&datagram[3..OUTER_HEADER]);
+        let header = &datagram[..OUTER_HEADER];
+        let hint = [header[1], header[2]];
         let mut aad = aad_prefix.to_vec();
-        aad.extend_from_slice(&datagram[..3]);
+        aad.extend_from_slice(header);
         let mut candidates = ring.keys.iter().filter(|k| k.hint() == hint).peekable();
         if candidates.peek().is_none() {
             return Err(Rejection::UnknownKey);
@@ -381,7 +397,7 @@ impl Opener {
             .find_map(|k| {
                 k.cipher
                     .decrypt(
-                        &XNonce::from(nonce),
+                        &nonce(header),
                         Payload {
                             msg: &datagram[OUTER_HEADER..],
                             aad: &aad,
@@ -391,16 +407,15 @@ impl Opener {
                     .map(|plain| (plain, k.fingerprint))
             })
             .ok_or(Rejection::BadAuth)?;
-        let kind = inner[0];
-        let field = |at: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&inner[at..at + 8]);
-            u64::from_be_bytes(b)
+        let field = |b: &[u8], at: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[at..at + 8]);
+            u64::from_be_bytes(x)
         };
-        let session = field(1);
-        let counter = field(9);
+        let session = field(header, 3);
+        let counter = field(header, 11);
         let mut sent = [0u8; 4];
-        sent.copy_from_slice(&inner[17..21]);
+        sent.copy_from_slice(&inner[..4]);
         let sent = u32::from_be_bytes(sent);
         if self.max_skew_s > 0 {
             let skew = i64::from((now_s as u32).wrapping_sub(sent) as i32);
@@ -408,10 +423,11 @@ impl Opener {
                 return Err(Rejection::Stale);
             }
         }
+        let kind = header[0];
         let (message, payload) = match kind {
-            0 => (None, &inner[INNER_HEADER..]),
-            1 | 2 if inner.len() >= INNER_HEADER + HALF_HEADER => (
-                Some(field(INNER_HEADER)),
+            WHOLE => (None, &inner[INNER_HEADER..]),
+            _ if inner.len() >= INNER_HEADER + HALF_HEADER => (
+                Some(field(&inner, INNER_HEADER)),
                 &inner[INNER_HEADER + HALF_HEADER..],
             ),
             _ => return Err(Rejection::Malformed),
@@ -423,7 +439,7 @@ impl Opener {
         self.halves.retain(|_, h| now_s <= h.at + HALF_TTL_S);
         match self.halves.remove(&(session, message)) {
             Some(other) if other.kind != kind => {
-                let (a, b) = if kind == 2 {
+                let (a, b) = if kind == HALF_2 {
                     (other.payload, payload.to_vec())
                 } else {
                     (payload.to_vec(), other.payload)

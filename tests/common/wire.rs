@@ -14,8 +14,8 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 /// chitchat's magic number.
 const MAGIC: u16 = 45_139;
-/// The first byte of a sealed datagram.
-const FORMAT: u8 = 0xA1;
+/// The first byte of a sealed datagram holding a whole payload.
+const WHOLE: u8 = 0xA1;
 
 fn put_str(b: &mut Vec<u8>, s: &str) {
     b.extend_from_slice(&(s.len() as u16).to_le_bytes());
@@ -161,19 +161,18 @@ impl Seal {
     /// Seals `payload` as one whole datagram, then counts one more datagram.
     pub fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
         let hint = fingerprint_bytes(&self.key);
-        let mut inner = vec![0u8];
-        inner.extend_from_slice(&self.session.to_be_bytes());
-        inner.extend_from_slice(&self.counter.to_be_bytes());
-        inner.extend_from_slice(&(self.sent as u32).to_be_bytes());
-        inner.extend_from_slice(payload);
+        let mut out = vec![WHOLE, hint[0], hint[1]];
+        out.extend_from_slice(&self.session.to_be_bytes());
+        out.extend_from_slice(&self.counter.to_be_bytes());
         self.counter += 1;
-        let nonce: [u8; 24] = random();
-        let mut out = vec![FORMAT, hint[0], hint[1]];
-        out.extend_from_slice(&nonce);
+        let mut nonce = [0u8; 24];
+        nonce[..16].copy_from_slice(&out[3..19]);
+        let mut inner = (self.sent as u32).to_be_bytes().to_vec();
+        inner.extend_from_slice(payload);
         let mut aad = b"mosha-gossip/1\0".to_vec();
         aad.extend_from_slice(self.cluster.as_bytes());
         aad.push(0);
-        aad.extend_from_slice(&out[..3]);
+        aad.extend_from_slice(&out);
         let sealed = XChaCha20Poly1305::new(&self.key.into())
             .encrypt(
                 &XNonce::from(nonce),
