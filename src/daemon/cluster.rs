@@ -10,6 +10,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use tracing::{error, info, warn};
 
+use super::notices::Notices;
 use super::replicated::{self, Change, Replicated};
 use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
 use crate::engine::{self, Action, Claim, Engine, Outcome, Policy, Record, State};
@@ -46,24 +47,17 @@ struct News {
 }
 
 /// Returns how `node` is fenced according to `tab`, with the time one pass may take (every
-/// level's timeout, twice for `off` which is confirmed by `status`, plus a margin).
+/// level's timeout, twice for `off` which is confirmed by `status`, plus a margin). The sum
+/// saturates: it can never overflow, whatever a table holds.
 pub fn policy(tab: &Fencetab, node: &str) -> Policy {
     match tab.for_node(node) {
         Fencing::Methods(ms) => {
-            let total: u64 = ms
-                .iter()
-                .map(|m| {
-                    let t = m.timeout.as_millis() as u64;
-                    if m.action == "off" {
-                        2 * t
-                    } else {
-                        t
-                    }
-                })
-                .sum();
-            Policy::Configured {
-                timeout: total + 2000,
-            }
+            let total = ms.iter().fold(2000u64, |total, m| {
+                let t = u64::try_from(m.timeout.as_millis()).unwrap_or(u64::MAX);
+                let runs = if m.action == "off" { 2 } else { 1 };
+                total.saturating_add(t.saturating_mul(runs))
+            });
+            Policy::Configured { timeout: total }
         }
         Fencing::Disabled => Policy::Disabled,
         Fencing::Unconfigured => Policy::Unconfigured,
@@ -95,6 +89,10 @@ pub struct Cluster {
     pub(super) alert: Option<String>,
     members_file: Watched,
     members_written: Option<String>,
+    /// Every error of a rejected edit of `DIR/members` (the membership in force is kept).
+    members_errors: Vec<String>,
+    /// Repeated errors of the files this node writes, said once (shown in hastat).
+    pub notices: Notices,
     /// The engine.
     pub engine: Engine,
     rng: StdRng,
@@ -108,15 +106,30 @@ pub struct Cluster {
     last_step: Option<u64>,
 }
 
-/// Reads the expected membership persisted in `DIR/members` (one name per line, `#` comments).
-pub fn read_members(path: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect()
+/// Reads the expected membership persisted in `DIR/members` (one name per line, `#` comments;
+/// see [`config::members`]); a missing file is an empty membership.
+///
+/// # Errors
+/// Returns every problem of a file that is invalid, too large or unreadable, as
+/// `file:line: what is wrong`: such a file is refused whole.
+pub fn read_members(path: &Path) -> Result<BTreeSet<String>, Vec<String>> {
+    members_from(path, &files::read_bounded(path, files::MAX_READ_BYTES))
+}
+
+/// Returns the membership `content` (read from `path`) holds, or every problem with it.
+fn members_from(path: &Path, content: &Content) -> Result<BTreeSet<String>, Vec<String>> {
+    let file = path.display().to_string();
+    let problems = match content {
+        Content::Missing => return Ok(BTreeSet::new()),
+        Content::Text(t) => match config::members::parse(&file, t) {
+            Ok(m) => return Ok(m),
+            Err(problems) => problems,
+        },
+        other => replicated::unusable(&file, other, "members files")
+            .into_iter()
+            .collect(),
+    };
+    Err(problems.iter().map(ToString::to_string).collect())
 }
 
 fn members_text(m: &BTreeSet<String>) -> String {
@@ -133,28 +146,34 @@ fn members_text(m: &BTreeSet<String>) -> String {
 
 impl Cluster {
     /// Opens the node's files and creates its engine.
+    ///
+    /// # Errors
+    /// Fails when `DIR/members` is invalid (quorum cannot be computed from a damaged file),
+    /// with every problem of it.
     pub fn open(
         dir: &Path,
         me: &str,
         cfg: engine::Config,
         rng: StdRng,
         alert: Option<String>,
-    ) -> Cluster {
+    ) -> Result<Cluster, String> {
         let mut hlc = Hlc::default();
-        let cltab_file = Replicated::open(dir, "cltab", me, validate_cltab);
-        let hactl_file = Replicated::open(dir, "hactl", me, validate_hactl);
-        let fencetab_file = Replicated::open(dir, "fencetab", me, validate_fencetab);
+        let cltab_file = Replicated::open(dir, "cltab", files::DEFAULT_MODE, me, validate_cltab);
+        let hactl_file = Replicated::open(dir, "hactl", files::DEFAULT_MODE, me, validate_hactl);
+        // The fencetab may hold passwords: readable by root only, on every node.
+        let fencetab_file = Replicated::open(dir, "fencetab", 0o600, me, validate_fencetab);
         hlc.observe(&cltab_file.version);
         hlc.observe(&hactl_file.version);
         hlc.observe(&fencetab_file.version);
         let fencetab = Fencetab::parse("fencetab", &fencetab_file.text).unwrap_or_default();
         let cltab = Cltab::parse("cltab", &cltab_file.text).unwrap_or_default();
         let hactl = Hactl::parse("hactl", &hactl_file.text).unwrap_or_default();
-        let members_path = dir.join("members");
-        let expected = read_members(&members_path);
-        let mut members_file = Watched::new(members_path);
-        members_file.poll();
-        Cluster {
+        let mut members_file = Watched::new(dir.join("members"));
+        let first = members_file
+            .poll(Instant::now())
+            .unwrap_or(Content::Missing);
+        let expected = members_from(members_file.path(), &first).map_err(|e| e.join("\n"))?;
+        Ok(Cluster {
             me: me.to_string(),
             dir: dir.to_path_buf(),
             hlc,
@@ -169,6 +188,8 @@ impl Cluster {
             alert,
             members_file,
             members_written: None,
+            members_errors: Vec::new(),
+            notices: Notices::new(Instant::now(), super::wall_ms()),
             engine: Engine::new(me, cfg, expected),
             rng,
             published_claims: BTreeMap::new(),
@@ -176,7 +197,22 @@ impl Cluster {
             beat: (0, None),
             news: BTreeMap::new(),
             last_step: None,
-        }
+        })
+    }
+
+    /// Returns every error of the files rejected on this node (cltab, hactl, fencetab,
+    /// members), as `file:line: what is wrong`.
+    pub fn config_errors(&self) -> Vec<String> {
+        [
+            &self.cltab_file.errors,
+            &self.hactl_file.errors,
+            &self.fencetab_file.errors,
+            &self.members_errors,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
     }
 
     /// Returns the last gossip view read.
@@ -184,9 +220,10 @@ impl Cluster {
         self.last_view.as_ref()
     }
 
-    /// Reads edits of the local files and newer versions from peers. Returns true when the
-    /// cltab in force changed (the supervisor must be reconfigured).
-    fn sync_files(&mut self, view: &ClusterView, wall_ms: u64) -> (bool, bool) {
+    /// Reads edits of the local files (settled by `now`) and newer versions from peers.
+    /// Returns whether the cltab in force changed (the supervisor must be reconfigured) and
+    /// whether the hactl in force did.
+    fn sync_files(&mut self, view: &ClusterView, now: Instant, wall_ms: u64) -> (bool, bool) {
         let peers = || {
             view.members
                 .iter()
@@ -205,10 +242,12 @@ impl Cluster {
         .into_iter()
         .enumerate()
         {
-            if file.poll_local(&mut self.hlc, wall_ms, &self.me, validate) == Change::Applied {
+            if file.poll_local(now, &mut self.hlc, wall_ms, &self.me, validate) == Change::Applied {
                 changed[i] = true;
             }
-            if file.poll_peers(&mut self.hlc, peers(), validate) == Change::Applied {
+            if file.poll_peers(&mut self.hlc, peers(), validate, &mut self.notices)
+                == Change::Applied
+            {
                 changed[i] = true;
             }
         }
@@ -237,6 +276,7 @@ impl Cluster {
             replicated::save_versions(
                 &self.dir,
                 &[&self.cltab_file, &self.hactl_file, &self.fencetab_file],
+                &mut self.notices,
             );
             let hactl_path = self.hactl_file.path().display().to_string();
             for w in config::cross_check(&self.cltab, &self.hactl, &hactl_path) {
@@ -244,6 +284,41 @@ impl Cluster {
             }
         }
         (changed[0], changed[1])
+    }
+
+    /// Reads an edit of `DIR/members` (settled by `now`) that this daemon did not write
+    /// itself: a valid one replaces the expected membership; an invalid one is refused whole,
+    /// logged once, and the membership in force is kept.
+    fn sync_members(&mut self, now: Instant) {
+        let Some(content) = self.members_file.poll(now) else {
+            return;
+        };
+        match &content {
+            // Deleting the file forgets nobody (delete lines instead); our own write is known.
+            Content::Missing => return,
+            Content::Text(t) if self.members_written.as_deref() == Some(t.as_str()) => {
+                self.members_errors.clear();
+                return;
+            }
+            _ => {}
+        }
+        match members_from(self.members_file.path(), &content) {
+            Ok(m) => {
+                info!(members = ?m, "members file edited: expected membership replaced");
+                self.engine.set_expected(m);
+                self.members_errors.clear();
+            }
+            Err(problems) => {
+                error!(
+                    file = %self.members_file.path().display(),
+                    "members file rejected; keeping the expected membership in force"
+                );
+                for p in &problems {
+                    error!("{p}");
+                }
+                self.members_errors = problems;
+            }
+        }
     }
 
     /// Returns this node's claims, from its supervisor.
@@ -383,14 +458,8 @@ impl Cluster {
         wall_ms: u64,
     ) -> Vec<(String, Option<String>)> {
         let view = gossip.view().await;
-        if let Some(Content::Text(t)) = self.members_file.poll() {
-            if self.members_written.as_deref() != Some(t.as_str()) {
-                let m = read_members(self.members_file.path());
-                info!(members = ?m, "members file edited: expected membership replaced");
-                self.engine.set_expected(m);
-            }
-        }
-        let (cltab_changed, hactl_changed) = self.sync_files(&view, wall_ms);
+        self.sync_members(now);
+        let (cltab_changed, hactl_changed) = self.sync_files(&view, now, wall_ms);
         if cltab_changed {
             sup.configure(now, os, &self.cltab);
             sup.retell_all(now, os);
@@ -426,9 +495,8 @@ impl Cluster {
                 Action::Publish { key, value } => publish.push((key, value)),
                 Action::Members(m) => {
                     let text = members_text(&m);
-                    if let Err(e) = files::write_atomic(self.members_file.path(), text.as_bytes()) {
-                        warn!("cannot persist the membership: {e}");
-                    }
+                    let written = files::write_atomic(self.members_file.path(), text.as_bytes());
+                    self.notices.outcome("write members", &written);
                     self.members_written = Some(text);
                 }
                 Action::Fence { node, generation } => match self.fencetab.for_node(&node) {

@@ -4,9 +4,11 @@
 //! SIGTERM/SIGINT stops every group and exits leaving no process behind.
 //!
 //! Layout: [`cluster`] (the cluster step), [`replicated`] (cltab, hactl and fencetab over
-//! gossip), `report` (hastat, event logs, alerts).
+//! gossip), [`notices`] (repeated errors said once), `report` (hastat, event logs, alerts).
+//! The caller holds the directory's lock ([`crate::files::DirLock`]) before calling [`run`].
 
 pub mod cluster;
+pub mod notices;
 pub mod replicated;
 mod report;
 
@@ -21,14 +23,14 @@ use tracing::{error, info, warn};
 
 use crate::clstat::{Clstat, ConfigStatus};
 use crate::engine;
-use crate::files;
 use crate::gossip::{Gossip, GossipConfig};
 use crate::supervisor::process::{self, OsProcesses};
 use crate::supervisor::{leftovers, Options, Supervisor};
 use cluster::Cluster;
 
-/// How often the cluster step runs (gossip view, files, engine).
-pub const TICK: Duration = Duration::from_millis(50);
+/// How often the cluster step runs (gossip view, files, engine): the engine's timing rules
+/// count on it ([`engine::TICK`]).
+pub const TICK: Duration = Duration::from_millis(engine::TICK);
 
 /// How often hastat is rewritten when only heartbeat ages and traffic changed.
 const HASTAT_REFRESH: Duration = Duration::from_secs(1);
@@ -54,7 +56,8 @@ pub struct DaemonOptions {
     pub alert: Option<String>,
 }
 
-fn wall_ms() -> u64 {
+/// Returns the wall clock in unix milliseconds (0 if it is before 1970).
+pub fn wall_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -88,7 +91,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut gossip_done: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
         Box::pin(gossip.termination());
     let rng = rand::rngs::StdRng::seed_from_u64(generation ^ engine::rank::weight(&me, "seed"));
-    let mut cluster = Cluster::open(dir, &me, opts.engine.clone(), rng, opts.alert.clone());
+    let mut cluster = Cluster::open(dir, &me, opts.engine.clone(), rng, opts.alert.clone())
+        .map_err(anyhow::Error::msg)?;
     let mut os = OsProcesses { dir: dir.clone() };
     let mut sup = Supervisor::new(opts.supervisor.clone());
     let t0 = Instant::now();
@@ -125,6 +129,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
         let now = Instant::now();
         let now_std = now.into_std();
+        cluster.notices.at(now_std, wall_ms());
         for (pid, exit) in process::reap() {
             if !cluster
                 .runner
@@ -162,19 +167,16 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 
         let pgids = sup.pgids();
         if last_pgids.as_ref() != Some(&pgids) {
-            if let Err(e) = leftovers::record(&record, &pgids) {
-                warn!(file = %record.display(), "cannot record running process groups: {e}");
+            let recorded = leftovers::record(&record, &pgids);
+            cluster.notices.outcome("write mosha.pgids", &recorded);
+            if recorded.is_ok() {
+                last_pgids = Some(pgids);
             }
-            last_pgids = Some(pgids);
         }
-        let errors: Vec<String> = cluster
-            .cltab_file
-            .errors
-            .iter()
-            .chain(&cluster.hactl_file.errors)
-            .cloned()
-            .collect();
+        let errors = cluster.config_errors();
         let doc = Clstat {
+            schema: crate::hastat::SCHEMA,
+            written_at_ms: 0,
             node: me.clone(),
             pid: std::process::id(),
             shutting_down: shutdown.is_some(),
@@ -183,13 +185,20 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 errors,
             },
             groups: sup.status(),
-        }
-        .to_json();
-        if doc != last_doc {
-            if let Err(e) = files::write_atomic(&clstat_path, doc.as_bytes()) {
-                warn!(file = %clstat_path.display(), "cannot write clstat: {e}");
+        };
+        let key = doc.to_json();
+        if key != last_doc {
+            let stamped = |_: &_| {
+                let written_at_ms = wall_ms();
+                Clstat {
+                    written_at_ms,
+                    ..doc.clone()
+                }
+                .to_json()
+            };
+            if report::write_status(&mut cluster.notices, &clstat_path, "clstat.json", stamped) {
+                last_doc = key;
             }
-            last_doc = doc;
         }
         if ticked {
             let h = cluster.hastat(generation, &gossip.stats(), &sup);
@@ -200,9 +209,16 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 }
             };
             if due {
-                if let Err(e) = files::write_atomic(&hastat_path, h.to_json().as_bytes()) {
-                    warn!(file = %hastat_path.display(), "cannot write hastat: {e}");
-                }
+                let stamped = |n: &notices::Notices| {
+                    let (problems, written_at_ms) = (n.problems(), wall_ms());
+                    let d = crate::hastat::Hastat {
+                        problems,
+                        written_at_ms,
+                        ..h.clone()
+                    };
+                    d.to_json()
+                };
+                report::write_status(&mut cluster.notices, &hastat_path, "hastat.json", stamped);
                 last_hastat = Some((h, now));
             }
         }
@@ -294,7 +310,7 @@ async fn stop_strays(grace: Duration) {
         }
     };
     send(nix::sys::signal::Signal::SIGTERM);
-    let deadline = Instant::now() + grace;
+    let deadline = Instant::from_std(crate::deadline::after(Instant::now().into_std(), grace));
     while !children().is_empty() && Instant::now() < deadline {
         process::reap();
         tokio::time::sleep(Duration::from_millis(20)).await;
