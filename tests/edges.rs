@@ -61,6 +61,21 @@ fn mosha(args: &[&str], timeout: Duration) -> Ran {
     }
 }
 
+/// Runs `mosha run --node NODE --dir DIR --listen 127.0.0.1:0 extra...`, which must exit
+/// within [`SOON`] (see [`mosha`]).
+fn mosha_run(dir: &str, node: &str, extra: &[&str]) -> Ran {
+    let base = [
+        "run",
+        "--node",
+        node,
+        "--dir",
+        dir,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    mosha(&[&base[..], extra].concat(), SOON)
+}
+
 /// A mount made by a test, unmounted when dropped (lazily if still busy), even on failure.
 struct Mount(PathBuf);
 
@@ -230,7 +245,6 @@ fn a_huge_fencetab_timeout_is_refused_with_its_line() {
 fn out_of_range_options_exit_2_with_a_reason_and_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let base = ["run", "--node", "x", "--dir", &d, "--listen", "127.0.0.1:0"];
     // What clap and the range checks say.
     let (secs, gossip) = (
         "not a number of seconds from 0 to 3600",
@@ -260,14 +274,13 @@ fn out_of_range_options_exit_2_with_a_reason_and_never_panic() {
         (&["--two-node-fence-delay", "3600.5"], secs),
     ];
     for (extra, says) in cases {
-        let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
-        let r = mosha(&args, SOON);
+        let r = mosha_run(&d, "x", extra);
         assert_eq!(r.code, Some(2), "{extra:?}: {}", r.stderr);
         assert!(r.stderr.contains(says), "{extra:?}: {}", r.stderr);
         assert!(!r.stderr.contains("panicked"), "{extra:?}: {}", r.stderr);
     }
     // The rule behind --slot 100, spelled out.
-    let r = mosha(&[&base[..], &["--slot", "100"]].concat(), SOON);
+    let r = mosha_run(&d, "x", &["--slot", "100"]);
     assert!(r.stderr.contains("plan window"), "{}", r.stderr);
 }
 
@@ -277,18 +290,7 @@ fn a_damaged_members_file_is_refused_whole() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("members"), "n1\nn\u{0}2\nn 3\n").unwrap();
     let d = dir.path().display().to_string();
-    let r = mosha(
-        &[
-            "run",
-            "--node",
-            "n1",
-            "--dir",
-            &d,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        SOON,
-    );
+    let r = mosha_run(&d, "n1", &[]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r
         .stderr
@@ -466,18 +468,7 @@ fn a_second_daemon_on_the_same_dir_exits_2_and_touches_nothing() {
     let node = Node::start("web:srv:start:respawn:sleep 1000\n", "web start\n", &[]);
     let pid = wait_running(&node, "web", "srv", SOON);
     let d = node.dir_str();
-    let r = mosha(
-        &[
-            "run",
-            "--node",
-            "intruder",
-            "--dir",
-            &d,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        SOON,
-    );
+    let r = mosha_run(&d, "intruder", &[]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     let want = format!(
         "mosha: {d} is in use by another mosha (pid {})",
@@ -503,18 +494,7 @@ fn a_read_only_dir_is_refused_at_start() {
     let at = tempfile::tempdir().unwrap();
     let _ro = Mount::read_only(src.path(), at.path());
     let d = at.path().display().to_string();
-    let r = mosha(
-        &[
-            "run",
-            "--node",
-            "ro",
-            "--dir",
-            &d,
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        SOON,
-    );
+    let r = mosha_run(&d, "ro", &[]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(
         r.stderr

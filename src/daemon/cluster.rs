@@ -3,19 +3,21 @@
 //! builds hastat. Everything that turns gossip into engine inputs and engine outputs into
 //! effects lives here; the decisions themselves are the engine's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use tracing::{error, info, warn};
 
+pub use super::members::read_members;
+use super::members::Members;
 use super::notices::Notices;
 use super::replicated::{self, Change, Replicated};
 use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
 use crate::engine::{self, Action, Claim, Engine, Outcome, Policy, Record, State};
 use crate::fence::{OsAgents, Runner};
-use crate::files::{self, Content, Watched};
+use crate::files;
 use crate::gossip::{ClusterView, Gossip};
 use crate::replica::Hlc;
 use crate::supervisor::{Os, Supervisor};
@@ -87,10 +89,8 @@ pub struct Cluster {
     pub agents: OsAgents,
     /// The alert command, if any.
     pub(super) alert: Option<String>,
-    members_file: Watched,
-    members_written: Option<String>,
-    /// Every error of a rejected edit of `DIR/members` (the membership in force is kept).
-    members_errors: Vec<String>,
+    /// `DIR/members`.
+    members: Members,
     /// Repeated errors of the files this node writes, said once (shown in hastat).
     pub notices: Notices,
     /// The engine.
@@ -104,44 +104,6 @@ pub struct Cluster {
     news: BTreeMap<String, News>,
     /// When the last step ran (engine time), to notice that this daemon was frozen.
     last_step: Option<u64>,
-}
-
-/// Reads the expected membership persisted in `DIR/members` (one name per line, `#` comments;
-/// see [`config::members`]); a missing file is an empty membership.
-///
-/// # Errors
-/// Returns every problem of a file that is invalid, too large or unreadable, as
-/// `file:line: what is wrong`: such a file is refused whole.
-pub fn read_members(path: &Path) -> Result<BTreeSet<String>, Vec<String>> {
-    members_from(path, &files::read_bounded(path, files::MAX_READ_BYTES))
-}
-
-/// Returns the membership `content` (read from `path`) holds, or every problem with it.
-fn members_from(path: &Path, content: &Content) -> Result<BTreeSet<String>, Vec<String>> {
-    let file = path.display().to_string();
-    let problems = match content {
-        Content::Missing => return Ok(BTreeSet::new()),
-        Content::Text(t) => match config::members::parse(&file, t) {
-            Ok(m) => return Ok(m),
-            Err(problems) => problems,
-        },
-        other => replicated::unusable(&file, other, "members files")
-            .into_iter()
-            .collect(),
-    };
-    Err(problems.iter().map(ToString::to_string).collect())
-}
-
-fn members_text(m: &BTreeSet<String>) -> String {
-    let mut s = String::from(
-        "# Every member this node has seen: quorum needs more than half of them alive.\n\
-         # To forget a node for good, stop it, then delete its line here on every node.\n",
-    );
-    for n in m {
-        s.push_str(n);
-        s.push('\n');
-    }
-    s
 }
 
 impl Cluster {
@@ -168,11 +130,7 @@ impl Cluster {
         let fencetab = Fencetab::parse("fencetab", &fencetab_file.text).unwrap_or_default();
         let cltab = Cltab::parse("cltab", &cltab_file.text).unwrap_or_default();
         let hactl = Hactl::parse("hactl", &hactl_file.text).unwrap_or_default();
-        let mut members_file = Watched::new(dir.join("members"));
-        let first = members_file
-            .poll(Instant::now())
-            .unwrap_or(Content::Missing);
-        let expected = members_from(members_file.path(), &first).map_err(|e| e.join("\n"))?;
+        let (members, expected) = Members::open(dir)?;
         Ok(Cluster {
             me: me.to_string(),
             dir: dir.to_path_buf(),
@@ -186,9 +144,7 @@ impl Cluster {
             runner: Runner::new(),
             agents: OsAgents,
             alert,
-            members_file,
-            members_written: None,
-            members_errors: Vec::new(),
+            members,
             notices: Notices::new(Instant::now(), super::wall_ms()),
             engine: Engine::new(me, cfg, expected),
             rng,
@@ -207,7 +163,7 @@ impl Cluster {
             &self.cltab_file.errors,
             &self.hactl_file.errors,
             &self.fencetab_file.errors,
-            &self.members_errors,
+            &self.members.errors,
         ]
         .into_iter()
         .flatten()
@@ -284,41 +240,6 @@ impl Cluster {
             }
         }
         (changed[0], changed[1])
-    }
-
-    /// Reads an edit of `DIR/members` (settled by `now`) that this daemon did not write
-    /// itself: a valid one replaces the expected membership; an invalid one is refused whole,
-    /// logged once, and the membership in force is kept.
-    fn sync_members(&mut self, now: Instant) {
-        let Some(content) = self.members_file.poll(now) else {
-            return;
-        };
-        match &content {
-            // Deleting the file forgets nobody (delete lines instead); our own write is known.
-            Content::Missing => return,
-            Content::Text(t) if self.members_written.as_deref() == Some(t.as_str()) => {
-                self.members_errors.clear();
-                return;
-            }
-            _ => {}
-        }
-        match members_from(self.members_file.path(), &content) {
-            Ok(m) => {
-                info!(members = ?m, "members file edited: expected membership replaced");
-                self.engine.set_expected(m);
-                self.members_errors.clear();
-            }
-            Err(problems) => {
-                error!(
-                    file = %self.members_file.path().display(),
-                    "members file rejected; keeping the expected membership in force"
-                );
-                for p in &problems {
-                    error!("{p}");
-                }
-                self.members_errors = problems;
-            }
-        }
     }
 
     /// Returns this node's claims, from its supervisor.
@@ -458,7 +379,9 @@ impl Cluster {
         wall_ms: u64,
     ) -> Vec<(String, Option<String>)> {
         let view = gossip.view().await;
-        self.sync_members(now);
+        if let Some(m) = self.members.poll(now) {
+            self.engine.set_expected(m);
+        }
         let (cltab_changed, hactl_changed) = self.sync_files(&view, now, wall_ms);
         if cltab_changed {
             sup.configure(now, os, &self.cltab);
@@ -493,12 +416,7 @@ impl Cluster {
             match a {
                 Action::Tell { group, level } => sup.tell(now, os, &group, &level),
                 Action::Publish { key, value } => publish.push((key, value)),
-                Action::Members(m) => {
-                    let text = members_text(&m);
-                    let written = files::write_atomic(self.members_file.path(), text.as_bytes());
-                    self.notices.outcome("write members", &written);
-                    self.members_written = Some(text);
-                }
+                Action::Members(m) => self.members.write(&m, &mut self.notices),
                 Action::Fence { node, generation } => match self.fencetab.for_node(&node) {
                     Fencing::Methods(ms) => {
                         let ms = ms.to_vec();

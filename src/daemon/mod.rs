@@ -4,10 +4,12 @@
 //! SIGTERM/SIGINT stops every group and exits leaving no process behind.
 //!
 //! Layout: [`cluster`] (the cluster step), [`replicated`] (cltab, hactl and fencetab over
-//! gossip), [`notices`] (repeated errors said once), `report` (hastat, event logs, alerts).
+//! gossip), [`members`] (the expected membership's file), [`notices`] (repeated errors said
+//! once), `report` (hastat, event logs, alerts).
 //! The caller holds the directory's lock ([`crate::files::DirLock`]) before calling [`run`].
 
 pub mod cluster;
+pub mod members;
 pub mod notices;
 pub mod replicated;
 mod report;
