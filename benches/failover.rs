@@ -20,7 +20,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, ClusterOpts};
+use common::cluster::{gen_of, Cluster, ClusterOpts};
 
 /// How often the failover wait polls the survivors' hastat.
 const FAILOVER_POLL: Duration = Duration::from_millis(5);
@@ -110,7 +110,7 @@ fn agreed_owner(c: &Cluster, live: &[usize]) -> Option<usize> {
 
 /// Node `i`'s generation as its own hastat says.
 fn generation(c: &Cluster, i: usize) -> Option<u64> {
-    c.hastat(i)?["generation"].as_u64()
+    gen_of(&c.hastat(i)?["generation"])
 }
 
 /// Tells whether every node sees every other alive, with its current generation.
@@ -126,7 +126,7 @@ fn all_joined(c: &Cluster) -> bool {
                 let m = &h["members"][c.node_name(j)];
                 m["alive"] == true
                     && gens[j - 1].is_some()
-                    && m["generation"].as_u64() == gens[j - 1]
+                    && gen_of(&m["generation"]) == gens[j - 1]
             })
     })
 }

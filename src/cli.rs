@@ -29,10 +29,12 @@ enum Command {
     /// `mosha keygen`): the daemon refuses to start without a private, valid key file unless
     /// --insecure.
     ///
-    /// Reads DIR/cltab and DIR/hactl, re-reads them within a second of any edit, and writes
-    /// DIR/clstat.json. A file with errors is rejected with every error logged; the daemon
-    /// keeps running on the last good configuration. SIGTERM or SIGINT stops every group
-    /// (running its `stop` level entries) and exits 0; a second signal kills at once.
+    /// Reads DIR/cltab and DIR/hactl, re-reads them every 50 ms and takes an edit once the
+    /// file has not changed for 200 ms, and writes DIR/clstat.json. A file with errors is
+    /// rejected with every error logged; the daemon keeps running on the last good
+    /// configuration. SIGTERM or SIGINT stops every group (running its `stop` level entries)
+    /// and exits 0; a second signal kills at once. Exits 2 at once when DIR is in use by
+    /// another mosha, read-only or not writable, or an option is out of range.
     Run(Box<RunArgs>),
     /// Validates DIR/cltab, DIR/hactl, DIR/fencetab and DIR/authkey offline; prints every
     /// problem as FILE:LINE: message, and the fingerprints of the keys.
@@ -67,7 +69,10 @@ enum Command {
         force: bool,
     },
     /// Shows the cluster as this node sees it (members, quorum, where each group runs),
-    /// read from DIR/hastat.json.
+    /// read from DIR/hastat.json, and how old that is.
+    ///
+    /// Exits 1 when the document is stale (not rewritten for 5 s: no daemon runs on DIR, or
+    /// the one that holds it is hung), missing or unreadable.
     Status {
         /// The node directory.
         #[arg(long, default_value = "/etc/mosha")]
@@ -97,16 +102,17 @@ struct RunArgs {
     /// The node directory: cltab and hactl are read from it, clstat.json is written to it.
     #[arg(long, default_value = "/etc/mosha")]
     dir: PathBuf,
-    /// Seconds between SIGTERM and SIGKILL when stopping an entry's process group.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    grace: f64,
+    /// Seconds between SIGTERM and SIGKILL when stopping an entry's process group (0 to 3600).
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
+    grace: Duration,
     /// A respawn entry that exits more than this many times within --respawn-window backs off
-    /// (1 s, doubling, capped at 60 s) until one run lasts 10 s.
-    #[arg(long, default_value_t = 5, value_name = "COUNT")]
+    /// (1 s, doubling, capped at 60 s) until one run lasts 10 s (0 to 10000).
+    #[arg(long, default_value_t = 5, value_name = "COUNT",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=10_000))]
     respawn_burst: usize,
-    /// The window over which respawn exits are counted.
-    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
-    respawn_window: f64,
+    /// The window over which respawn exits are counted (0 to 3600 seconds).
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
+    respawn_window: Duration,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     log: String,
@@ -123,12 +129,15 @@ struct RunArgs {
     /// Nodes gossip only with nodes of the same cluster id.
     #[arg(long, default_value = "mosha")]
     cluster_id: String,
-    /// Milliseconds between gossip rounds. Dead-node detection takes about 5 rounds on a
-    /// quiet LAN; traffic grows with 1/interval.
-    #[arg(long, default_value_t = 100, value_name = "MS")]
+    /// Milliseconds between gossip rounds (10 to 2000). Dead-node detection takes about 5
+    /// rounds on a quiet LAN; traffic grows with 1/interval.
+    #[arg(long, default_value_t = 100, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(10..=2000))]
     gossip_interval: u64,
     /// Milliseconds between two candidates' turns to plan a group: at least the p99 time for
-    /// a gossip update to reach every node. Default: 150 + 5 x (expected cluster size).
+    /// a gossip update to reach every node. Default: 150 + 5 x (expected cluster size). At
+    /// least 151 (the news timeout, 500 + slot, plus a 50 ms tick must be shorter than the
+    /// plan window, 2 x slot + 400) and --gossip-interval + 50; at most 10000.
     #[arg(long, value_name = "MS")]
     slot: Option<u64>,
     /// Two-node mode: with exactly two expected members, the survivor of a failure stays
@@ -136,9 +145,9 @@ struct RunArgs {
     /// (always the same) waits --two-node-fence-delay before fencing the other.
     #[arg(long)]
     two_node: bool,
-    /// In two-node mode, how long the second of the two waits before fencing.
-    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
-    two_node_fence_delay: f64,
+    /// In two-node mode, how long the second of the two waits before fencing (0 to 3600).
+    #[arg(long, default_value = "5", value_name = "SECONDS", value_parser = seconds)]
+    two_node_fence_delay: Duration,
     /// A command (run by /bin/sh) on node-lost, fence-ok, fence-failed, group-started and
     /// group-stopped, with MOSHA_ALERT_KIND, MOSHA_ALERT_NODE, MOSHA_ALERT_GROUP,
     /// MOSHA_ALERT_DETAIL and MOSHA_NODE in its environment.
@@ -185,9 +194,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn seconds(what: &str, s: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| format!("--{what} must be a non-negative number of seconds"))
+/// Parses SECONDS (fractions allowed) from 0 to 3600: no value can overflow a deadline.
+fn seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| (0.0..=3600.0).contains(secs))
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds from 0 to 3600"))
 }
 
 fn hostname() -> String {
@@ -217,23 +231,21 @@ fn run(args: RunArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let mut sup = Options::new(&node);
-    let durations = seconds("grace", args.grace)
-        .and_then(|g| Ok((g, seconds("respawn-window", args.respawn_window)?)));
-    match durations {
-        Ok((grace, window)) => {
-            sup.grace = grace;
-            sup.throttle.window = window;
-        }
-        Err(e) => {
-            eprintln!("mosha: {e}");
-            return ExitCode::from(2);
-        }
-    }
+    sup.grace = args.grace;
+    sup.throttle.window = args.respawn_window;
     sup.throttle.burst = args.respawn_burst;
     let dir = match args.dir.canonicalize() {
         Ok(d) => d,
         Err(e) => {
             eprintln!("mosha: {}: {e}", args.dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    // First, before anything touches DIR: a second daemon would kill the first one's services.
+    let _lock = match crate::files::DirLock::acquire(&dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("mosha: {e}");
             return ExitCode::from(2);
         }
     };
@@ -244,6 +256,33 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let expected = match crate::daemon::cluster::read_members(&dir.join("members")) {
+        Ok(m) => m,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            eprintln!("mosha: the members file is refused whole (quorum is counted from it): fix or remove the bad lines");
+            return ExitCode::from(2);
+        }
+    };
+    let size = expected.len().max(args.seeds.len() + 1);
+    let mut engine = match args.slot {
+        Some(slot) => crate::engine::Config::with_slot(slot),
+        None => crate::engine::Config::for_cluster_size(size),
+    };
+    engine.two_node = args.two_node;
+    engine.two_node_fence_delay =
+        u64::try_from(args.two_node_fence_delay.as_millis()).unwrap_or(u64::MAX);
+    if let Err(errors) = engine.validate(args.gossip_interval) {
+        for e in errors {
+            eprintln!("mosha: {e}");
+        }
+        if args.slot.is_none() {
+            eprintln!("mosha: (that slot is the default for {size} nodes; set one with --slot MS)");
+        }
+        return ExitCode::from(2);
+    }
     let key_file = if args.insecure {
         None
     } else {
@@ -260,16 +299,6 @@ fn run(args: RunArgs) -> ExitCode {
         }
         Some(path)
     };
-    let expected = crate::daemon::cluster::read_members(&dir.join("members"));
-    let size = expected.len().max(args.seeds.len() + 1);
-    let mut engine = crate::engine::Config::for_cluster_size(size);
-    if let Some(slot) = args.slot {
-        engine.slot = slot.max(1);
-        engine.plan_window = 2 * engine.slot;
-        engine.yield_backoff = 2 * engine.slot;
-    }
-    engine.two_node = args.two_node;
-    engine.two_node_fence_delay = (args.two_node_fence_delay.max(0.0) * 1000.0) as u64;
     let opts = DaemonOptions {
         dir,
         supervisor: sup,
@@ -318,7 +347,7 @@ fn gossip_config(node: &str, args: &RunArgs) -> Result<crate::gossip::GossipConf
     }
     cfg.seeds = args.seeds.clone();
     cfg.cluster_id = args.cluster_id.clone();
-    cfg.gossip_interval = Duration::from_millis(args.gossip_interval.max(1));
+    cfg.gossip_interval = Duration::from_millis(args.gossip_interval);
     cfg.max_clock_skew = Duration::from_secs(args.max_clock_skew);
     cfg.validate()?;
     Ok(cfg)
@@ -357,14 +386,18 @@ fn keygen() -> ExitCode {
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Hands a command to the local daemon through `dir/commands/` and returns its answer
-/// (`Ok` when it was carried out, `Err` with the reason when refused or unanswered).
+/// (`Ok` when it was carried out, `Err` with the reason when refused or unanswered). The
+/// command is written whole in `dir` first, then renamed in, so that the daemon never finds
+/// half of it.
 fn drop_command(dir: &Path, name: &str, text: &str) -> Result<String, String> {
     let cmds = dir.join("commands");
     std::fs::create_dir_all(&cmds).map_err(|e| format!("{}: {e}", cmds.display()))?;
     let reply = crate::daemon::commands::reply_path(&cmds, name);
     let _ = std::fs::remove_file(&reply);
     let path = cmds.join(name);
-    crate::files::write_atomic(&path, text.as_bytes())
+    let staged = dir.join(format!(".command-{name}.{}", std::process::id()));
+    crate::files::write_atomic(&staged, text.as_bytes())
+        .and_then(|()| std::fs::rename(&staged, &path))
         .map_err(|e| format!("{}: {e}", cmds.display()))?;
     let deadline = std::time::Instant::now() + ANSWER_TIMEOUT;
     while std::time::Instant::now() < deadline {
@@ -506,20 +539,30 @@ fn status(dir: &Path, json: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let h = match serde_json::from_str::<crate::hastat::Hastat>(&text) {
+        Ok(h) => h,
+        Err(e) => {
+            if json {
+                print!("{text}");
+            }
+            eprintln!("mosha status: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    // Stale: the daemon is gone (no lock) or hung (it holds the lock but writes nothing).
+    let (age, stale) = h.age(daemon::wall_ms(), dir, || {
+        crate::files::DirLock::holder(dir)
+    });
     if json {
         print!("{text}");
-        return ExitCode::SUCCESS;
+    } else {
+        print!("{}\n {}: {age}\n", h.render(), path.display());
     }
-    match serde_json::from_str::<crate::hastat::Hastat>(&text) {
-        Ok(h) => {
-            print!("{}", h.render());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("mosha status: {}: {e}", path.display());
-            ExitCode::FAILURE
-        }
+    if stale {
+        eprintln!("mosha status: {}: {age}", path.display());
+        return ExitCode::FAILURE;
     }
+    ExitCode::SUCCESS
 }
 
 /// Validates the files of `dir`; prints problems to stderr and a summary to stdout.
@@ -527,10 +570,17 @@ fn check(dir: &Path) -> ExitCode {
     let mut bad = false;
     let cltab_path = dir.join("cltab");
     let hactl_path = dir.join("hactl");
-    let read = |p: &Path| match std::fs::read(p) {
-        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: cannot read: {e}", p.display())),
+    let read = |p: &Path| match crate::files::read_bounded(p, crate::files::MAX_READ_BYTES) {
+        crate::files::Content::Text(t) => Ok(Some(t)),
+        crate::files::Content::Missing => Ok(None),
+        crate::files::Content::TooLarge(n) => Err(config::text::too_large(
+            &p.display().to_string(),
+            n,
+            "replicated files",
+            crate::files::MAX_READ_BYTES,
+        )
+        .to_string()),
+        crate::files::Content::Unreadable(e) => Err(format!("{}: cannot read: {e}", p.display())),
     };
     let cltab = match read(&cltab_path) {
         Ok(Some(text)) => match Cltab::parse(&cltab_path.display().to_string(), &text) {

@@ -11,6 +11,11 @@ use crate::supervisor::GroupStatus;
 /// The clstat document.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Clstat {
+    /// The layout version ([`crate::hastat::SCHEMA`], shared with hastat).
+    pub schema: u32,
+    /// When the document was written (unix ms). clstat is rewritten when its content
+    /// changes, not on a timer: an old time alone does not mean that the daemon is gone.
+    pub written_at_ms: u64,
     /// This node's name.
     pub node: String,
     /// The daemon's pid.

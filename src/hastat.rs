@@ -1,18 +1,40 @@
 //! `DIR/hastat.json`: the cluster as one node sees it (members, quorum, where each group runs,
-//! file versions, nodes lost without fencing, gossip traffic), written by the daemon and read
-//! by `mosha status`, which renders it as a clustat-like table.
+//! file versions, nodes lost without fencing, gossip traffic, the node's own repeated
+//! errors), written by the daemon and read by `mosha status`, which renders it as a
+//! clustat-like table and says how old it is.
+//!
+//! Generations are written as JSON strings: they are 19-digit nanosecond counts, which jq and
+//! JavaScript (doubles) would round.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::files::Holder;
+
+/// The version of the layout of hastat.json and clstat.json (`"schema"`), raised when a
+/// field changes meaning or type.
+pub const SCHEMA: u32 = 1;
+
+/// How old hastat may be before `mosha status` calls it stale: the daemon rewrites it at
+/// least every second.
+pub const STALE_AFTER_MS: u64 = 5000;
 
 /// The hastat document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Hastat {
+    /// The layout version ([`SCHEMA`]); 0 in documents from before it existed.
+    #[serde(default)]
+    pub schema: u32,
+    /// When the document was written (unix ms); 0 in documents from before it existed.
+    #[serde(default)]
+    pub written_at_ms: u64,
     /// The node that wrote it.
     pub node: String,
     /// That node's generation (a new one at every daemon start).
+    #[serde(with = "u64_string")]
     pub generation: u64,
     /// Whether that node is in a quorate partition.
     pub quorate: bool,
@@ -45,6 +67,9 @@ pub struct Hastat {
     /// restart for a moment; two daemons with one name for longer).
     #[serde(default)]
     pub shadows: Vec<ShadowStat>,
+    /// What fails again and again on the writing node (a full or read-only directory...).
+    #[serde(default)]
+    pub problems: Vec<ProblemStat>,
 }
 
 /// How gossip is protected on the writing node.
@@ -63,7 +88,8 @@ pub struct SecurityStat {
 pub struct ShadowStat {
     /// The name.
     pub node: String,
-    /// Its generation.
+    /// Its generation (a string in JSON).
+    #[serde(with = "u64_string")]
     pub generation: u64,
     /// Its gossip address.
     pub addr: String,
@@ -84,12 +110,56 @@ pub struct RejectingStat {
     pub last_s_ago: f64,
 }
 
+/// A failure that goes on, on the writing node (see [`crate::daemon::notices`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemStat {
+    /// What fails, e.g. `write clstat.json`.
+    pub what: String,
+    /// The last error, in words.
+    pub error: String,
+    /// How many times it failed since it began to.
+    pub count: u64,
+    /// When it first failed (unix ms).
+    pub first_at_ms: u64,
+    /// When it last failed (unix ms).
+    pub last_at_ms: u64,
+    /// Whether the last attempt failed (false: it works again, and is listed for a minute).
+    #[serde(default)]
+    pub failing: bool,
+}
+
+/// Serializes a `u64` as a JSON string, and reads it back from a string or a number (older
+/// documents), so that 19-digit generations survive readers that use doubles.
+pub mod u64_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `v` as a string.
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    /// Reads a string of digits, or a number.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Number(u64),
+        }
+        match Either::deserialize(d)? {
+            Either::Number(n) => Ok(n),
+            Either::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// One member, as seen by the writing node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemberStat {
     /// Whether the failure detector considers it alive.
     pub alive: bool,
     /// Its generation.
+    #[serde(with = "u64_string")]
     pub generation: u64,
     /// Its gossip address.
     pub addr: String,
@@ -130,6 +200,7 @@ pub struct NodeGroupStat {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FenceStat {
     /// The generation that was lost.
+    #[serde(with = "u64_string")]
     pub generation: u64,
     /// `pending`, `fencing`, `fenced`, `acked`, `failed`, `unconfigured` or `not-fenced`.
     pub state: String,
@@ -184,16 +255,21 @@ impl Hastat {
         s
     }
 
-    /// Returns a copy without the fields that change all the time (heartbeat ages, traffic),
-    /// to tell a real change from the clock ticking.
+    /// Returns a copy without the fields that change all the time (time of writing, heartbeat
+    /// ages, traffic, repeat counts of problems), to tell a real change from the clock ticking.
     pub fn structural(&self) -> Hastat {
         let mut h = self.clone();
+        h.written_at_ms = 0;
         h.gossip = GossipStat::default();
         for m in h.members.values_mut() {
             m.last_heard_ms = None;
         }
         for s in &mut h.shadows {
             s.alive_s = 0.0;
+        }
+        for p in &mut h.problems {
+            p.count = 0;
+            p.last_at_ms = 0;
         }
         h
     }
@@ -317,6 +393,21 @@ impl Hastat {
                 r.count, r.addr, r.reason, r.last_s_ago
             );
         }
+        if !self.problems.is_empty() {
+            let _ = writeln!(out, "\n Problems on {} (repeated errors):", self.node);
+            for p in &self.problems {
+                let _ = writeln!(
+                    out,
+                    "   {}: {} ({} times since unix {:.1}, last at {:.1}){}",
+                    p.what,
+                    p.error,
+                    p.count,
+                    p.first_at_ms as f64 / 1000.0,
+                    p.last_at_ms as f64 / 1000.0,
+                    if p.failing { "" } else { "; works again" }
+                );
+            }
+        }
         for (name, f) in &self.files {
             if !f.ok {
                 let _ = writeln!(
@@ -330,5 +421,139 @@ impl Hastat {
             }
         }
         out
+    }
+
+    /// Says how old the document is at `now_ms` (unix ms) and whether it is stale: older than
+    /// [`STALE_AFTER_MS`], or of unknown age. For a stale document, `holder` tells whether a
+    /// daemon still holds `dir` (then it may be hung) or none runs there.
+    pub fn age(&self, now_ms: u64, dir: &Path, holder: impl FnOnce() -> Holder) -> (String, bool) {
+        let written = if self.written_at_ms == 0 {
+            None
+        } else {
+            Some(now_ms.saturating_sub(self.written_at_ms))
+        };
+        let ago = match written {
+            Some(ms) => format!("written {:.1} s ago", ms as f64 / 1000.0),
+            None => "written at an unknown time (no written_at_ms)".to_string(),
+        };
+        if written.is_some_and(|ms| ms <= STALE_AFTER_MS) {
+            return (ago, false);
+        }
+        let dir = dir.display();
+        let why = match holder() {
+            Holder::Free => format!("no daemon runs on {dir}"),
+            Holder::Held(Some(pid)) => {
+                format!("but a daemon holds {dir} (pid {pid}): it may be hung")
+            }
+            Holder::Held(None) => format!("but a daemon holds {dir}: it may be hung"),
+            Holder::Unknown(e) => format!("cannot tell whether a daemon runs on {dir} ({e})"),
+        };
+        (format!("stale: {ago}, {why}"), true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Hastat {
+        let mut h = Hastat {
+            schema: SCHEMA,
+            written_at_ms: 1_000_000,
+            node: "n1".into(),
+            generation: 1_795_302_790_678_602_465,
+            ..Hastat::default()
+        };
+        h.members.insert(
+            "n1".into(),
+            MemberStat {
+                generation: 1_795_302_790_678_311_955,
+                ..MemberStat::default()
+            },
+        );
+        h.fencing.insert(
+            "n3".into(),
+            FenceStat {
+                generation: u64::MAX,
+                ..FenceStat::default()
+            },
+        );
+        h
+    }
+
+    #[test]
+    fn generations_are_strings_and_read_back_exactly() {
+        let h = doc();
+        let json = h.to_json();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["written_at_ms"], 1_000_000);
+        assert_eq!(v["generation"], "1795302790678602465");
+        assert_eq!(v["members"]["n1"]["generation"], "1795302790678311955");
+        assert_eq!(v["fencing"]["n3"]["generation"], "18446744073709551615");
+        let back: Hastat = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn documents_of_older_daemons_still_read() {
+        let old = r#"{"node": "n1", "generation": 17, "quorate": true, "live": 1,
+            "expected": ["n1"], "members": {}, "groups": {}, "files": {},
+            "not_fenced": {}, "gossip": {"bytes_sent": 0, "bytes_received": 0, "sent_per_s": 0.0}}"#;
+        let h: Hastat = serde_json::from_str(old).unwrap();
+        assert_eq!((h.schema, h.written_at_ms, h.generation), (0, 0, 17));
+        assert!(serde_json::from_str::<Hastat>(&old.replace("17", "\"x\"")).is_err());
+    }
+
+    #[test]
+    fn structural_ignores_the_time_of_writing() {
+        let mut later = doc();
+        later.written_at_ms += 1000;
+        assert_eq!(later.structural(), doc().structural());
+    }
+
+    #[test]
+    fn age_says_fresh_or_stale_and_why() {
+        let h = doc();
+        let dir = Path::new("/etc/mosha");
+        let never = || -> Holder { panic!("a fresh document needs no lock check") };
+        assert_eq!(
+            h.age(1_000_400, dir, never),
+            ("written 0.4 s ago".to_string(), false)
+        );
+        assert!(!h.age(999_000, dir, never).1, "clock stepped back");
+        assert_eq!(
+            h.age(1_040_000, dir, || Holder::Free),
+            (
+                "stale: written 40.0 s ago, no daemon runs on /etc/mosha".to_string(),
+                true
+            )
+        );
+        assert_eq!(
+            h.age(1_040_000, dir, || Holder::Held(Some(42))).0,
+            "stale: written 40.0 s ago, but a daemon holds /etc/mosha (pid 42): it may be hung"
+        );
+        let old = Hastat::default();
+        let (text, stale) = old.age(5, dir, || Holder::Free);
+        assert!(stale);
+        assert!(text.contains("unknown time"), "{text}");
+    }
+
+    #[test]
+    fn problems_are_rendered() {
+        let mut h = doc();
+        h.problems.push(ProblemStat {
+            what: "write clstat.json".into(),
+            error: "No space left on device (os error 28)".into(),
+            count: 12,
+            first_at_ms: 1000,
+            last_at_ms: 2500,
+            failing: true,
+        });
+        let text = h.render();
+        assert!(
+            text.contains("write clstat.json: No space left on device (os error 28) (12 times"),
+            "{text}"
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! mosha: a leaderless high-availability layer for Linux clusters.
 //!
 //! Map of the crate:
-//! - [`config`]: parsers for `cltab`, `hactl`, `fencetab` and `authkey` that collect every
-//!   error with its line;
+//! - [`config`]: parsers for `cltab`, `hactl`, `fencetab`, `members` and `authkey` that
+//!   collect every error with its line, under shared limits (size, lines, control characters);
 //! - [`supervisor`]: runs the processes of resource groups at a level: process groups,
 //!   SIGTERM-then-SIGKILL, reaping, respawn with back-off;
 //! - [`engine`]: the pure decision engine (placement, quorum, fencing);
@@ -11,7 +11,8 @@
 //!   the cluster key and checked before chitchat decodes it;
 //! - [`replica`]: file versions and their chunks in gossip;
 //! - [`clstat`], [`hastat`]: the node's and the cluster's status documents;
-//! - [`files`]: atomic writes and change detection by content;
+//! - [`files`]: atomic writes, bounded reads, change detection by content, the directory lock;
+//! - [`deadline`]: deadlines that cannot overflow;
 //! - [`daemon`]: the one event loop that ties them together (`mosha run`), the key file,
 //!   one daemon per node name, operator commands;
 //! - [`demo`]: `mosha demo`, a guided run for a first look;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod clstat;
 pub mod config;
 pub mod daemon;
+pub mod deadline;
 pub mod demo;
 pub mod engine;
 pub mod fence;

@@ -14,8 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    generation, ha_member_alive, ha_quorate, index_of, joined, keys, strings, wait_joined, Cluster,
-    ClusterOpts, Timer,
+    gen_of, generation, ha_member_alive, ha_quorate, index_of, joined, keys, strings, wait_joined,
+    Cluster, ClusterOpts, Timer,
 };
 use serde_json::Value;
 
@@ -590,7 +590,7 @@ fn restarted_node_rejoins_without_disturbing_the_group() {
     );
     for &i in &all {
         let h = c.hastat(i).unwrap();
-        assert_eq!(h["members"][&name_y]["generation"].as_u64(), Some(new_gen));
+        assert_eq!(gen_of(&h["members"][&name_y]["generation"]), Some(new_gen));
         assert!(ha_member_alive(&h, &name_y));
     }
     // A few seconds after the rejoin: still the same process on the same node, and the

@@ -107,21 +107,34 @@ fn put(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
+/// A daemon outside the cluster's namespaces, killed when dropped (a failing test leaves no
+/// process behind).
+struct Outsider(Child);
+
+impl Drop for Outsider {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `mosha run` outside the cluster's namespaces with `args`, logging to `dir/mosha.log`.
-fn outsider(dir: &Path, args: &[&str]) -> Child {
+fn outsider(dir: &Path, args: &[&str]) -> Outsider {
     let log = std::fs::File::create(dir.join("mosha.log")).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_mosha"))
-        .arg("run")
-        .arg("--dir")
-        .arg(dir)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap()
+    Outsider(
+        Command::new(env!("CARGO_BIN_EXE_mosha"))
+            .arg("run")
+            .arg("--dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -180,13 +193,12 @@ fn a_stranger_without_the_key_is_never_a_member() {
         "{lines} lines:\n{}",
         c.log_tail(1, 20)
     );
-    for (dir, child) in &mut strangers {
+    for (dir, child) in strangers {
         let h: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("hastat.json")).unwrap())
                 .unwrap();
         assert_eq!(h["live"], 1, "a stranger sees only itself: {h:#}");
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(child);
     }
     assert_eq!(owner(&c), Some(web));
     assert_no_collisions(&c);
@@ -420,8 +432,8 @@ fn the_key_file_is_required_private_and_valid() {
                 .unwrap()
                 .contains(key.trim()));
         }
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
-        let _ = child.wait();
+        let _ = Command::new("kill").arg(child.0.id().to_string()).status();
+        let _ = child.0.wait();
         let _ = std::fs::remove_file(&hastat);
     }
 }
@@ -444,7 +456,7 @@ fn a_second_daemon_with_a_live_name_and_an_ack_of_a_live_node_are_refused() {
     let mut dup = outsider(&dir, &["--node", "n2", "--seed", &seed]);
     let deadline = Instant::now() + SETTLE;
     let status = loop {
-        if let Some(st) = dup.try_wait().unwrap() {
+        if let Some(st) = dup.0.try_wait().unwrap() {
             break st;
         }
         for i in c.indices() {

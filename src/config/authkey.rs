@@ -16,7 +16,7 @@
 //! This module owns the syntax only. Whether the file is private to its owner is checked by
 //! the daemon, which reads it; the cipher is [`crate::gossip`]'s.
 
-use crate::config::Problem;
+use crate::config::{text, Problem};
 
 /// Bytes in one key (256 bits).
 pub const KEY_BYTES: usize = 32;
@@ -52,6 +52,11 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<[u8; KEY_BYTES]>, Vec<Problem
     }
     for (index, raw) in text.split('\n').enumerate() {
         let line = index + 1;
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if let Err(message) = text::check_line(raw) {
+            errors.push(Problem::new(file, line, message));
+            continue;
+        }
         let content = raw.trim();
         if content.is_empty() || content.starts_with('#') {
             continue;
@@ -82,6 +87,10 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<[u8; KEY_BYTES]>, Vec<Problem
         keys.push(key);
         lines.push(line);
     }
+    let mut errors = match text::finish((), errors) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors,
+    };
     if keys.is_empty() && errors.is_empty() {
         errors.push(Problem::new(
             file,
@@ -188,6 +197,10 @@ mod tests {
             vec!["authkey:9: more than 8 keys (remove the ones no node uses any more)"]
         );
         assert_eq!(errors(&"#".repeat(MAX_FILE_BYTES + 1)).len(), 1);
+        assert_eq!(
+            errors(&format!("{}\n{}\u{0}\n", key(1), &key(2)[..63])),
+            vec!["authkey:2: control character U+0000 in column 64: only TAB is allowed"]
+        );
     }
 
     #[test]

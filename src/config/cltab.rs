@@ -17,6 +17,9 @@
 //!   at either end are tolerated), or, without a comma, either a run of digits where each digit
 //!   is one level (`12` is levels `1` and `2`, as in inittab) or a single level name (`start`).
 //! - Tags are unique across the whole file.
+//! - The limits of [`crate::config::text`] apply: at most 1 MiB, lines of at most 4096 bytes,
+//!   no control character but TAB (a NUL byte in a command is refused here, not at exec on
+//!   every node in turn), at most 10,000 entries.
 //!
 //! This module owns the syntax and the checks that need only the file itself; it reads no
 //! files and runs nothing.
@@ -26,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use crate::config::{check_name, Problem};
+use crate::config::{check_name, text, Problem};
 
 /// Tells how the command of an entry is run when its group enters one of the entry's levels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -127,19 +130,22 @@ pub struct Cltab {
 impl Cltab {
     /// Parses the text of a `cltab` file; `file` is the name printed in problems.
     ///
-    /// Returns every error of the file, sorted by line (several per line are possible). On
-    /// error the warnings are dropped: the returned problems are all errors.
+    /// Returns every error of the file, sorted by line (several per line are possible; at most
+    /// [`text::MAX_PROBLEMS`] and a count of the rest). On error the warnings are dropped: the
+    /// returned problems are all errors.
     pub fn parse(file: &str, text: &str) -> Result<Cltab, Vec<Problem>> {
+        let mut lines = text::Lines::new(file, text, "replicated files")?;
         let mut cltab = Cltab::default();
         let mut errors = Vec::new();
         let mut first_tag: BTreeMap<String, usize> = BTreeMap::new();
 
-        for (index, raw) in text.split('\n').enumerate() {
-            let line = index + 1;
-            let content = raw.strip_suffix('\r').unwrap_or(raw);
+        while let Some((line, content)) = lines.next() {
             let start = content.trim_start();
             if start.is_empty() || start.starts_with('#') {
                 continue;
+            }
+            if !lines.entry(line, "entries") {
+                break;
             }
             if let Some(directive) = start.strip_prefix(":::") {
                 let name = directive.split(':').next().unwrap_or("").trim();
@@ -159,12 +165,7 @@ impl Cltab {
             }
         }
 
-        if errors.is_empty() {
-            Ok(cltab)
-        } else {
-            errors.sort_by_key(|p| p.line);
-            Err(errors)
-        }
+        lines.finish(cltab, errors)
     }
 
     /// Returns the distinct group names, in order of first appearance.
@@ -426,11 +427,16 @@ mod tests {
 
     #[test]
     fn strips_carriage_returns_of_crlf_files() {
-        let cltab = parse("g:a:1:once:first\r\n\r\ng:b:start\r:wait:second\r\n");
+        let cltab = parse("g:a:1:once:first\r\n\r\ng:b:start:wait:second\r\n");
         assert_eq!(cltab.entries[0].command, "first");
         assert_eq!(cltab.entries[1].command, "second");
         assert_eq!(cltab.entries[1].levels, vec!["start".to_string()]);
         assert_eq!(cltab.entries[1].line, 3);
+        // Only one carriage return at the very end is stripped: any other is an error.
+        assert_eq!(
+            errors("g:b:start\r:wait:second\r\n"),
+            vec!["cltab:1: control character U+000D in column 10: only TAB is allowed"]
+        );
     }
 
     #[test]
@@ -732,6 +738,60 @@ mod tests {
         assert_eq!(cltab.entry("b").map(|e| e.line), Some(2));
         assert!(cltab.entry("z").is_none());
         assert!(Cltab::default().groups().is_empty());
+    }
+
+    #[test]
+    fn a_nul_byte_in_a_command_is_refused_with_its_line_and_column() {
+        assert_eq!(
+            errors("g:a:1:once:x\ng:b:1:once:/bin/echo a\u{0}b\n"),
+            vec!["cltab:2: control character U+0000 in column 23: only TAB is allowed"]
+        );
+        // Other control characters and invalid UTF-8 likewise, comments included.
+        assert_eq!(errors("# \u{7}\n").len(), 1);
+        let lossy = String::from_utf8_lossy(b"g:a:1:once:\xc3\n").into_owned();
+        assert_eq!(
+            errors(&lossy),
+            vec!["cltab:1: invalid UTF-8 (U+FFFD) in column 12: the file must be UTF-8 text"]
+        );
+        // TAB is fine.
+        assert_eq!(parse("g:a:1:once:echo\ta").entries[0].command, "echo\ta");
+    }
+
+    #[test]
+    fn files_lines_and_entries_are_bounded() {
+        let big = format!("g:a:1:once:x\n{}", "#\n".repeat(text::MAX_FILE_BYTES / 2));
+        assert_eq!(
+            errors(&big),
+            vec![format!(
+                "cltab:1: file is {} bytes; replicated files are limited to 1048576",
+                big.len()
+            )]
+        );
+        let long = format!("g:a:1:once:{}", "x".repeat(text::MAX_LINE_BYTES));
+        assert_eq!(
+            errors(&long),
+            vec!["cltab:1: line is 4107 bytes long; lines are limited to 4096"]
+        );
+        let many: String = (0..=text::MAX_ENTRIES)
+            .map(|i| format!("g:t{i}:1:once:x\n"))
+            .collect();
+        assert_eq!(
+            errors(&many),
+            vec!["cltab:10001: more than 10000 entries; a file holds at most 10000"]
+        );
+        let most: String = (0..text::MAX_ENTRIES)
+            .map(|i| format!("g:t{i}:1:once:x\n"))
+            .collect();
+        assert_eq!(parse(&most).entries.len(), text::MAX_ENTRIES);
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        let long = "g".repeat(crate::config::MAX_NAME_BYTES + 1);
+        assert_eq!(
+            errors(&format!("{long}:t:1:once:x")),
+            vec!["cltab:1: group is 254 bytes long; names are limited to 253"]
+        );
     }
 
     #[test]

@@ -23,11 +23,15 @@
 //!   every node without lines of its own). It cannot be mixed with fence methods for the same
 //!   node. Running without fencing is unsafe; the daemon says so loudly.
 //! - mosha reads two options itself: `action=` (`reboot`, the default, or `off`) and
-//!   `timeout=` (seconds, fractions allowed; 60 by default), the limit for one run of the agent.
+//!   `timeout=` (seconds, fractions allowed, from 0.001 to 3600; 60 by default), the limit for
+//!   one run of the agent.
 //!   It sets `nodename=` itself, so a line must not; `option=` (an old name of `action=` that
 //!   current agents ignore) is refused. Every other option goes to the agent unchanged.
 //! - Values may be empty but must not contain control characters, which could smuggle extra
-//!   lines into the agent's stdin.
+//!   lines into the agent's stdin. The limits of [`crate::config::text`] apply to the whole
+//!   file (size, line length, control characters, at most 10,000 lines).
+//! - Messages never quote an option's value (it may be a password), nor a field that may be
+//!   one: key names, field numbers and lines only.
 //!
 //! This module owns the syntax and the checks that need only the file itself; it reads no
 //! files, finds no programs and runs nothing.
@@ -36,13 +40,19 @@ use std::collections::btree_map::Entry as MapEntry;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::{check_name, Problem};
+use crate::config::{check_name, text, Problem};
 
 /// Names the action a method performs when its line has no `action=` option.
 pub const DEFAULT_ACTION: &str = "reboot";
 
 /// Limits one run of an agent when its line has no `timeout=` option.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The shortest `timeout=` accepted.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The longest `timeout=` accepted: an hour (a fence agent that needs longer is broken).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Names the node field of the lines that apply to every node without lines of its own.
 pub const ANY_NODE: &str = "*";
@@ -135,18 +145,20 @@ impl Fencetab {
     /// Parses the text of a `fencetab` file; `file` is the name printed in problems.
     ///
     /// Returns every error of the file otherwise, sorted by line (several per line are
-    /// possible).
+    /// possible; at most [`text::MAX_PROBLEMS`] and a count of the rest).
     pub fn parse(file: &str, text: &str) -> Result<Fencetab, Vec<Problem>> {
+        let mut lines = text::Lines::new(file, text, "replicated files")?;
         let mut fencetab = Fencetab::default();
         let mut errors = Vec::new();
         let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
 
-        for (index, raw) in text.split('\n').enumerate() {
-            let line = index + 1;
-            let content = raw.strip_suffix('\r').unwrap_or(raw);
+        while let Some((line, content)) = lines.next() {
             let start = content.trim_start_matches(|c: char| c.is_ascii_whitespace());
             if start.is_empty() || start.starts_with('#') {
                 continue;
+            }
+            if !lines.entry(line, "lines") {
+                break;
             }
 
             let mut messages = Vec::new();
@@ -161,12 +173,7 @@ impl Fencetab {
             }
         }
 
-        if errors.is_empty() {
-            Ok(fencetab)
-        } else {
-            errors.sort_by_key(|p| p.line);
-            Err(errors)
-        }
+        lines.finish(fencetab, errors)
     }
 
     /// Returns how `node` is fenced: its own lines, else the `*` lines, else
@@ -244,13 +251,13 @@ fn parse_line(
         ));
     } else {
         let mut keys: BTreeMap<String, &str> = BTreeMap::new();
-        for (_, field) in fields
+        for (i, field) in fields
             .iter()
             .enumerate()
             .skip(2)
             .filter(|(i, _)| usable(*i))
         {
-            let Some((key, value)) = parse_option(field, &mut keys, messages) else {
+            let Some((key, value)) = parse_option(i + 1, field, &mut keys, messages) else {
                 continue;
             };
             match key {
@@ -381,9 +388,12 @@ fn check_agent(agent: &str) -> Result<(), String> {
     if agent.is_empty() {
         Err("empty agent".to_string())
     } else if agent.contains('=') {
-        Err(format!("agent '{agent}' must not contain '=' ({USAGE})"))
+        // Not quoted: an option written where the agent belongs may hold a password.
+        Err(format!(
+            "the agent field holds '=': is the agent missing? ({USAGE})"
+        ))
     } else if agent.contains(char::is_control) {
-        Err(format!("control character in agent {agent:?}"))
+        Err("control character in the agent field".to_string())
     } else if agent.contains('/') && !agent.starts_with('/') {
         Err(format!(
             "agent '{agent}' must be a program name or an absolute path"
@@ -406,17 +416,21 @@ fn check_key(key: &str) -> Result<(), String> {
     }
 }
 
-/// Splits an option field into key and value, pushing a message to `messages` and returning
-/// `None` if it is malformed, a duplicate of a key in `keys` (with `-` and `_` alike) or has a
-/// control character in its value. Records a well-formed key in `keys`.
+/// Splits an option field (the line's field `number`, 1-based) into key and value, pushing a
+/// message to `messages` and returning `None` if it is malformed, a duplicate of a key in
+/// `keys` (with `-` and `_` alike) or has a control character in its value. Records a
+/// well-formed key in `keys`. A field without `=` is named by its number, never quoted: it may
+/// be the second word of an unquoted password.
 fn parse_option<'a>(
+    number: usize,
     field: &'a str,
     keys: &mut BTreeMap<String, &'a str>,
     messages: &mut Vec<String>,
 ) -> Option<(&'a str, &'a str)> {
     let Some((key, value)) = field.split_once('=') else {
         messages.push(format!(
-            "unexpected field '{field}' (options are key=value; {USAGE})"
+            "field {number} has no '=' (options are key=value, and a value with spaces must be \
+             quoted; {USAGE})"
         ));
         return None;
     };
@@ -450,16 +464,27 @@ fn parse_option<'a>(
     Some((key, value))
 }
 
-/// Parses `timeout=`: a positive number of seconds written with digits and at most one `.`.
+/// Parses `timeout=`: a positive number of seconds written with digits and at most one `.`,
+/// from [`MIN_TIMEOUT`] to [`MAX_TIMEOUT`] (a deadline computed from a larger one could
+/// overflow).
 fn parse_timeout(value: &str) -> Result<Duration, String> {
     let digits = value.chars().filter(char::is_ascii_digit).count();
     let dots = value.chars().filter(|c| *c == '.').count();
-    Some(value)
+    let secs = Some(value)
         .filter(|_| digits > 0 && dots <= 1 && digits + dots == value.chars().count())
         .and_then(|v| v.parse::<f64>().ok())
-        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-        .filter(|timeout| !timeout.is_zero())
-        .ok_or_else(|| format!("timeout '{value}' is not a positive number of seconds"))
+        .filter(|secs| *secs > 0.0)
+        .ok_or_else(|| format!("timeout '{value}' is not a positive number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|t| (MIN_TIMEOUT..=MAX_TIMEOUT).contains(t))
+        .ok_or_else(|| {
+            format!(
+                "timeout '{value}' is out of range: from {} to {} seconds",
+                MIN_TIMEOUT.as_secs_f64(),
+                MAX_TIMEOUT.as_secs()
+            )
+        })
 }
 
 /// Returns whether `result` is `Ok`, pushing its error to `messages` otherwise.
@@ -702,9 +727,14 @@ mod tests {
 
     #[test]
     fn accepts_any_ascii_whitespace_between_fields() {
-        let m = method("  n1\t\tfence_a \x0c plug=3\t \r\n");
+        let m = method("  n1\t\tfence_a  plug=3\t \r\n");
         assert_eq!(m.agent, "fence_a");
         assert_eq!(m.options, map(&[("plug", "3")]));
+        // A form feed is a control character, not a separator.
+        assert_eq!(
+            errors("n1 fence_a \x0c plug=3"),
+            vec!["fencetab:1: control character U+000C in column 12: only TAB is allowed"]
+        );
     }
 
     #[test]
@@ -851,7 +881,7 @@ mod tests {
     fn agent_must_not_contain_equals() {
         assert_eq!(
             errors("n1 plug=3"),
-            vec!["fencetab:1: agent 'plug=3' must not contain '=' (expected: node agent [key=value ...])"]
+            vec!["fencetab:1: the agent field holds '=': is the agent missing? (expected: node agent [key=value ...])"]
         );
     }
 
@@ -873,7 +903,11 @@ mod tests {
         assert_eq!(errors("n1 \"\""), vec!["fencetab:1: empty agent"]);
         assert_eq!(
             errors("n1 fence\u{1}a"),
-            vec!["fencetab:1: control character in agent \"fence\\u{1}a\""]
+            vec!["fencetab:1: control character U+0001 in column 9: only TAB is allowed"]
+        );
+        assert_eq!(
+            errors("n1 fence\u{85}a"),
+            vec!["fencetab:1: control character in the agent field"]
         );
     }
 
@@ -919,7 +953,7 @@ mod tests {
         assert_eq!(
             errors("n1 fence_a bad\nn1 none\n"),
             vec![
-                "fencetab:1: unexpected field 'bad' (options are key=value; expected: node agent [key=value ...])",
+                "fencetab:1: field 3 has no '=' (options are key=value, and a value with spaces must be quoted; expected: node agent [key=value ...])",
                 "fencetab:2: 'none' for node 'n1' cannot be mixed with its fence method at line 1",
             ]
         );
@@ -937,9 +971,9 @@ mod tests {
         assert_eq!(
             errors("n1 fence_a node1 plug=1 # comment"),
             vec![
-                "fencetab:1: unexpected field 'node1' (options are key=value; expected: node agent [key=value ...])",
-                "fencetab:1: unexpected field '#' (options are key=value; expected: node agent [key=value ...])",
-                "fencetab:1: unexpected field 'comment' (options are key=value; expected: node agent [key=value ...])",
+                "fencetab:1: field 3 has no '=' (options are key=value, and a value with spaces must be quoted; expected: node agent [key=value ...])",
+                "fencetab:1: field 5 has no '=' (options are key=value, and a value with spaces must be quoted; expected: node agent [key=value ...])",
+                "fencetab:1: field 6 has no '=' (options are key=value, and a value with spaces must be quoted; expected: node agent [key=value ...])",
             ]
         );
     }
@@ -1034,7 +1068,7 @@ mod tests {
             vec![
                 format!("fencetab:1: {}", check_name("node", "n/1").unwrap_err()),
                 "fencetab:1: duplicate option 'k'".to_string(),
-                "fencetab:1: unexpected field 'bad' (options are key=value; expected: node agent [key=value ...])".to_string(),
+                "fencetab:1: field 5 has no '=' (options are key=value, and a value with spaces must be quoted; expected: node agent [key=value ...])".to_string(),
                 "fencetab:1: unterminated quote".to_string(),
             ]
         );
@@ -1056,21 +1090,7 @@ mod tests {
     #[test]
     fn timeout_must_be_a_positive_number() {
         for value in [
-            "0",
-            "0.0",
-            "00",
-            "-1",
-            "+1",
-            "",
-            ".",
-            "1.2.3",
-            "1e3",
-            "inf",
-            "NaN",
-            "5s",
-            " 5",
-            "1,5",
-            "0.0000000001",
+            "0", "0.0", "00", "-1", "+1", "", ".", "1.2.3", "1e3", "inf", "NaN", "5s", " 5", "1,5",
             "١",
         ] {
             assert_eq!(
@@ -1081,13 +1101,43 @@ mod tests {
                 "{value:?}"
             );
         }
-        let huge = "9".repeat(400);
-        assert_eq!(
-            errors(&format!("n1 fence_a timeout={huge}")),
-            vec![format!(
-                "fencetab:1: timeout '{huge}' is not a positive number of seconds"
-            )]
-        );
+        for huge in [
+            "9".repeat(400),
+            "9999999999999999999".to_string(),
+            "3600.001".into(),
+        ] {
+            assert_eq!(
+                errors(&format!("n1 fence_a timeout={huge}")),
+                vec![format!(
+                    "fencetab:1: timeout '{huge}' is out of range: from 0.001 to 3600 seconds"
+                )]
+            );
+        }
+        for tiny in ["0.0009", "0.0000000001"] {
+            assert_eq!(
+                errors(&format!("n1 fence_a timeout={tiny}")),
+                vec![format!(
+                    "fencetab:1: timeout '{tiny}' is out of range: from 0.001 to 3600 seconds"
+                )]
+            );
+        }
+        assert_eq!(method("n1 f timeout=3600").timeout, MAX_TIMEOUT);
+    }
+
+    #[test]
+    fn messages_never_quote_what_may_be_a_password() {
+        let secret = "s3cretXYZ";
+        for text in [
+            format!("n1 fence_ipmilan password=a {secret}"),
+            format!("n1 password={secret}"),
+            format!("n1 fence_a passwd=\"{secret}"),
+            format!("n1 fence_a passwd={secret}\u{0}"),
+            format!("n1 fence_a passwd=\"{secret}\u{85}\""),
+        ] {
+            for e in errors(&text) {
+                assert!(!e.contains(secret), "{e}");
+            }
+        }
     }
 
     #[test]
@@ -1108,11 +1158,26 @@ mod tests {
 
     #[test]
     fn values_must_not_hold_control_characters() {
-        for value in ["a\rb", "\u{0}", "x\u{b}", "\u{7f}", "\u{85}", "\t"] {
+        // TAB passes the file's own check, and C1 controls are not C0 ones.
+        for value in ["\u{85}", "\t"] {
             assert_eq!(
                 errors(&format!("n1 fence_a \"passwd={value}\"")),
                 vec!["fencetab:1: control character in the value of option 'passwd'"],
                 "{value:?}"
+            );
+        }
+        // Any other control character fails the whole line, without quoting the value.
+        for (value, code) in [
+            ("a\rb", "000D"),
+            ("\u{0}", "0000"),
+            ("x\u{b}", "000B"),
+            ("\u{7f}", "007F"),
+        ] {
+            let got = errors(&format!("n1 fence_a \"passwd={value}\""));
+            assert_eq!(got.len(), 1, "{value:?}");
+            assert!(
+                got[0].starts_with(&format!("fencetab:1: control character U+{code} in column")),
+                "{got:?}"
             );
         }
     }
@@ -1124,7 +1189,7 @@ mod tests {
             vec![
                 format!("fencetab:1: {}", check_name("node", "-n").unwrap_err()),
                 "fencetab:1: agent 'bin/x' must be a program name or an absolute path".to_string(),
-                "fencetab:1: unexpected field 'a' (options are key=value; expected: node agent [key=value ...])".to_string(),
+                "fencetab:1: field 3 has no '=' (options are key=value, and a value with spaces must be quoted; expected: node agent [key=value ...])".to_string(),
                 "fencetab:1: empty option name before '='".to_string(),
                 "fencetab:1: duplicate option 'c'".to_string(),
                 "fencetab:1: unknown action 'on' (expected reboot or off)".to_string(),

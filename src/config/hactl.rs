@@ -11,6 +11,8 @@
 //! - Fields are separated by ASCII whitespace. Fields after the level are reserved for options
 //!   written `key=value` (preferred nodes will come later); no option is known yet.
 //! - A group missing from the file is wanted at [`STOP`].
+//! - The limits of [`crate::config::text`] apply (size, line length, control characters, at
+//!   most 10,000 groups).
 //!
 //! This module owns the syntax and the checks that need only the file itself; whether the
 //! groups and levels exist in `cltab` is [`crate::config::cross_check`]'s business.
@@ -18,7 +20,7 @@
 use std::collections::btree_map::Entry as MapEntry;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{check_name, Problem};
+use crate::config::{check_name, text, Problem};
 
 /// Names the level of a group that is stopped, and of every group absent from `hactl`.
 pub const STOP: &str = "stop";
@@ -48,21 +50,23 @@ impl Hactl {
     /// Parses the text of a `hactl` file; `file` is the name printed in problems.
     ///
     /// Returns every error of the file otherwise, sorted by line (several per line are
-    /// possible).
+    /// possible; at most [`text::MAX_PROBLEMS`] and a count of the rest).
     pub fn parse(file: &str, text: &str) -> Result<Hactl, Vec<Problem>> {
+        let mut lines = text::Lines::new(file, text, "replicated files")?;
         let mut hactl = Hactl::default();
         let mut errors = Vec::new();
         let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
 
-        for (index, raw) in text.split('\n').enumerate() {
-            let line = index + 1;
-            let content = raw.strip_suffix('\r').unwrap_or(raw);
+        while let Some((line, content)) = lines.next() {
             let mut fields = content.split_ascii_whitespace();
             let Some(group) = fields.next() else {
                 continue; // blank line
             };
             if group.starts_with('#') {
                 continue;
+            }
+            if !lines.entry(line, "groups") {
+                break;
             }
 
             let mut messages = Vec::new();
@@ -112,12 +116,7 @@ impl Hactl {
             }
         }
 
-        if errors.is_empty() {
-            Ok(hactl)
-        } else {
-            errors.sort_by_key(|p| p.line);
-            Err(errors)
-        }
+        lines.finish(hactl, errors)
     }
 
     /// Returns the wanted level of `group`: its line's level, or "stop" when the group is absent.
@@ -228,9 +227,14 @@ mod tests {
 
     #[test]
     fn accepts_any_ascii_whitespace_between_fields() {
-        let hactl = parse("  web\t\t1  \ndb \x0c start\t\r\n");
+        let hactl = parse("  web\t\t1  \ndb \t start\t\r\n");
         assert_eq!(hactl.groups["web"], want("1", 1));
         assert_eq!(hactl.groups["db"], want("start", 2));
+        // A form feed is a control character, not a separator.
+        assert_eq!(
+            errors("db \x0c start"),
+            vec!["hactl:1: control character U+000C in column 4: only TAB is allowed"]
+        );
     }
 
     #[test]
@@ -441,5 +445,22 @@ mod tests {
         for text in odd {
             let _ = Hactl::parse("hactl", text);
         }
+    }
+
+    #[test]
+    fn control_characters_and_oversized_files_are_errors() {
+        assert_eq!(
+            errors("web start\ndb\u{0} start\n"),
+            vec!["hactl:2: control character U+0000 in column 3: only TAB is allowed"]
+        );
+        let big = "# x\n".repeat(text::MAX_FILE_BYTES / 4 + 1);
+        assert_eq!(errors(&big).len(), 1);
+        let many: String = (0..=text::MAX_ENTRIES)
+            .map(|i| format!("g{i} 1\n"))
+            .collect();
+        assert_eq!(
+            errors(&many),
+            vec!["hactl:10001: more than 10000 groups; a file holds at most 10000"]
+        );
     }
 }

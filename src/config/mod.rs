@@ -1,14 +1,19 @@
 //! Configuration files: `cltab` (what runs, at which level), `hactl` (which level each
-//! group should be at), `fencetab` (how to fence each node) and `authkey` (the gossip keys).
-//! This module owns parsing and validation only; it reads no files.
+//! group should be at), `fencetab` (how nodes are fenced), `members` (the expected
+//! membership) and `authkey` (the gossip keys). This module owns parsing and validation only;
+//! it reads no files.
 //!
 //! Every parser collects *all* the problems in a file before returning, each as a [`Problem`]
-//! that prints as `file:line: what is wrong`, so an operator fixes a file in one pass.
+//! that prints as `file:line: what is wrong`, so an operator fixes a file in one pass. Every
+//! parser first applies the shared limits of [`text`]: size, line length, no control
+//! characters, a bounded number of entries and of problems reported.
 
 pub mod authkey;
 pub mod cltab;
 pub mod fencetab;
 pub mod hactl;
+pub mod members;
+pub mod text;
 
 pub use cltab::{Cltab, Entry, Mode};
 pub use fencetab::{Fencetab, Fencing, Method};
@@ -44,11 +49,22 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Checks that `name` is a valid group, tag or level name: one or more of `A-Z a-z 0-9 _ . -`,
-/// not starting with `-` or `.`. Returns a description of what is wrong otherwise.
+/// Longest group, tag, level or node name, in bytes (a DNS name's limit): names travel in
+/// gossip keys and values.
+pub const MAX_NAME_BYTES: usize = 253;
+
+/// Checks that `name` is a valid group, tag or level name: one to [`MAX_NAME_BYTES`] of
+/// `A-Z a-z 0-9 _ . -`, not starting with `-` or `.`. Returns a description of what is wrong
+/// otherwise.
 pub fn check_name(what: &str, name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err(format!("empty {what}"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "{what} is {} bytes long; names are limited to {MAX_NAME_BYTES}",
+            name.len()
+        ));
     }
     if let Some(bad) = name
         .chars()

@@ -3,18 +3,21 @@
 //! builds hastat. Everything that turns gossip into engine inputs and engine outputs into
 //! effects lives here; the decisions themselves are the engine's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use tracing::{error, info, warn};
 
+pub use super::members::read_members;
+use super::members::Members;
+use super::notices::Notices;
 use super::replicated::{self, Change, Replicated};
 use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
 use crate::engine::{self, Action, Claim, Engine, Policy, Record, State};
 use crate::fence::{OsAgents, Runner};
-use crate::files::{self, Content, Watched};
+use crate::files;
 use crate::gossip::ClusterView;
 use crate::replica::Hlc;
 use crate::supervisor::{Os, Supervisor};
@@ -46,24 +49,17 @@ struct News {
 }
 
 /// Returns how `node` is fenced according to `tab`, with the time one pass may take (every
-/// level's timeout, twice for `off` which is confirmed by `status`, plus a margin).
+/// level's timeout, twice for `off` which is confirmed by `status`, plus a margin). The sum
+/// saturates: it can never overflow, whatever a table holds.
 pub fn policy(tab: &Fencetab, node: &str) -> Policy {
     match tab.for_node(node) {
         Fencing::Methods(ms) => {
-            let total: u64 = ms
-                .iter()
-                .map(|m| {
-                    let t = m.timeout.as_millis() as u64;
-                    if m.action == "off" {
-                        2 * t
-                    } else {
-                        t
-                    }
-                })
-                .sum();
-            Policy::Configured {
-                timeout: total + 2000,
-            }
+            let total = ms.iter().fold(2000u64, |total, m| {
+                let t = u64::try_from(m.timeout.as_millis()).unwrap_or(u64::MAX);
+                let runs = if m.action == "off" { 2 } else { 1 };
+                total.saturating_add(t.saturating_mul(runs))
+            });
+            Policy::Configured { timeout: total }
         }
         Fencing::Disabled => Policy::Disabled,
         Fencing::Unconfigured => Policy::Unconfigured,
@@ -93,8 +89,10 @@ pub struct Cluster {
     pub agents: OsAgents,
     /// The alert command, if any.
     pub(super) alert: Option<String>,
-    members_file: Watched,
-    members_written: Option<String>,
+    /// `DIR/members`.
+    members: Members,
+    /// Repeated errors of the files this node writes, said once (shown in hastat).
+    pub notices: Notices,
     /// The engine.
     pub engine: Engine,
     rng: StdRng,
@@ -108,53 +106,32 @@ pub struct Cluster {
     last_step: Option<u64>,
 }
 
-/// Reads the expected membership persisted in `DIR/members` (one name per line, `#` comments).
-pub fn read_members(path: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect()
-}
-
-fn members_text(m: &BTreeSet<String>) -> String {
-    let mut s = String::from(
-        "# Every member this node has seen: quorum needs more than half of them alive.\n\
-         # To forget a node for good, stop it, then delete its line here on every node.\n",
-    );
-    for n in m {
-        s.push_str(n);
-        s.push('\n');
-    }
-    s
-}
-
 impl Cluster {
     /// Opens the node's files and creates its engine.
+    ///
+    /// # Errors
+    /// Fails when `DIR/members` is invalid (quorum cannot be computed from a damaged file),
+    /// with every problem of it.
     pub fn open(
         dir: &Path,
         me: &str,
         cfg: engine::Config,
         rng: StdRng,
         alert: Option<String>,
-    ) -> Cluster {
+    ) -> Result<Cluster, String> {
         let mut hlc = Hlc::default();
-        let cltab_file = Replicated::open(dir, "cltab", me, validate_cltab);
-        let hactl_file = Replicated::open(dir, "hactl", me, validate_hactl);
-        let fencetab_file = Replicated::open(dir, "fencetab", me, validate_fencetab);
+        let cltab_file = Replicated::open(dir, "cltab", files::DEFAULT_MODE, me, validate_cltab);
+        let hactl_file = Replicated::open(dir, "hactl", files::DEFAULT_MODE, me, validate_hactl);
+        // The fencetab may hold passwords: readable by root only, on every node.
+        let fencetab_file = Replicated::open(dir, "fencetab", 0o600, me, validate_fencetab);
         hlc.observe(&cltab_file.version);
         hlc.observe(&hactl_file.version);
         hlc.observe(&fencetab_file.version);
         let fencetab = Fencetab::parse("fencetab", &fencetab_file.text).unwrap_or_default();
         let cltab = Cltab::parse("cltab", &cltab_file.text).unwrap_or_default();
         let hactl = Hactl::parse("hactl", &hactl_file.text).unwrap_or_default();
-        let members_path = dir.join("members");
-        let expected = read_members(&members_path);
-        let mut members_file = Watched::new(members_path);
-        members_file.poll();
-        Cluster {
+        let (members, expected) = Members::open(dir)?;
+        Ok(Cluster {
             me: me.to_string(),
             dir: dir.to_path_buf(),
             hlc,
@@ -167,8 +144,8 @@ impl Cluster {
             runner: Runner::new(),
             agents: OsAgents,
             alert,
-            members_file,
-            members_written: None,
+            members,
+            notices: Notices::new(Instant::now(), super::wall_ms()),
             engine: Engine::new(me, cfg, expected),
             rng,
             published_claims: BTreeMap::new(),
@@ -176,7 +153,22 @@ impl Cluster {
             beat: (0, None),
             news: BTreeMap::new(),
             last_step: None,
-        }
+        })
+    }
+
+    /// Returns every error of the files rejected on this node (cltab, hactl, fencetab,
+    /// members), as `file:line: what is wrong`.
+    pub fn config_errors(&self) -> Vec<String> {
+        [
+            &self.cltab_file.errors,
+            &self.hactl_file.errors,
+            &self.fencetab_file.errors,
+            &self.members.errors,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
     }
 
     /// Returns the last gossip view read.
@@ -184,9 +176,10 @@ impl Cluster {
         self.last_view.as_ref()
     }
 
-    /// Reads edits of the local files and newer versions from peers. Returns true when the
-    /// cltab in force changed (the supervisor must be reconfigured).
-    fn sync_files(&mut self, view: &ClusterView, wall_ms: u64) -> (bool, bool) {
+    /// Reads edits of the local files (settled by `now`) and newer versions from peers.
+    /// Returns whether the cltab in force changed (the supervisor must be reconfigured) and
+    /// whether the hactl in force did.
+    fn sync_files(&mut self, view: &ClusterView, now: Instant, wall_ms: u64) -> (bool, bool) {
         let peers = || {
             view.members
                 .iter()
@@ -205,10 +198,12 @@ impl Cluster {
         .into_iter()
         .enumerate()
         {
-            if file.poll_local(&mut self.hlc, wall_ms, &self.me, validate) == Change::Applied {
+            if file.poll_local(now, &mut self.hlc, wall_ms, &self.me, validate) == Change::Applied {
                 changed[i] = true;
             }
-            if file.poll_peers(&mut self.hlc, peers(), validate) == Change::Applied {
+            if file.poll_peers(&mut self.hlc, peers(), validate, &mut self.notices)
+                == Change::Applied
+            {
                 changed[i] = true;
             }
         }
@@ -237,6 +232,7 @@ impl Cluster {
             replicated::save_versions(
                 &self.dir,
                 &[&self.cltab_file, &self.hactl_file, &self.fencetab_file],
+                &mut self.notices,
             );
             let hactl_path = self.hactl_file.path().display().to_string();
             for w in config::cross_check(&self.cltab, &self.hactl, &hactl_path) {
@@ -388,14 +384,10 @@ impl Cluster {
         now_ms: u64,
         wall_ms: u64,
     ) -> Vec<(String, Option<String>)> {
-        if let Some(Content::Text(t)) = self.members_file.poll() {
-            if self.members_written.as_deref() != Some(t.as_str()) {
-                let m = read_members(self.members_file.path());
-                info!(members = ?m, "members file edited: expected membership replaced");
-                self.engine.set_expected(m);
-            }
+        if let Some(m) = self.members.poll(now) {
+            self.engine.set_expected(m);
         }
-        let (cltab_changed, hactl_changed) = self.sync_files(&view, wall_ms);
+        let (cltab_changed, hactl_changed) = self.sync_files(&view, now, wall_ms);
         if cltab_changed {
             sup.configure(now, os, &self.cltab);
             sup.retell_all(now, os);
@@ -429,13 +421,7 @@ impl Cluster {
             match a {
                 Action::Tell { group, level } => sup.tell(now, os, &group, &level),
                 Action::Publish { key, value } => publish.push((key, value)),
-                Action::Members(m) => {
-                    let text = members_text(&m);
-                    if let Err(e) = files::write_atomic(self.members_file.path(), text.as_bytes()) {
-                        warn!("cannot persist the membership: {e}");
-                    }
-                    self.members_written = Some(text);
-                }
+                Action::Members(m) => self.members.write(&m, &mut self.notices),
                 Action::Fence { node, generation } => match self.fencetab.for_node(&node) {
                     Fencing::Methods(ms) => {
                         let ms = ms.to_vec();

@@ -9,6 +9,7 @@ use std::fmt;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use tracing::{error, info};
 
@@ -100,10 +101,10 @@ pub struct KeyWatch {
 }
 
 impl KeyWatch {
-    /// Watches `path`, whose content `keys` were loaded from at start.
-    pub fn new(path: PathBuf, keys: Keys) -> KeyWatch {
+    /// Watches `path`, whose content `keys` were loaded from at start (`now`).
+    pub fn new(path: PathBuf, keys: Keys, now: Instant) -> KeyWatch {
         let mut watched = Watched::new(path.clone());
-        watched.poll();
+        watched.poll(now);
         KeyWatch {
             path,
             watched,
@@ -125,8 +126,9 @@ impl KeyWatch {
 
     /// Returns the new keys when the file changed to a valid key set (to put in force), and
     /// records why when it changed to something unusable (the old keys stay). A file whose
-    /// mode stops being private is reported even when its content does not change.
-    pub fn poll(&mut self) -> Option<Keys> {
+    /// mode stops being private is reported even when its content does not change. Like
+    /// every watched file, an edit is taken once it has settled ([`crate::files::SETTLE`]).
+    pub fn poll(&mut self, now: Instant) -> Option<Keys> {
         let mode = std::fs::metadata(&self.path).map(|m| m.permissions().mode() & 0o777);
         let mode_error = match mode {
             Ok(mode) if mode & 0o077 != 0 => Some(format!(
@@ -142,7 +144,7 @@ impl KeyWatch {
             }
             self.mode_error = mode_error;
         }
-        let changed = self.watched.poll()?;
+        let changed = self.watched.poll(now)?;
         let refused = if changed == Content::Missing {
             format!(
                 "{}: deleted; the keys loaded before stay in force",
@@ -247,17 +249,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (k1, k2) = (generate().unwrap(), generate().unwrap());
         let p = write(dir.path(), &k1, 0o600);
-        let mut w = KeyWatch::new(p.clone(), load(&p).unwrap());
-        assert_eq!(w.poll(), None);
+        let mut t = Instant::now();
+        let mut w = KeyWatch::new(p.clone(), load(&p).unwrap(), t);
+        // Polls twice, the second time once the edit has settled.
+        let mut poll = |w: &mut KeyWatch| {
+            t += std::time::Duration::from_millis(10);
+            let first = w.poll(t);
+            t += crate::files::SETTLE;
+            first.or_else(|| w.poll(t))
+        };
+        assert_eq!(poll(&mut w), None);
         write(dir.path(), &format!("{k2}\n{k1}\n"), 0o600);
-        let new = w.poll().expect("a valid edit is taken");
+        let new = poll(&mut w).expect("a valid edit is taken");
         assert_eq!(new.fingerprints().len(), 2);
         write(dir.path(), &format!("{k2}\n{k1}\n"), 0o640);
-        assert_eq!(w.poll(), None);
+        assert_eq!(poll(&mut w), None);
         assert!(w.error().unwrap().contains("mode 0640"), "{:?}", w.error());
         assert_eq!(w.keys(), &new);
         write(dir.path(), "garbage", 0o600);
-        assert_eq!(w.poll(), None);
+        assert_eq!(poll(&mut w), None);
         assert!(
             w.error().unwrap().contains("stay in force"),
             "{:?}",
@@ -265,7 +275,7 @@ mod tests {
         );
         assert_eq!(w.keys(), &new);
         write(dir.path(), &format!("{k2}\n{k1}\n# fixed\n"), 0o600);
-        assert_eq!(w.poll(), None, "same keys: nothing to change");
+        assert_eq!(poll(&mut w), None, "same keys: nothing to change");
         assert_eq!(w.error(), None);
     }
 }

@@ -4,14 +4,17 @@
 //! SIGTERM/SIGINT stops every group and exits leaving no process behind.
 //!
 //! Layout: [`cluster`] (the cluster step), [`replicated`] (cltab, hactl and fencetab over
-//! gossip), [`commands`] (operator commands), [`keys`] (the gossip key file), [`identity`]
-//! (one daemon per node name),
-//! `report` (hastat, event logs, alerts).
+//! gossip), [`members`] (the expected membership's file), [`notices`] (repeated errors said
+//! once), [`commands`] (operator commands), [`keys`] (the gossip key file), [`identity`] (one
+//! daemon per node name), `report` (hastat, event logs, alerts).
+//! The caller holds the directory's lock ([`crate::files::DirLock`]) before calling [`run`].
 
 pub mod cluster;
 pub mod commands;
 pub mod identity;
 pub mod keys;
+pub mod members;
+pub mod notices;
 pub mod replicated;
 pub mod report;
 
@@ -26,15 +29,15 @@ use tracing::{error, info, warn};
 
 use crate::clstat::{Clstat, ConfigStatus};
 use crate::engine;
-use crate::files;
 use crate::gossip::{Gossip, GossipConfig};
 use crate::supervisor::process::{self, OsProcesses};
 use crate::supervisor::{leftovers, Options, Supervisor};
 use cluster::Cluster;
 use identity::{IdentityGuard, Verdict};
 
-/// How often the cluster step runs (gossip view, files, engine).
-pub const TICK: Duration = Duration::from_millis(50);
+/// How often the cluster step runs (gossip view, files, engine): the engine's timing rules
+/// count on it ([`engine::TICK`]).
+pub const TICK: Duration = Duration::from_millis(engine::TICK);
 
 /// How often hastat is rewritten when only heartbeat ages and traffic changed.
 const HASTAT_REFRESH: Duration = Duration::from_secs(1);
@@ -63,7 +66,8 @@ pub struct DaemonOptions {
     pub key_file: Option<PathBuf>,
 }
 
-fn wall_ms() -> u64 {
+/// Returns the wall clock in unix milliseconds (0 if it is before 1970).
+pub fn wall_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -95,7 +99,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         .context("starting gossip")?;
     let generation = gossip.generation();
     let mut keywatch = match (&opts.key_file, &opts.gossip.keys) {
-        (Some(path), Some(k)) => Some(keys::KeyWatch::new(path.clone(), k.clone())),
+        (Some(path), Some(k)) => Some(keys::KeyWatch::new(
+            path.clone(),
+            k.clone(),
+            std::time::Instant::now(),
+        )),
         _ => {
             error!(
                 "gossip is NOT authenticated (--insecure): anyone who can send UDP to {} can \
@@ -110,7 +118,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut gossip_done: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
         Box::pin(gossip.termination());
     let rng = rand::rngs::StdRng::seed_from_u64(generation ^ engine::rank::weight(&me, "seed"));
-    let mut cluster = Cluster::open(dir, &me, opts.engine.clone(), rng, opts.alert.clone());
+    let mut cluster = Cluster::open(dir, &me, opts.engine.clone(), rng, opts.alert.clone())
+        .map_err(anyhow::Error::msg)?;
     let mut os = OsProcesses { dir: dir.clone() };
     let mut sup = Supervisor::new(opts.supervisor.clone());
     let t0 = Instant::now();
@@ -147,6 +156,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
         let now = Instant::now();
         let now_std = now.into_std();
+        cluster.notices.at(now_std, wall_ms());
         for (pid, exit) in process::reap() {
             if !cluster
                 .runner
@@ -159,7 +169,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         cluster.runner.tick(now_std, &mut cluster.agents);
         sup.forget_stopped(&cluster.cltab);
 
-        if let Some(k) = keywatch.as_mut().and_then(keys::KeyWatch::poll) {
+        if let Some(k) = keywatch.as_mut().and_then(|k| k.poll(now_std)) {
             if let Err(e) = gossip.set_keys(&k) {
                 error!("{e}");
             }
@@ -203,19 +213,16 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 
         let pgids = sup.pgids();
         if last_pgids.as_ref() != Some(&pgids) {
-            if let Err(e) = leftovers::record(&record, &pgids) {
-                warn!(file = %record.display(), "cannot record running process groups: {e}");
+            let recorded = leftovers::record(&record, &pgids);
+            cluster.notices.outcome("write mosha.pgids", &recorded);
+            if recorded.is_ok() {
+                last_pgids = Some(pgids);
             }
-            last_pgids = Some(pgids);
         }
-        let errors: Vec<String> = cluster
-            .cltab_file
-            .errors
-            .iter()
-            .chain(&cluster.hactl_file.errors)
-            .cloned()
-            .collect();
+        let errors = cluster.config_errors();
         let doc = Clstat {
+            schema: crate::hastat::SCHEMA,
+            written_at_ms: 0,
             node: me.clone(),
             pid: std::process::id(),
             shutting_down: shutdown.is_some(),
@@ -224,13 +231,20 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 errors,
             },
             groups: sup.status(),
-        }
-        .to_json();
-        if doc != last_doc {
-            if let Err(e) = files::write_atomic(&clstat_path, doc.as_bytes()) {
-                warn!(file = %clstat_path.display(), "cannot write clstat: {e}");
+        };
+        let key = doc.to_json();
+        if key != last_doc {
+            let stamped = |_: &_| {
+                let written_at_ms = wall_ms();
+                Clstat {
+                    written_at_ms,
+                    ..doc.clone()
+                }
+                .to_json()
+            };
+            if report::write_status(&mut cluster.notices, &clstat_path, "clstat.json", stamped) {
+                last_doc = key;
             }
-            last_doc = doc;
         }
         if ticked {
             let security = report::Security {
@@ -251,9 +265,16 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 }
             };
             if due {
-                if let Err(e) = files::write_atomic(&hastat_path, h.to_json().as_bytes()) {
-                    warn!(file = %hastat_path.display(), "cannot write hastat: {e}");
-                }
+                let stamped = |n: &notices::Notices| {
+                    let (problems, written_at_ms) = (n.problems(), wall_ms());
+                    let d = crate::hastat::Hastat {
+                        problems,
+                        written_at_ms,
+                        ..h.clone()
+                    };
+                    d.to_json()
+                };
+                report::write_status(&mut cluster.notices, &hastat_path, "hastat.json", stamped);
                 last_hastat = Some((h, now));
             }
         }
@@ -348,7 +369,7 @@ async fn stop_strays(grace: Duration) {
         }
     };
     send(nix::sys::signal::Signal::SIGTERM);
-    let deadline = Instant::now() + grace;
+    let deadline = Instant::from_std(crate::deadline::after(Instant::now().into_std(), grace));
     while !children().is_empty() && Instant::now() < deadline {
         process::reap();
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -6,16 +6,26 @@
 //!
 //! Versions survive restarts in `DIR/.mosha-versions.json`, so a restarted node neither loses
 //! its place nor mistakes its own file for a fresh edit.
+//!
+//! A local edit is taken only once the file has settled ([`files::SETTLE`]), and a file larger
+//! than [`replica::MAX_FILE_BYTES`] is rejected like any invalid one, without being read whole.
+//! An adopted file is written with the file's mode (0600 for `fencetab`, which may hold
+//! passwords).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
-use crate::config::Problem;
+use super::notices::Notices;
+use crate::config::{text, Problem};
 use crate::files::{self, Content, Watched};
 use crate::replica::{self, Hlc, Version};
+
+/// The files the size limit of replicated files is for, in messages.
+const KIND: &str = "replicated files";
 
 /// What happened to a replicated file at a poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +43,8 @@ pub enum Change {
 pub struct Replicated {
     /// The file's name (`cltab`), also its gossip key prefix.
     pub name: &'static str,
+    /// The mode an adopted version is written with.
+    mode: u32,
     watched: Watched,
     /// The version in force.
     pub version: Version,
@@ -65,10 +77,23 @@ fn record_path(dir: &Path) -> PathBuf {
 }
 
 fn read_record(dir: &Path) -> Record {
-    std::fs::read_to_string(record_path(dir))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+    match files::read_bounded(&record_path(dir), files::MAX_READ_BYTES) {
+        Content::Text(t) => serde_json::from_str(&t).unwrap_or_default(),
+        _ => Record::default(),
+    }
+}
+
+/// Returns what is wrong with a file that holds no text the parsers can look at (too large,
+/// unreadable), as the one problem of its rejection; `None` for text or a missing file. `kind`
+/// names the files the size limit is for ("replicated files").
+pub(super) fn unusable(path: &str, content: &Content, kind: &str) -> Option<Problem> {
+    match content {
+        Content::TooLarge(bytes) => {
+            Some(text::too_large(path, *bytes, kind, files::MAX_READ_BYTES))
+        }
+        Content::Unreadable(why) => Some(Problem::new(path, 1, format!("cannot read: {why}"))),
+        Content::Missing | Content::Text(_) => None,
+    }
 }
 
 /// Parses `text` as the file `name`, for validation.
@@ -77,11 +102,19 @@ pub type Validator = fn(&str, &str) -> Result<(), Vec<Problem>>;
 impl Replicated {
     /// Opens `dir/name`, with the version recorded for it if the file is unchanged since;
     /// a file changed while the daemon was down counts as an edit made at its mtime. The text
-    /// is validated: an invalid file starts with nothing in force.
-    pub fn open(dir: &Path, name: &'static str, me: &str, validate: Validator) -> Replicated {
+    /// is validated (at once: the first read does not wait for the file to settle): an invalid
+    /// file starts with nothing in force. Adopted versions will be written with `mode`.
+    pub fn open(
+        dir: &Path,
+        name: &'static str,
+        mode: u32,
+        me: &str,
+        validate: Validator,
+    ) -> Replicated {
         let path = dir.join(name);
         let mut r = Replicated {
             name,
+            mode,
             watched: Watched::new(path.clone()),
             version: Version::zero(),
             text: String::new(),
@@ -90,10 +123,23 @@ impl Replicated {
             published: BTreeMap::new(),
             rejected_text: None,
         };
-        let text = match r.watched.poll() {
+        let text = match r.watched.poll(Instant::now()) {
             Some(Content::Text(t)) => t,
-            _ => return r,
+            Some(other) => {
+                if let Some(p) = unusable(&path.display().to_string(), &other, KIND) {
+                    r.reject(&format!("{other:?}"), &[p]);
+                }
+                return r;
+            }
+            None => return r,
         };
+        if mode & 0o077 == 0 {
+            use std::os::unix::fs::PermissionsExt;
+            let now = std::fs::metadata(&path).map_or(0, |m| m.permissions().mode() & 0o777);
+            if now & 0o077 != 0 {
+                warn!(file = %path.display(), mode = format!("{now:o}"), "readable by others, and it may hold passwords: chmod 600 it (adopted versions are written 600)");
+            }
+        }
         let hash = format!("{:016x}", replica::content_hash(&text));
         let recorded = read_record(dir)
             .files
@@ -147,16 +193,24 @@ impl Replicated {
         self.rejected_text = Some(text.to_string());
     }
 
-    /// Checks the local file for an edit. A valid one gets a new version from `hlc`.
+    /// Checks the local file for an edit that has settled by `now`. A valid one gets a new
+    /// version from `hlc`.
     pub fn poll_local(
         &mut self,
+        now: Instant,
         hlc: &mut Hlc,
         wall_ms: u64,
         me: &str,
         validate: Validator,
     ) -> Change {
-        let text = match self.watched.poll() {
+        let text = match self.watched.poll(now) {
             None => return Change::None,
+            Some(other @ (Content::TooLarge(_) | Content::Unreadable(_))) => {
+                if let Some(p) = unusable(&self.path().display().to_string(), &other, KIND) {
+                    self.reject(&format!("{other:?}"), &[p]);
+                }
+                return Change::Rejected;
+            }
             Some(Content::Missing) => {
                 if self.text.is_empty() {
                     return Change::None;
@@ -188,12 +242,14 @@ impl Replicated {
     }
 
     /// Adopts the newest valid version that a peer publishes, if newer than ours, and writes
-    /// it to the local file.
+    /// it to the local file (with the file's mode); a failure to write is reported to
+    /// `notices` and tried again at the next poll.
     pub fn poll_peers<'a>(
         &mut self,
         hlc: &mut Hlc,
         peers: impl Iterator<Item = (&'a str, &'a BTreeMap<String, String>)>,
         validate: Validator,
+        notices: &mut Notices,
     ) -> Change {
         let mut best: Option<(Version, String, &str)> = None;
         for (node, keys) in peers {
@@ -220,8 +276,10 @@ impl Replicated {
             self.refused.push(version);
             return Change::None;
         }
-        if let Err(e) = files::write_atomic(self.path(), text.as_bytes()) {
-            error!(file = %self.path().display(), "cannot write the adopted version: {e}");
+        let written = files::write_atomic_mode(self.path(), text.as_bytes(), self.mode);
+        let what = format!("write the adopted {}", self.name);
+        notices.outcome(&what, &written);
+        if written.is_err() {
             return Change::None;
         }
         info!(file = %self.path().display(), %version, from, "adopted a newer version from the cluster");
@@ -263,8 +321,9 @@ impl Replicated {
     }
 }
 
-/// Persists the versions in force, so that a restart keeps them.
-pub fn save_versions(dir: &Path, files: &[&Replicated]) {
+/// Persists the versions in force, so that a restart keeps them; a failure is reported to
+/// `notices`.
+pub fn save_versions(dir: &Path, files: &[&Replicated], notices: &mut Notices) {
     let mut rec = Record::default();
     for f in files {
         if f.version.is_zero() {
@@ -279,7 +338,6 @@ pub fn save_versions(dir: &Path, files: &[&Replicated]) {
         );
     }
     let text = serde_json::to_string_pretty(&rec).unwrap_or_default();
-    if let Err(e) = files::write_atomic(&record_path(dir), text.as_bytes()) {
-        warn!("cannot record file versions: {e}");
-    }
+    let written = files::write_atomic(&record_path(dir), text.as_bytes());
+    notices.outcome("write .mosha-versions.json", &written);
 }

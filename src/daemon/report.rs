@@ -1,11 +1,13 @@
-//! What the daemon tells operators about the cluster: the hastat document, engine events in
-//! the log, and the alert command.
+//! What the daemon tells operators about the cluster: the hastat document (and how status
+//! documents are written), engine events in the log, and the alert command.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use tracing::{error, info, warn};
 
 use super::cluster::Cluster;
+use super::notices::Notices;
 use crate::engine::{self, Event, FenceState, Outcome};
 use crate::gossip::Fingerprint;
 use crate::gossip::{ClusterView, GossipStats};
@@ -36,6 +38,8 @@ impl Cluster {
         security: &Security,
     ) -> Hastat {
         let mut h = Hastat {
+            schema: crate::hastat::SCHEMA,
+            problems: self.notices.problems(),
             node: self.me.clone(),
             generation,
             quorate: self.engine.quorate(),
@@ -234,6 +238,23 @@ impl Cluster {
             warn!(kind, "cannot run the alert command: {e}");
         }
     }
+}
+
+/// Writes the status document `DIR/<name>` atomically, its text made by `make` (which sees
+/// the failures in progress). When that fails (a full directory), the failure goes to
+/// `notices` ("write <name>", said once) and the document is rewritten in place, made again
+/// so that it lists its own failure: better a document written non-atomically than a stale
+/// one that hides the problem. Returns whether the file now holds the new document.
+pub(super) fn write_status(
+    notices: &mut Notices,
+    path: &Path,
+    name: &str,
+    make: impl Fn(&Notices) -> String,
+) -> bool {
+    let what = format!("write {name}");
+    let written = crate::files::write_atomic(path, make(notices).as_bytes());
+    notices.outcome(&what, &written);
+    written.is_ok() || crate::files::overwrite_in_place(path, make(notices).as_bytes()).is_ok()
 }
 
 /// Logs an engine event at the level an operator expects.

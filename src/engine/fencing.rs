@@ -276,10 +276,13 @@ impl Engine {
                 continue;
             }
             let r = self.peers.fence_rank(&self.me, node);
-            if r > 0 && (record.is_some() || now < lost.since + r as Millis * timeout) {
+            // The timeout comes from the fencetab: saturate rather than overflow.
+            let turn = lost
+                .since
+                .saturating_add((r as Millis).saturating_mul(timeout));
+            if r > 0 && (record.is_some() || now < turn) {
                 if record.is_none() {
-                    let t = lost.since + r as Millis * timeout;
-                    wake = Some(wake.map_or(t, |w: Millis| w.min(t)));
+                    wake = Some(wake.map_or(turn, |w: Millis| w.min(turn)));
                 }
                 continue;
             }

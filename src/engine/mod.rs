@@ -24,6 +24,7 @@
 //!   groups is reported as `not fenced` until fencing exists.
 
 pub mod claim;
+mod config;
 pub mod fencing;
 mod peers;
 pub mod rank;
@@ -40,6 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::Rng;
 
 pub use claim::{Claim, State, PLAN, STOP, TEST};
+pub use config::{Config, BEAT, MAX_SLOT, PLAN_MARGIN, TICK};
 pub use fencing::{FenceState, Outcome, Policy, Record};
 
 /// Time in the engine: milliseconds on the caller's monotonic clock.
@@ -49,70 +51,6 @@ pub type Millis = u64;
 pub const CLAIM_PREFIX: &str = "g/";
 /// The prefix of a node's gossip keys that say a group's test failed there (`c/<group>`).
 pub const COOLDOWN_PREFIX: &str = "c/";
-
-/// The engine's tunables. Every duration is in milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Time between two ranks: at least the p99 time for a gossip update to reach every node.
-    pub slot: Millis,
-    /// How long a node stays at `plan` before testing: at least two propagation times, so that
-    /// a competing claim made just before ours is seen.
-    pub plan_window: Millis,
-    /// How long after start-up a node only watches before it plans anything, so that it
-    /// hears the cluster first.
-    pub startup_wait: Millis,
-    /// How long a node whose test failed for a group stays ineligible for it.
-    pub test_cooldown: Millis,
-    /// How long a node that yielded in a conflict waits before it may plan the group again.
-    pub yield_backoff: Millis,
-    /// Two-node mode: with an expected membership of exactly two, one live node is quorate.
-    /// Only safe with fencing; off by default.
-    pub two_node: bool,
-    /// In two-node mode, how long one of the two (the one of lower weight) waits before it
-    /// fences the other, so that the two never fence each other at once.
-    pub two_node_fence_delay: Millis,
-    /// How long a node must have been lost before anyone fences it. When a partition cuts a
-    /// node off from several others, it sees them die one by one (a gossip round or two
-    /// apart) and stays quorate until it has seen enough of them go: waiting this long lets it
-    /// find out that it is the minority before it acts.
-    pub fence_settle: Millis,
-    /// How often the driver publishes a new beat (a gossip key that changes only to show
-    /// that this node's state still reaches others).
-    pub beat: Millis,
-    /// How long without news from a member (no new beat although its heartbeats arrive)
-    /// before it no longer counts for quorum: two beats (one may be late) and one propagation
-    /// (a slot). Shorter than the plan window by more than a tick, so that a node whose
-    /// outgoing packets are lost finds out before a claim it made out of everyone's sight
-    /// reaches `test`.
-    pub news_timeout: Millis,
-}
-
-impl Config {
-    /// Returns the defaults for a LAN cluster of about `n` nodes: `slot` = 150 ms + 5 ms × n
-    /// (the measured p99 gossip propagation at 100 ms gossip is 0.10 s at 3 nodes and 0.30 s
-    /// at 30), `plan_window` = 2 slots + 400 ms (longer than failure detection, 0.5–0.8 s, so
-    /// that a node cut off from the majority right after it planned finds out that it lost
-    /// quorum before it moves on — found by the simulator), start-up wait 1 s, test cooldown
-    /// 10 min, yield back-off 2 slots.
-    pub fn for_cluster_size(n: usize) -> Config {
-        let slot = 150 + 5 * n.min(1000) as Millis;
-        Config {
-            slot,
-            plan_window: 2 * slot + 400,
-            startup_wait: 1000,
-            test_cooldown: 600_000,
-            yield_backoff: 2 * slot,
-            two_node: false,
-            two_node_fence_delay: 5000,
-            fence_settle: 500,
-            beat: BEAT,
-            news_timeout: 2 * BEAT + slot,
-        }
-    }
-}
-
-/// The default beat interval (see [`Config::beat`]).
-pub const BEAT: Millis = 250;
 
 /// What this node knows of one member (itself included).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -107,7 +107,7 @@ impl Job {
                     self.attempt = Some(Attempt {
                         pid,
                         step: Step::Act,
-                        deadline: now + level.timeout,
+                        deadline: crate::deadline::after(now, level.timeout),
                     });
                     return None;
                 }
@@ -173,7 +173,7 @@ impl Job {
                     self.attempt = Some(Attempt {
                         pid,
                         step: Step::Confirm,
-                        deadline: now + level.timeout,
+                        deadline: crate::deadline::after(now, level.timeout),
                     });
                     None
                 }

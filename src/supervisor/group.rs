@@ -281,7 +281,7 @@ impl Group {
                         } else {
                             warn!(group = %name, tag = %tag, "respawning too fast ({exit}); backing off for {delay:?}");
                             slot.run = Run::Backoff {
-                                until: now + delay,
+                                until: crate::deadline::after(now, delay),
                                 delay,
                             };
                         }
@@ -467,7 +467,7 @@ fn start_slot(
                 let delay = slot.throttle.on_exit(&opts.throttle, now, now);
                 if !delay.is_zero() {
                     slot.run = Run::Backoff {
-                        until: now + delay,
+                        until: crate::deadline::after(now, delay),
                         delay,
                     };
                     return;
@@ -498,9 +498,9 @@ fn stop_slot(group: &str, opts: &Options, now: Instant, os: &mut dyn Os, slot: &
     slot.run = Run::Stopping {
         pgid,
         leader_gone,
-        kill_at: now + opts.grace,
+        kill_at: crate::deadline::after(now, opts.grace),
         killed: false,
-        poll_at: now + POLL,
+        poll_at: crate::deadline::after(now, POLL),
     };
 }
 
@@ -514,7 +514,7 @@ fn check_stopped(os: &mut dyn Os, now: Instant, slot: &mut Slot) {
     } = &mut slot.run
     {
         if os.group_alive(*pgid) {
-            *poll_at = now + POLL;
+            *poll_at = crate::deadline::after(now, POLL);
         } else {
             slot.run = Run::Idle;
             slot.last_pgid = None;

@@ -3,7 +3,12 @@
 //! then SIGKILL after the grace period) before anything new starts.
 //!
 //! Each line is `PGID STARTTIME`, the start time being the leader's field 22 of
-//! `/proc/PID/stat`, so that a pid reused by an unrelated process is never signalled.
+//! `/proc/PID/stat`. A recorded group is stopped only when everything matches: its leader
+//! (pid = pgid) exists, has the recorded start time, and still leads that process group. A
+//! pid now used by an unrelated process, a start time recorded as 0 or unreadable, a leader
+//! that is gone (its group cannot be told from a stranger's): all are left alone, with one
+//! warning each. Killing a stranger is worse than missing a left-over, which the new daemon
+//! then reports as processes it did not start.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,12 +17,32 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tracing::{info, warn};
 
-use crate::files;
+use crate::files::{self, Content};
+
+/// The most lines of the record that are looked at (a daemon runs far fewer groups).
+const MAX_RECORDED: usize = 10_000;
 
 /// Returns the start time (in clock ticks since boot) of process `pid`, if it exists.
 pub fn start_time(pid: u32) -> Option<u64> {
+    leader(pid).map(|l| l.start)
+}
+
+/// What `/proc/PID/stat` says of a process, for the checks on a recorded leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leader {
+    /// Its start time (field 22).
+    pub start: u64,
+    /// Its process group (field 5).
+    pub pgid: u64,
+}
+
+/// Reads the start time and process group of process `pid` (zombies included), if it exists.
+fn leader(pid: u32) -> Option<Leader> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_field(&stat, 22)
+    Some(Leader {
+        start: stat_field(&stat, 22)?,
+        pgid: stat_field(&stat, 5)?,
+    })
 }
 
 /// Returns the process group of process `pid`, if it exists and is not a zombie.
@@ -28,6 +53,35 @@ fn pgid_of(pid: u32) -> Option<u64> {
         return None;
     }
     stat_field(&stat, 5)
+}
+
+/// What to do with one recorded process group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Everything matches: it is ours, stop it.
+    Stop,
+    /// It cannot be ours, or cannot be shown to be: leave it alone, for this reason.
+    Leave(String),
+}
+
+/// Decides about the group `pgid` recorded with start time `start`, given what `/proc` says
+/// of the process whose pid is `pgid` (`None`: there is none).
+pub fn verdict(pgid: u32, start: u64, found: Option<Leader>) -> Verdict {
+    let leave = |why: &str| Verdict::Leave(why.to_string());
+    if pgid <= 1 {
+        return leave("not a process group a daemon starts");
+    }
+    if start == 0 {
+        return leave("recorded without a start time, so it cannot be verified");
+    }
+    match found {
+        None => leave("its leader is gone, so the group cannot be verified as ours"),
+        Some(l) if l.start != start => leave("the pid now belongs to another process"),
+        Some(l) if l.pgid != u64::from(pgid) => {
+            leave("the process with that pid no longer leads that process group")
+        }
+        Some(_) => Verdict::Stop,
+    }
 }
 
 /// Returns every pid listed in `/proc`.
@@ -55,25 +109,29 @@ fn stat_field(stat: &str, n: usize) -> Option<u64> {
     rest.split_whitespace().nth(n.checked_sub(3)?)?.parse().ok()
 }
 
-/// Writes the record of `pgids` to `path` atomically.
+/// Writes the record of `pgids` to `path` atomically. A group whose leader's start time
+/// cannot be read (it already exited) is left out: it could not be verified later anyway.
 ///
 /// # Errors
 /// Fails when the file cannot be written.
 pub fn record(path: &Path, pgids: &[u32]) -> std::io::Result<()> {
     let mut text = String::new();
     for &pgid in pgids {
-        let start = start_time(pgid).unwrap_or(0);
-        text.push_str(&format!("{pgid} {start}\n"));
+        if let Some(start) = start_time(pgid) {
+            text.push_str(&format!("{pgid} {start}\n"));
+        }
     }
     files::write_atomic(path, text.as_bytes())
 }
 
-/// Returns the recorded process groups that still have members and are still ours: the leader
-/// is either gone or has the recorded start time.
+/// Returns the recorded process groups that are verified as ours (see [`verdict`]) and still
+/// have members, warning once about each one left alone.
 fn live_groups(text: &str) -> Vec<u32> {
-    let procs = all_pids();
+    // The process groups that have a member that is not a zombie, read once.
+    let live: std::collections::BTreeSet<u64> =
+        all_pids().into_iter().filter_map(pgid_of).collect();
     let mut out = Vec::new();
-    for line in text.lines() {
+    for line in text.lines().take(MAX_RECORDED) {
         let mut w = line.split_whitespace();
         let (Some(Ok(pgid)), Some(Ok(start))) = (
             w.next().map(str::parse::<u32>),
@@ -81,15 +139,13 @@ fn live_groups(text: &str) -> Vec<u32> {
         ) else {
             continue;
         };
-        if pgid <= 1 {
-            continue;
-        }
-        match start_time(pgid) {
-            Some(s) if s != start && start != 0 => continue, // the pid now belongs to someone else
+        let alive = live.contains(&u64::from(pgid));
+        match verdict(pgid, start, leader(pgid)) {
+            Verdict::Stop if alive && !out.contains(&pgid) => out.push(pgid),
+            Verdict::Leave(why) if alive => {
+                warn!(pgid, "recorded process group left alone: {why}")
+            }
             _ => {}
-        }
-        if procs.iter().any(|&p| pgid_of(p) == Some(u64::from(pgid))) {
-            out.push(pgid);
         }
     }
     out
@@ -98,7 +154,7 @@ fn live_groups(text: &str) -> Vec<u32> {
 /// Stops the process groups recorded at `path` by an earlier instance, waiting up to `grace`
 /// before SIGKILL. Returns how many groups were found alive.
 pub fn stop_leftovers(path: &Path, grace: Duration) -> usize {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Content::Text(text) = files::read_bounded(path, files::MAX_READ_BYTES) else {
         return 0;
     };
     let groups = live_groups(&text);
@@ -109,7 +165,7 @@ pub fn stop_leftovers(path: &Path, grace: Duration) -> usize {
         );
         let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGTERM);
     }
-    let deadline = Instant::now() + grace;
+    let deadline = crate::deadline::after(Instant::now(), grace);
     let alive = |g: &u32| has_live_members(*g);
     while groups.iter().any(alive) && Instant::now() < deadline {
         crate::supervisor::process::reap();
@@ -131,7 +187,45 @@ pub fn stop_leftovers(path: &Path, grace: Duration) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::stat_field;
+    use super::*;
+
+    fn at(start: u64, pgid: u64) -> Option<Leader> {
+        Some(Leader { start, pgid })
+    }
+
+    #[test]
+    fn a_group_is_stopped_only_when_everything_matches() {
+        assert_eq!(verdict(4242, 777, at(777, 4242)), Verdict::Stop);
+    }
+
+    #[test]
+    fn anything_that_does_not_match_is_left_alone() {
+        let leaves = |v: Verdict, word: &str| match v {
+            Verdict::Leave(why) => assert!(why.contains(word), "{why}"),
+            Verdict::Stop => panic!("must be left alone ({word})"),
+        };
+        // A start time recorded as 0 is never trusted, even if the pid's start is 0 too.
+        leaves(verdict(4242, 0, at(777, 4242)), "start time");
+        leaves(verdict(4242, 0, at(0, 4242)), "start time");
+        leaves(verdict(4242, 0, None), "start time");
+        leaves(verdict(4242, 777, at(778, 4242)), "another process");
+        leaves(verdict(4242, 777, at(777, 100)), "no longer leads");
+        leaves(verdict(4242, 777, None), "leader is gone");
+        leaves(verdict(1, 777, at(777, 1)), "not a process group");
+        leaves(verdict(0, 777, at(777, 0)), "not a process group");
+    }
+
+    #[test]
+    fn this_process_is_read_from_proc() {
+        let me = std::process::id();
+        let found = leader(me).expect("our own /proc entry");
+        assert!(found.start > 0);
+        assert_eq!(start_time(me), Some(found.start));
+        assert_eq!(
+            found.pgid,
+            u64::try_from(nix::unistd::getpgrp().as_raw()).unwrap()
+        );
+    }
 
     #[test]
     fn stat_fields_are_counted_after_the_command_name() {

@@ -64,7 +64,7 @@ impl Throttle {
         }
         let next = match self.backoff {
             None => cfg.initial,
-            Some(d) => (d * 2).min(cfg.max),
+            Some(d) => d.saturating_mul(2).min(cfg.max),
         };
         self.backoff = Some(next);
         next

@@ -955,9 +955,17 @@ pub fn keys(v: &Value) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// A generation as hastat writes it: a string of digits (19-digit numbers do not survive
+/// doubles), or, from older documents, a number.
+pub fn gen_of(v: &Value) -> Option<u64> {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_u64())
+}
+
 /// Node `i`'s generation, as its own hastat says.
 pub fn generation(c: &Cluster, i: usize) -> Option<u64> {
-    c.hastat(i)?["generation"].as_u64()
+    gen_of(&c.hastat(i)?["generation"])
 }
 
 /// Tells whether every node of `live` is quorate and sees exactly the nodes of `live` alive,
@@ -972,7 +980,7 @@ pub fn joined(c: &Cluster, live: &[usize]) -> bool {
             && h["live"].as_u64() == Some(live.len() as u64)
             && live.iter().all(|&j| {
                 let m = &h["members"][c.node_name(j)];
-                m["alive"] == true && gens[&j].is_some() && m["generation"].as_u64() == gens[&j]
+                m["alive"] == true && gens[&j].is_some() && gen_of(&m["generation"]) == gens[&j]
             })
     })
 }

@@ -79,7 +79,13 @@ pub fn write_private(path: &Path, text: &str) {
 pub struct Node {
     /// The node name (`--node`), unique to the test.
     pub name: String,
-    dir: TempDir,
+    /// The temporary directory: the node directory itself, or (see [`Node::start_in`]) the
+    /// home of the log only.
+    home: TempDir,
+    /// The node directory (`--dir`).
+    dir: PathBuf,
+    /// Where the daemon's stderr goes.
+    log_path: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
 }
@@ -89,15 +95,34 @@ impl Node {
     /// `extra_args` after `--node` and `--dir`. Its stderr goes to `DIR/mosha.log`. `{DIR}` in
     /// the files' text stands for the directory's path (see [`Node::write_file`]).
     pub fn start(cltab: &str, hactl: &str, extra_args: &[&str]) -> Node {
-        let dir = tempfile::Builder::new()
+        let home = tempfile::Builder::new()
             .prefix("mosha-it-")
             .tempdir()
             .expect("creating a temporary directory");
+        let dir = home.path().to_path_buf();
+        Node::start_on(home, dir, cltab, hactl, extra_args)
+    }
+
+    /// Like [`Node::start`], but on the existing node directory `dir` (a test's own mount,
+    /// say), with the log in a temporary directory of its own, so that a full or read-only
+    /// `dir` does not silence it. `dir` is not removed at the end.
+    pub fn start_in(dir: &Path, cltab: &str, hactl: &str, extra_args: &[&str]) -> Node {
+        let home = tempfile::Builder::new()
+            .prefix("mosha-it-log-")
+            .tempdir()
+            .expect("creating a temporary directory");
+        Node::start_on(home, dir.to_path_buf(), cltab, hactl, extra_args)
+    }
+
+    fn start_on(home: TempDir, dir: PathBuf, cltab: &str, hactl: &str, args: &[&str]) -> Node {
+        let log_path = home.path().join("mosha.log");
         let mut node = Node {
             name: unique_name(),
+            home,
             dir,
+            log_path,
             child: None,
-            args: extra_args.iter().map(|s| s.to_string()).collect(),
+            args: args.iter().map(|s| s.to_string()).collect(),
         };
         write_private(&node.path("authkey"), &random_key());
         node.write_file("cltab", cltab);
@@ -106,12 +131,17 @@ impl Node {
         node
     }
 
+    /// The daemon's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "a daemon is already running");
         let log = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.path("mosha.log"))
+            .open(&self.log_path)
             .expect("opening mosha.log");
         let out = log.try_clone().expect("cloning the log handle");
         let child = Command::new(env!("CARGO_BIN_EXE_mosha"))
@@ -119,7 +149,7 @@ impl Node {
             .arg("--node")
             .arg(&self.name)
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(&self.dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(&self.args)
             .env_remove("RUST_LOG")
@@ -140,17 +170,17 @@ impl Node {
 
     /// The node directory.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// The node directory as a string, to paste into cltab commands.
     pub fn dir_str(&self) -> String {
-        self.dir.path().display().to_string()
+        self.dir.display().to_string()
     }
 
     /// `DIR/name`.
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir.join(name)
     }
 
     /// `DIR/name` as a string, to paste into cltab commands.
@@ -193,7 +223,7 @@ impl Node {
 
     /// The daemon's log so far.
     pub fn log(&self) -> String {
-        std::fs::read(self.path("mosha.log"))
+        std::fs::read(&self.log_path)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
     }
@@ -283,7 +313,7 @@ impl Node {
     pub fn fail(&self, msg: &str) -> ! {
         panic!(
             "{msg}\n--- {} (last 60 lines) ---\n{}\n---",
-            self.path("mosha.log").display(),
+            self.log_path.display(),
             self.log_tail(60)
         );
     }
@@ -335,7 +365,7 @@ impl Drop for Node {
         if std::thread::panicking() {
             eprintln!(
                 "--- {} of node {} (last 40 lines) ---\n{}\n---",
-                self.path("mosha.log").display(),
+                self.log_path.display(),
                 self.name,
                 self.log_tail(40)
             );
