@@ -1,0 +1,122 @@
+//! The `mosha` command line: the [`Cli`] and its commands, one file each as mini-redis's
+//! `cmd/` does: [`run`] (the daemon), [`check`] (offline validation), [`fence`] (fence or
+//! acknowledge by hand), [`status`], [`keygen`]; `demo` is [`crate::demo`].
+
+mod check;
+mod fence;
+mod keygen;
+mod run;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// mosha: a leaderless high-availability layer for Linux clusters.
+///
+/// Every node runs the same daemon. It supervises the processes of the resource groups defined
+/// in `cltab` (group:tag:levels:mode:command) at the level `hactl` asks for (group level).
+#[derive(Debug, Parser)]
+#[command(name = "mosha", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the node daemon in the foreground (logs go to stderr).
+    ///
+    /// Gossip is sealed with the cluster keys of DIR/authkey (see --key-file; create it with
+    /// `mosha keygen`): the daemon refuses to start without a private, valid key file unless
+    /// --insecure.
+    ///
+    /// Reads DIR/cltab and DIR/hactl, re-reads them every 50 ms and takes an edit once the
+    /// file has not changed for 200 ms, and writes DIR/clstat.json. A file with errors is
+    /// rejected with every error logged; the daemon keeps running on the last good
+    /// configuration. SIGTERM or SIGINT stops every group (running its `stop` level entries)
+    /// and exits 0; a second signal kills at once. Exits 2 at once when DIR is in use by
+    /// another mosha, read-only or not writable, or an option is out of range.
+    Run(Box<run::RunArgs>),
+    /// Validates DIR/cltab, DIR/hactl, DIR/fencetab and DIR/authkey offline; prints every
+    /// problem as FILE:LINE: message, and the fingerprints of the keys.
+    ///
+    /// Exits 0 when every file present is valid (warnings allowed), 1 when not.
+    Check {
+        /// The node directory holding cltab and hactl.
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+    },
+    /// Fences NODE by hand through its fencetab levels, or acknowledges that it is off.
+    ///
+    /// `mosha fence NODE` runs the fence agents configured for NODE in DIR/fencetab and, on
+    /// success, tells the local daemon, which spreads the record: NODE's groups may then be
+    /// recovered. `mosha fence ack NODE` records that an operator made sure NODE is off (power
+    /// pulled by hand), like fence_ack_manual; it asks for confirmation unless --yes, and the
+    /// daemon refuses it for a node it does not show as lost unless --force. Both wait for the
+    /// daemon's answer (10 s at most).
+    Fence {
+        /// `NODE`, or `ack NODE`.
+        #[arg(required = true, num_args = 1..=2, value_name = "[ack] NODE")]
+        args: Vec<String>,
+        /// The node directory (fencetab is read from it; the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+        /// Do not ask for confirmation (ack only).
+        #[arg(long)]
+        yes: bool,
+        /// Acknowledge even a node the cluster does not show as lost (alive, or never seen
+        /// lost): only when you are sure it is off, since its groups then start elsewhere.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Shows the cluster as this node sees it (members, quorum, where each group runs),
+    /// read from DIR/hastat.json, and how old that is.
+    ///
+    /// Exits 1 when the document is stale (not rewritten for 5 s: no daemon runs on DIR, or
+    /// the one that holds it is hung), missing or unreadable.
+    Status {
+        /// The node directory.
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+        /// Prints the hastat document as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shows mosha at work: one node on cltab-examples/basic in a temporary directory, a
+    /// service killed and respawned, the group taken down through hactl. Cleans up on exit.
+    Demo,
+    /// Prints a new random cluster key (256 bits, 64 hex digits) for DIR/authkey.
+    ///
+    /// `mosha keygen > /etc/mosha/authkey` on one node, then copy the file to every node.
+    /// When standard output is a file, keygen makes it readable by its owner only (0600),
+    /// as `mosha run` requires. To rotate keys without downtime: add the new key as the second
+    /// line of every node's authkey; then move it first everywhere (it now seals); once
+    /// `mosha status` shows every member on it, remove the old line everywhere.
+    Keygen,
+}
+
+/// Parses the command line and runs the command; returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(*args),
+        Command::Check { dir } => check::check(&dir),
+        Command::Status { dir, json } => status::status(&dir, json),
+        Command::Fence {
+            args,
+            dir,
+            yes,
+            force,
+        } => fence::fence(&dir, &args, yes, force),
+        Command::Keygen => keygen::keygen(),
+        Command::Demo => match crate::demo::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mosha demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

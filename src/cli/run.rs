@@ -1,0 +1,245 @@
+//! `mosha run`: checks the command line, the directory and its files, then runs the daemon
+//! ([`crate::daemon::run`]) on a single-threaded runtime.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config;
+use crate::daemon::{self, DaemonOptions};
+use crate::supervisor::Options;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RunArgs {
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    node: Option<String>,
+    /// The node directory: cltab and hactl are read from it, clstat.json is written to it.
+    #[arg(long, default_value = "/etc/mosha")]
+    dir: PathBuf,
+    /// Seconds between SIGTERM and SIGKILL when stopping an entry's process group (0 to 3600).
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
+    grace: Duration,
+    /// A respawn entry that exits more than this many times within --respawn-window backs off
+    /// (1 s, doubling, capped at 60 s) until one run lasts 10 s (0 to 10000).
+    #[arg(long, default_value_t = 5, value_name = "COUNT",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=10_000))]
+    respawn_burst: usize,
+    /// The window over which respawn exits are counted (0 to 3600 seconds).
+    #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
+    respawn_window: Duration,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides.
+    #[arg(long, default_value = "info")]
+    log: String,
+    /// UDP address to gossip on. Port 0 picks a free port (tests only: peers need a fixed one).
+    #[arg(long, default_value = "127.0.0.1:7946", value_name = "IP:PORT")]
+    listen: String,
+    /// The address peers reach this node at (default: --listen).
+    #[arg(long, value_name = "IP:PORT")]
+    advertise: Option<String>,
+    /// A peer to join through; repeat for several. No seed: a one-node cluster that others
+    /// can still join.
+    #[arg(long = "seed", value_name = "IP:PORT")]
+    seeds: Vec<String>,
+    /// Nodes gossip only with nodes of the same cluster id.
+    #[arg(long, default_value = "mosha")]
+    cluster_id: String,
+    /// Milliseconds between gossip rounds (10 to 2000). Dead-node detection takes about 5
+    /// rounds on a quiet LAN; traffic grows with 1/interval.
+    #[arg(long, default_value_t = 100, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(10..=2000))]
+    gossip_interval: u64,
+    /// Milliseconds between two candidates' turns to plan a group: at least the p99 time for
+    /// a gossip update to reach every node. Default: 150 + 5 x (expected cluster size). At
+    /// least 151 (the news timeout, 500 + slot, plus a 50 ms tick must be shorter than the
+    /// plan window, 2 x slot + 400) and --gossip-interval + 50; at most 10000.
+    #[arg(long, value_name = "MS")]
+    slot: Option<u64>,
+    /// Two-node mode: with exactly two expected members, the survivor of a failure stays
+    /// quorate and recovers the other's groups. Only safe with fencing; one of the two
+    /// (always the same) waits --two-node-fence-delay before fencing the other.
+    #[arg(long)]
+    two_node: bool,
+    /// In two-node mode, how long the second of the two waits before fencing (0 to 3600).
+    #[arg(long, default_value = "5", value_name = "SECONDS", value_parser = seconds)]
+    two_node_fence_delay: Duration,
+    /// A command (run by /bin/sh) on node-lost, fence-ok, fence-failed, group-started and
+    /// group-stopped, with MOSHA_ALERT_KIND, MOSHA_ALERT_NODE, MOSHA_ALERT_GROUP,
+    /// MOSHA_ALERT_DETAIL and MOSHA_NODE in its environment.
+    #[arg(long, value_name = "COMMAND")]
+    alert: Option<String>,
+    /// The cluster key file (default DIR/authkey): every gossip datagram is sealed with its
+    /// first key (XChaCha20-Poly1305) and opened with any of its keys. It must be private
+    /// (mode 0600) and the same on every node; edits are taken without restart. Create it with
+    /// `mosha keygen`.
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Gossip without authentication or encryption. Anyone who can send UDP to --listen can
+    /// then join the cluster and run commands on its nodes: for throw-away tests only.
+    #[arg(long, conflicts_with = "key_file")]
+    insecure: bool,
+    /// Datagrams whose send time is further than this from this node's clock are refused
+    /// (they bound how long a recorded datagram could be replayed); 0 turns the check off.
+    /// Keep node clocks in sync (NTP).
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    max_clock_skew: u64,
+}
+
+/// Parses SECONDS (fractions allowed) from 0 to 3600: no value can overflow a deadline.
+fn seconds(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| (0.0..=3600.0).contains(secs))
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds from 0 to 3600"))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+pub(super) fn run(args: RunArgs) -> ExitCode {
+    // chitchat logs transient send errors through anyhow; with RUST_BACKTRACE=1 in the
+    // environment each would carry a full backtrace. Keep panics' backtraces, not those.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY of set_var: no other thread exists yet.
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let node = args.node.clone().unwrap_or_else(hostname);
+    if let Err(e) = config::check_name("node name", &node) {
+        eprintln!("mosha: {e}");
+        return ExitCode::from(2);
+    }
+    let mut sup = Options::new(&node);
+    sup.grace = args.grace;
+    sup.throttle.window = args.respawn_window;
+    sup.throttle.burst = args.respawn_burst;
+    let dir = match args.dir.canonicalize() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("mosha: {}: {e}", args.dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    // First, before anything touches DIR: a second daemon would kill the first one's services.
+    let _lock = match crate::files::DirLock::acquire(&dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("mosha: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut gossip = match gossip_config(&node, &args) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("mosha: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let expected = match crate::daemon::cluster::read_members(&dir.join("members")) {
+        Ok(m) => m,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            eprintln!("mosha: the members file is refused whole (quorum is counted from it): fix or remove the bad lines");
+            return ExitCode::from(2);
+        }
+    };
+    let size = expected.len().max(args.seeds.len() + 1);
+    let mut engine = match args.slot {
+        Some(slot) => crate::engine::Config::with_slot(slot),
+        None => crate::engine::Config::for_cluster_size(size),
+    };
+    engine.two_node = args.two_node;
+    engine.two_node_fence_delay =
+        u64::try_from(args.two_node_fence_delay.as_millis()).unwrap_or(u64::MAX);
+    if let Err(errors) = engine.validate(args.gossip_interval) {
+        for e in errors {
+            eprintln!("mosha: {e}");
+        }
+        if args.slot.is_none() {
+            eprintln!("mosha: (that slot is the default for {size} nodes; set one with --slot MS)");
+        }
+        return ExitCode::from(2);
+    }
+    let key_file = if args.insecure {
+        None
+    } else {
+        let path = args
+            .key_file
+            .clone()
+            .unwrap_or_else(|| dir.join(crate::daemon::keys::KEY_FILE));
+        match crate::daemon::keys::load(&path) {
+            Ok(keys) => gossip.keys = Some(keys),
+            Err(e) => {
+                eprintln!("mosha: {e}");
+                return ExitCode::from(2);
+            }
+        }
+        Some(path)
+    };
+    let opts = DaemonOptions {
+        dir,
+        supervisor: sup,
+        gossip,
+        engine,
+        alert: args.alert.clone(),
+        key_file,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mosha: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(daemon::run(opts)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the gossip settings from the command line; port 0 picks a free port now.
+fn gossip_config(node: &str, args: &RunArgs) -> Result<crate::gossip::GossipConfig, String> {
+    let parse = |what: &str, s: &str| -> Result<std::net::SocketAddr, String> {
+        s.parse()
+            .map_err(|_| format!("--{what} {s:?} is not an IP:PORT address"))
+    };
+    let mut listen = parse("listen", &args.listen)?;
+    if listen.port() == 0 {
+        let sock =
+            std::net::UdpSocket::bind(listen).map_err(|e| format!("--listen {listen}: {e}"))?;
+        listen = sock.local_addr().map_err(|e| e.to_string())?;
+    }
+    let mut cfg = crate::gossip::GossipConfig::new(node, listen);
+    if let Some(a) = &args.advertise {
+        cfg.advertise = parse("advertise", a)?;
+    }
+    for s in &args.seeds {
+        parse("seed", s)?;
+    }
+    cfg.seeds = args.seeds.clone();
+    cfg.cluster_id = args.cluster_id.clone();
+    cfg.gossip_interval = Duration::from_millis(args.gossip_interval);
+    cfg.max_clock_skew = Duration::from_secs(args.max_clock_skew);
+    cfg.validate()?;
+    Ok(cfg)
+}
