@@ -775,3 +775,49 @@ fn partition_stops_groups_on_the_minority_side() {
     }
     assert_no_collisions(&c);
 }
+
+/// Test 8: logs that never cry wolf: a normal start says nothing of a lost quorum, and a clean
+/// stop (SIGTERM) of one node is no "one-way link" on the others.
+#[test]
+fn a_start_and_a_clean_stop_cry_no_wolf() {
+    let _t = Timer::start("a_start_and_a_clean_stop_cry_no_wolf");
+    let mut c = start(3, cltab_of(&["web"]), "web start\n".into(), false);
+    let all: Vec<usize> = c.indices().collect();
+    wait_joined(&c, &all);
+    wait_placed(&c, &all, &["web"], "start");
+    for i in c.indices() {
+        let log = c.log(i);
+        assert!(!log.contains("quorum lost"), "n{i} at start:\n{log}");
+    }
+    // Restart them all once: now each expects three members and starts without quorum.
+    // (The last one stopped did lose quorum when the others left: that was true.)
+    for i in c.indices() {
+        c.stop_node(i, SETTLE);
+    }
+    let before: Vec<usize> = c.indices().map(|i| c.log(i).len()).collect();
+    for i in c.indices() {
+        c.restart_node(i);
+    }
+    wait_joined(&c, &all);
+    wait_placed(&c, &all, &["web"], "start");
+    for i in c.indices() {
+        let log = c.log(i)[before[i - 1]..].to_string();
+        assert!(!log.contains("quorum lost"), "n{i} at a restart:\n{log}");
+        assert!(log.contains("waiting for quorum"), "n{i}:\n{log}");
+    }
+    let before: Vec<usize> = c.indices().map(|i| c.log(i).len()).collect();
+    c.stop_node(3, SETTLE);
+    c.wait_for("n1 and n2 to see n3 gone", SETTLE, |c| {
+        [1, 2]
+            .iter()
+            .all(|&i| c.hastat(i).is_some_and(|h| !ha_member_alive(&h, "n3")))
+    });
+    // The failure detector would have declared n3 dead by now; wait a little more anyway.
+    std::thread::sleep(Duration::from_secs(2));
+    for i in [1, 2] {
+        let log = c.log(i)[before[i - 1]..].to_string();
+        assert!(!log.contains("one-way link"), "n{i}:\n{log}");
+        assert!(!log.contains("quorum lost"), "n{i}:\n{log}");
+    }
+    assert_no_collisions(&c);
+}

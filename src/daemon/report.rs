@@ -267,6 +267,11 @@ pub(super) fn log_event(e: &Event) {
             )
         }
         Event::QuorumRegained { live, expected } => info!(live, expected, "quorum regained"),
+        Event::QuorumWaiting { live, expected } => info!(
+            live,
+            expected, "waiting for quorum: more than half of the expected members must be heard"
+        ),
+        Event::QuorumReached { live, expected } => info!(live, expected, "quorum reached"),
         Event::Planning { group, rank } => info!(%group, rank, "planning group (it runs nowhere)"),
         Event::Yielding { group, to } => {
             warn!(%group, to = %to, "conflicting claim outranks ours: yielding")

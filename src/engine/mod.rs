@@ -107,6 +107,11 @@ pub enum Event {
     QuorumLost { live: usize, expected: usize },
     /// Quorum is back.
     QuorumRegained { live: usize, expected: usize },
+    /// This node has not had quorum since it started (it holds nothing): it waits to hear
+    /// enough members. Not an alarm: every start begins so.
+    QuorumWaiting { live: usize, expected: usize },
+    /// This node has quorum for the first time since it started.
+    QuorumReached { live: usize, expected: usize },
     /// This node plans a group that runs nowhere.
     Planning { group: String, rank: usize },
     /// Another node's claim outranks ours: we stop and back off.
@@ -224,6 +229,8 @@ pub struct Engine {
     started: Option<Millis>,
     expected: BTreeSet<String>,
     quorate: Option<bool>,
+    /// Whether this node has waited for quorum since it started, without having had it.
+    waiting: bool,
     /// What it remembers per group, sorted by group (walked along with the wanted groups,
     /// never searched).
     groups: Vec<(String, GroupMemory)>,
@@ -274,6 +281,7 @@ impl Engine {
             started: None,
             expected,
             quorate: None,
+            waiting: false,
             groups: Vec::new(),
             cooldown: BTreeMap::new(),
             peers: peers::Peers::default(),
@@ -731,8 +739,18 @@ impl Engine {
         let me_live = view.members.contains_key(&self.me);
         let timeout = self.cfg.news_timeout;
         let mut quiet = BTreeSet::new();
+        // Members that said goodbye (a clean shutdown) hold nothing and are going: they count
+        // for nothing, and their silence is no alarm (it is not a one-way link).
+        let mut leaving = 0;
         for (n, m) in &view.members {
-            let Some(t) = m.quiet_since.filter(|_| m.alive && *n != self.me) else {
+            if !m.alive || *n == self.me {
+                continue;
+            }
+            if m.left {
+                leaving += 1;
+                continue;
+            }
+            let Some(t) = m.quiet_since else {
                 continue;
             };
             if now >= t + timeout {
@@ -754,8 +772,9 @@ impl Engine {
             }
         }
         self.no_news = quiet;
-        // Members without news do not count.
-        let live = self.peers.len() + usize::from(me_live) - self.no_news.len();
+        // Members without news, and those leaving, do not count.
+        let live =
+            (self.peers.len() + usize::from(me_live)).saturating_sub(self.no_news.len() + leaving);
         let before = self.expected.len();
         // This node is always expected, and every member alive at the last step was added
         // then: only those that just came alive can be new, unless the set was replaced.
@@ -774,12 +793,25 @@ impl Engine {
         }
         let expected = self.expected.len();
         let quorate = live * 2 > expected || (self.cfg.two_node && expected == 2 && live >= 1);
+        let holds = view
+            .members
+            .get(&self.me)
+            .is_some_and(|m| m.claims.values().any(Claim::holds));
         match (self.quorate, quorate) {
+            // At start nothing is lost, unless this node already holds something.
+            (None, false) if !holds => {
+                self.waiting = true;
+                out.push(Action::Event(Event::QuorumWaiting { live, expected }))
+            }
             (Some(true) | None, false) => {
                 out.push(Action::Event(Event::QuorumLost { live, expected }))
             }
             (Some(false), true) => {
-                out.push(Action::Event(Event::QuorumRegained { live, expected }));
+                out.push(Action::Event(if std::mem::take(&mut self.waiting) {
+                    Event::QuorumReached { live, expected }
+                } else {
+                    Event::QuorumRegained { live, expected }
+                }));
                 // Back from the minority: look again before fencing anyone it lost meanwhile
                 // (found by the simulator: it fenced majority nodes not yet seen back).
                 for lost in self.lost.values_mut() {

@@ -175,3 +175,75 @@ fn an_expected_member_nobody_knows_of_is_fenced_before_any_group_is_recovered() 
     assert!(planned, "web never planned after c was fenced");
     let _ = fenced; // which of a and b fences c is up to the rank
 }
+
+#[test]
+fn a_start_without_quorum_is_no_alarm_and_reaching_it_is_said_once() {
+    // At start a node hears nobody yet: it waits for quorum; it has lost nothing.
+    let mut e = Engine::new("a", cfg(), names(&["a", "b", "c"]));
+    let mut r = rng();
+    let mut dead = alive(&[]);
+    dead.alive = false;
+    let alone = view(
+        vec![("a", alive(&[])), ("b", dead.clone()), ("c", dead)],
+        &["web"],
+    );
+    let out = e.step(0, &alone, &mut r);
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::Event(Event::QuorumWaiting {
+                live: 1,
+                expected: 3
+            })
+        )),
+        "{out:?}"
+    );
+    assert!(!out
+        .iter()
+        .any(|a| matches!(a, Action::Event(Event::QuorumLost { .. }))));
+    let all = view(
+        vec![("a", alive(&[])), ("b", alive(&[])), ("c", alive(&[]))],
+        &["web"],
+    );
+    let out = e.step(100, &all, &mut r);
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Event(Event::QuorumReached { .. }))));
+    // Losing it afterwards is an alarm, and getting it back is "regained".
+    let out = e.step(200, &alone, &mut r);
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Event(Event::QuorumLost { .. }))));
+    let out = e.step(300, &all, &mut r);
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Event(Event::QuorumRegained { .. }))));
+}
+
+#[test]
+fn a_member_that_said_goodbye_is_no_one_way_link() {
+    // b shut down cleanly (bye): its state stops changing while the failure detector still
+    // holds it alive for a moment. That silence is no alarm, and b counts for nothing.
+    let mut e = Engine::new("a", cfg(), names(&["a", "b", "c"]));
+    let mut r = rng();
+    let timeout = e.config().news_timeout;
+    let b = |since: Option<Millis>, left: bool| Member {
+        quiet_since: since,
+        left,
+        ..alive(&[])
+    };
+    let v = |since, left| {
+        view(
+            vec![("a", alive(&[])), ("b", b(since, left)), ("c", alive(&[]))],
+            &["web"],
+        )
+    };
+    e.step(0, &v(None, false), &mut r);
+    let out = e.step(1000 + timeout + 1, &v(Some(1000), true), &mut r);
+    assert!(
+        !out.iter()
+            .any(|a| matches!(a, Action::Event(Event::NoNews { .. }))),
+        "{out:?}"
+    );
+    assert!(e.quorate(), "a and c are two of three");
+}

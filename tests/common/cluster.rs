@@ -564,6 +564,24 @@ impl Cluster {
         }
     }
 
+    /// Stops node `i` the way an operator does: SIGTERM to its daemon, which stops its groups,
+    /// says goodbye and exits; waits (up to `timeout`) until the node is gone, and fails the
+    /// test if it is not.
+    pub fn stop_node(&mut self, i: usize, timeout: Duration) {
+        let pid = self.pid_of_daemon(i);
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
+            .unwrap_or_else(|e| panic!("SIGTERM to node {i}'s daemon {pid}: {e}"));
+        let deadline = Instant::now() + timeout;
+        while self.is_running(i) {
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "node {i} did not exit within {timeout:?} of SIGTERM"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts node `i` again on the same directory, arguments and addresses (new process, new
     /// PID namespace). The node must have been killed or have exited.
     pub fn restart_node(&mut self, i: usize) {
