@@ -1,5 +1,5 @@
 //! Integration tests of the fence runner with real agents, through `fence_blocking`: Debian's
-//! `/usr/sbin/fence_dummy` (skipped with a message when fence-agents is not installed) and
+//! `/usr/sbin/fence_dummy` (failing when fence-agents is not installed) and
 //! small shell-script agents written to a temporary directory.
 //!
 //! The tests run one at a time (see [`serial`]): a script written by one test could otherwise be
@@ -25,13 +25,13 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Tells whether fence_dummy is installed, saying so on stderr when it is not.
-fn have_fence_dummy() -> bool {
-    let ok = Path::new(FENCE_DUMMY).exists();
-    if !ok {
-        eprintln!("SKIPPED: {FENCE_DUMMY} is missing (apt-get install fence-agents)");
-    }
-    ok
+/// Fails the calling test when fence_dummy is not installed: a test whose prerequisite is
+/// missing fails, it never passes silently (the CI installs fence-agents).
+fn require_fence_dummy() {
+    assert!(
+        Path::new(FENCE_DUMMY).exists(),
+        "{FENCE_DUMMY} is missing (apt-get install fence-agents)"
+    );
 }
 
 fn method(agent: &str, action: &str, timeout: Duration, options: &[(&str, &str)]) -> Method {
@@ -81,9 +81,7 @@ fn assert_detail(res: &FenceResult, want: &str) {
 
 #[test]
 fn dummy_off_is_confirmed_by_status() {
-    if !have_fence_dummy() {
-        return;
-    }
+    require_fence_dummy();
     let _guard = serial();
     let dir = TempDir::new().unwrap();
     let status = dir.path().join("n2.status");
@@ -106,9 +104,7 @@ fn dummy_off_is_confirmed_by_status() {
 
 #[test]
 fn dummy_reboot_succeeds_without_confirmation() {
-    if !have_fence_dummy() {
-        return;
-    }
+    require_fence_dummy();
     let _guard = serial();
     let dir = TempDir::new().unwrap();
     let status = dir.path().join("n2.status");
@@ -134,9 +130,7 @@ fn dummy_reboot_succeeds_without_confirmation() {
 
 #[test]
 fn dummy_of_type_fail_fails_with_a_reason() {
-    if !have_fence_dummy() {
-        return;
-    }
+    require_fence_dummy();
     let _guard = serial();
     let m = method(
         "fence_dummy",
@@ -154,9 +148,7 @@ fn dummy_of_type_fail_fails_with_a_reason() {
 
 #[test]
 fn failing_level_falls_back_to_the_next_one() {
-    if !have_fence_dummy() {
-        return;
-    }
+    require_fence_dummy();
     let _guard = serial();
     let dir = TempDir::new().unwrap();
     let status = dir.path().join("n2.status");

@@ -443,8 +443,20 @@ mod tests {
             "\u{b}web 1",
         ];
         for text in odd {
-            let _ = Hactl::parse("hactl", text);
+            // Each is either a file that parses, or errors that all name a line of it.
+            if let Err(problems) = Hactl::parse("hactl", text) {
+                let lines = text.split('\n').count();
+                assert!(!problems.is_empty(), "{text:?}");
+                for p in problems {
+                    assert!((1..=lines).contains(&p.line), "{text:?}: {p}");
+                    assert!(p.to_string().starts_with("hactl:"), "{text:?}: {p}");
+                }
+            }
         }
+        // Some of them are plainly wrong.
+        assert!(Hactl::parse("hactl", "web 1 ==").is_err());
+        assert!(Hactl::parse("hactl", "\u{0} \u{0}").is_err());
+        assert!(Hactl::parse("hactl", "#").is_ok());
     }
 
     #[test]
