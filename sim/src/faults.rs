@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha12Rng;
 
 /// A fault, or the end of one, at a point of the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,7 +113,7 @@ pub struct Plan {
 
 /// Draws the fault plan of a run of `n` nodes and `g` groups, healing at `heal_at`.
 pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_fa17);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0x5eed_fa17);
     let mut s: Vec<(u64, Fault)> = Vec::new();
     let start = 3000u64;
     let window = heal_at.saturating_sub(start).max(1);
@@ -235,7 +235,7 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
 }
 
 /// Draws what a fence agent does on one attempt.
-pub fn agent(rng: &mut StdRng, prof: &Profile, healed: bool) -> Agent {
+pub fn agent(rng: &mut ChaCha12Rng, prof: &Profile, healed: bool) -> Agent {
     let d = rng.random_range(500..3000u64);
     if healed || !prof.bad_agents {
         return Agent::Succeed(d);

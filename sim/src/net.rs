@@ -8,8 +8,8 @@
 //! those sizes the figures are extrapolated on `log10(N/3)`, as dissemination in epidemic
 //! gossip grows with the number of rounds, i.e. logarithmically.
 
-use rand::rngs::StdRng;
 use rand::RngExt;
+use rand_chacha::ChaCha12Rng;
 
 /// The gossip interval of the daemon's defaults.
 pub const GOSSIP_MS: u64 = 100;
@@ -47,7 +47,7 @@ impl Timing {
 
     /// Draws the delay for one update to reach one observer: median `dissem_median`, at most
     /// `dissem_max`, plus one gossip round per lost exchange.
-    pub fn dissem(&self, rng: &mut StdRng) -> u64 {
+    pub fn dissem(&self, rng: &mut ChaCha12Rng) -> u64 {
         let u: f64 = rng.random_range(0.0..1.0);
         let m = self.dissem_median as f64;
         let mx = self.dissem_max as f64;
@@ -64,7 +64,7 @@ impl Timing {
 
     /// Draws the time for one observer to drop a node that went silent: the detection time
     /// give or take one gossip tick (the observer's liveness recomputation phase).
-    pub fn detection(&self, rng: &mut StdRng) -> u64 {
+    pub fn detection(&self, rng: &mut ChaCha12Rng) -> u64 {
         self.detect - GOSSIP_MS / 2 + rng.random_range(0..GOSSIP_MS)
     }
 
@@ -137,7 +137,7 @@ mod tests {
             (t30.dissem_median, t30.dissem_max, t30.detect),
             (170, 300, 800)
         );
-        let mut rng = StdRng::seed_from_u64(1);
+        let mut rng = ChaCha12Rng::seed_from_u64(1);
         let mut d: Vec<u64> = (0..10_001).map(|_| t30.dissem(&mut rng)).collect();
         d.sort_unstable();
         assert!((150..=190).contains(&d[5000]), "median {}", d[5000]);

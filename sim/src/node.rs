@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mosha::engine::{Claim, Config, Engine, Member, Policy, Record, View, PLAN};
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
 
 use crate::openmosix::Om;
 
@@ -51,7 +51,7 @@ pub struct Node {
     /// The decision maker.
     pub brain: Brain,
     /// The node's own RNG (engine jitter, dice).
-    pub rng: StdRng,
+    pub rng: ChaCha12Rng,
     /// What this node knows of the cluster.
     pub view: View,
     /// Version of each group's hactl level in `view.want`: (edit time, editor).
@@ -104,7 +104,7 @@ impl Node {
             up: true,
             hung: false,
             brain: Brain::Om(Om::new()),
-            rng: StdRng::seed_from_u64(seed),
+            rng: ChaCha12Rng::seed_from_u64(seed),
             view: View::default(),
             want_ver: BTreeMap::new(),
             want_synced: false,
@@ -135,7 +135,8 @@ impl Node {
         self.generation = generation;
         self.up = true;
         self.hung = false;
-        self.rng = StdRng::seed_from_u64(seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.rng =
+            ChaCha12Rng::seed_from_u64(seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         self.brain = match kind {
             Kind::Ours => Brain::Ours(Box::new(Engine::new(&self.name, cfg.clone(), expected))),
             Kind::OpenMosix => Brain::Om(Om::new()),

@@ -7,8 +7,8 @@
 //! groups are replanned as soon as it is no longer "up".
 
 use mosha::engine::{claim, Action, Claim, State, View, PLAN, STOP, TEST};
-use rand::rngs::StdRng;
 use rand::RngExt;
+use rand_chacha::ChaCha12Rng;
 
 /// What one OpenMosix::HA monitor remembers between cycles.
 #[derive(Debug, Clone, Default)]
@@ -41,7 +41,7 @@ impl Om {
     }
 
     /// Runs one cycle of `monitor()` for node `me` with the cluster as `view` shows it.
-    pub fn cycle(&mut self, me: &str, view: &View, rng: &mut StdRng) -> Cycle {
+    pub fn cycle(&mut self, me: &str, view: &View, rng: &mut ChaCha12Rng) -> Cycle {
         let mut out = Cycle {
             actions: Vec::new(),
             conflicts: 0,

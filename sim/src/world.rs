@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::rc::Rc;
 
 use mosha::engine::{Claim, Config, Member, Record};
-use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha12Rng;
 
 use crate::faults::{self, Plan, Profile};
 use crate::net::{Links, Timing};
@@ -138,7 +138,7 @@ pub struct World {
     seq: u64,
     q: BinaryHeap<Ev>,
     /// The simulator's RNG (delays, agents).
-    pub rng: StdRng,
+    pub rng: ChaCha12Rng,
     /// The nodes.
     pub nodes: Vec<Node>,
     /// Gossip timing.
@@ -174,7 +174,7 @@ impl World {
     /// Builds the cluster of run `p`, cold: every node starts within the first 200 ms.
     pub fn new(p: Params) -> World {
         let n = p.nodes;
-        let mut rng = StdRng::seed_from_u64(p.seed);
+        let mut rng = ChaCha12Rng::seed_from_u64(p.seed);
         let cfg = Config::for_cluster_size(n);
         let timing = Timing::for_nodes(n, p.profile.loss);
         let heal_at = p

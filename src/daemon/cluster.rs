@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rand::rngs::StdRng;
+use rand_chacha::ChaCha12Rng;
 use tracing::{error, info, warn};
 
 pub use super::members::read_members;
@@ -95,7 +95,7 @@ pub struct Cluster {
     pub notices: Notices,
     /// The engine.
     pub engine: Engine,
-    rng: StdRng,
+    rng: ChaCha12Rng,
     published_claims: BTreeMap<String, String>,
     pub(super) last_view: Option<ClusterView>,
     /// This node's beat counter, and when it was last published (engine time).
@@ -116,7 +116,7 @@ impl Cluster {
         dir: &Path,
         me: &str,
         cfg: engine::Config,
-        rng: StdRng,
+        rng: ChaCha12Rng,
         alert: Option<String>,
     ) -> Result<Cluster, String> {
         let mut hlc = Hlc::default();

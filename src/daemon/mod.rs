@@ -117,7 +117,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut fatal: Option<String> = None;
     let mut gossip_done: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
         Box::pin(gossip.termination());
-    let rng = rand::rngs::StdRng::seed_from_u64(generation ^ engine::rank::weight(&me, "seed"));
+    let rng =
+        rand_chacha::ChaCha12Rng::seed_from_u64(generation ^ engine::rank::weight(&me, "seed"));
     let mut cluster = Cluster::open(dir, &me, opts.engine.clone(), rng, opts.alert.clone())
         .map_err(anyhow::Error::msg)?;
     let mut os = OsProcesses { dir: dir.clone() };

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
 
 use super::*;
 
@@ -23,8 +23,8 @@ fn cfg() -> Config {
     }
 }
 
-fn rng() -> StdRng {
-    StdRng::seed_from_u64(7)
+fn rng() -> ChaCha12Rng {
+    ChaCha12Rng::seed_from_u64(7)
 }
 
 fn alive(claims: &[(&str, Claim)]) -> Member {

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
 
 use super::*;
 
@@ -16,8 +16,8 @@ fn cfg() -> Config {
     c
 }
 
-fn rng() -> StdRng {
-    StdRng::seed_from_u64(3)
+fn rng() -> ChaCha12Rng {
+    ChaCha12Rng::seed_from_u64(3)
 }
 
 fn alive(claims: &[(&str, &str)]) -> Member {
