@@ -24,7 +24,7 @@ pub mod config;
 pub mod daemon;
 pub mod deadline;
 pub mod demo;
-pub mod engine;
+pub use mosha_engine as engine;
 pub mod fence;
 pub mod files;
 pub mod gossip;

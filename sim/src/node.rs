@@ -12,7 +12,7 @@ use crate::openmosix::Om;
 /// Which policy a run drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
-    /// mosha's engine (`src/engine/`).
+    /// mosha's engine (`engine/`, the `mosha-engine` crate).
     Ours,
     /// The OpenMosix::HA 0.555 model.
     OpenMosix,

@@ -217,7 +217,7 @@ impl Peers {
         if reheld {
             self.index();
         }
-        if cfg!(debug_assertions) {
+        if cfg!(any(debug_assertions, feature = "self-check")) {
             self.check(me, view);
         }
         changes
