@@ -23,7 +23,7 @@ pub const CHUNK_BYTES: usize = 4096;
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
 /// Prefix of every key this module produces.
-const KEY_PREFIX: &str = "f/";
+const KEY_PREFIX: &str = crate::engine::keys::FILE_PREFIX;
 
 /// Suffix (after `f/<file>/`) of the key carrying a file's version line.
 const VERSION_SUFFIX: &str = "v";

@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 
 use super::Millis;
 
-/// The prefix of the gossip keys that carry fencing records (`x/<victim>`).
-pub const RECORD_PREFIX: &str = "x/";
+pub use crate::keys::RECORD_PREFIX;
 
 /// How a node is to be fenced, per the fencing table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,7 +338,7 @@ impl Engine {
         };
         self.own_records.insert(node.to_string(), record.clone());
         vec![Action::Publish {
-            key: format!("{RECORD_PREFIX}{node}"),
+            key: crate::keys::record(node),
             value: Some(record.encode()),
         }]
     }

@@ -26,6 +26,7 @@
 pub mod claim;
 mod config;
 pub mod fencing;
+pub mod keys;
 mod peers;
 pub mod rank;
 
@@ -47,10 +48,7 @@ pub use fencing::{FenceState, Outcome, Policy, Record};
 /// Time in the engine: milliseconds on the caller's monotonic clock.
 pub type Millis = u64;
 
-/// The prefix of a node's gossip keys that carry its claims (`g/<group>`).
-pub const CLAIM_PREFIX: &str = "g/";
-/// The prefix of a node's gossip keys that say a group's test failed there (`c/<group>`).
-pub const COOLDOWN_PREFIX: &str = "c/";
+pub use keys::{CLAIM_PREFIX, COOLDOWN_PREFIX};
 
 /// What this node knows of one member (itself included).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -530,7 +528,7 @@ impl Engine {
             level: level.to_string(),
         }));
         out.push(Action::Publish {
-            key: format!("{COOLDOWN_PREFIX}{group}"),
+            key: keys::cooldown(group),
             value: Some(level.to_string()),
         });
     }
@@ -691,7 +689,7 @@ impl Engine {
                 self.obsolete.entry(name.clone()).or_default().extend(old);
                 if self.own_records.remove(name).is_some() {
                     out.push(Action::Publish {
-                        key: format!("{}{name}", fencing::RECORD_PREFIX),
+                        key: keys::record(name),
                         value: None,
                     });
                 }
@@ -839,7 +837,7 @@ impl Engine {
         for g in over {
             self.cooldown.remove(&g);
             out.push(Action::Publish {
-                key: format!("{COOLDOWN_PREFIX}{g}"),
+                key: keys::cooldown(&g),
                 value: None,
             });
         }

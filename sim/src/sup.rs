@@ -44,9 +44,9 @@ impl World {
             match a {
                 Action::Tell { group, level } => self.tell(x, &group, &level),
                 Action::Publish { key, value } => {
-                    if let Some(g) = key.strip_prefix("c/") {
+                    if let Some(g) = key.strip_prefix(mosha::engine::keys::COOLDOWN_PREFIX) {
                         self.publish(x, Upd::Cooldown(g.to_string(), value.is_some()));
-                    } else if let Some(v) = key.strip_prefix("x/") {
+                    } else if let Some(v) = key.strip_prefix(mosha::engine::keys::RECORD_PREFIX) {
                         if let Some(r) = value.as_deref().and_then(mosha::engine::Record::decode) {
                             self.publish(x, Upd::Record(v.to_string(), r));
                         }

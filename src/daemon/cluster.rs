@@ -34,12 +34,7 @@ fn validate_fencetab(file: &str, text: &str) -> Result<(), Vec<Problem>> {
     Fencetab::parse(file, text).map(|_| ())
 }
 
-/// The gossip key a node sets when it shuts down cleanly (it holds nothing any more).
-pub const BYE_KEY: &str = "bye";
-
-/// The gossip key whose value each node changes every `beat` ms: peers that see it change
-/// know that this node's state still reaches them (see [`engine::Member::quiet_since`]).
-pub const BEAT_KEY: &str = "b";
+pub use engine::keys::{BEAT as BEAT_KEY, BYE as BYE_KEY};
 
 /// When this node last got news (a new beat) from a member.
 struct News {
@@ -469,10 +464,10 @@ impl Cluster {
         let now: BTreeMap<String, String> = all
             .iter()
             .filter(|(_, c)| c.holds())
-            .map(|(g, c)| (format!("{}{g}", engine::CLAIM_PREFIX), c.encode()))
+            .map(|(g, c)| (engine::keys::claim(g), c.encode()))
             .collect();
         for (g, new) in &all {
-            let k = format!("{}{g}", engine::CLAIM_PREFIX);
+            let k = engine::keys::claim(g);
             let new = new.clone();
             let old = self.published_claims.get(&k).and_then(|o| Claim::decode(o));
             let running = |c: &Claim| {

@@ -1,0 +1,41 @@
+//! Every gossip key a mosha node publishes, in one place. Each node owns its keys; every peer
+//! eventually sees them (`crate::View` is built from them by the daemon). Values are at most
+//! 8 KiB (the gossip layer refuses more).
+//!
+//! | key | value | published by |
+//! |---|---|---|
+//! | `g/<group>` | a [`crate::Claim`]: `level target STATE` | the daemon, for each group this node holds |
+//! | `c/<group>` | `1` | the engine, while a test of the group failed here (cooldown) |
+//! | `x/<node>` | a [`crate::Record`]: how a lost node was fenced | the engine |
+//! | `b` | a counter | the daemon, every [`crate::BEAT`] ms: news still gets out |
+//! | `bye` | `1` | the daemon, once it holds nothing at a clean shutdown |
+//! | `f/<file>/<i>`, `f/<file>/v` | chunks of a replicated file, and its version line | the daemon (`mosha::replica`) |
+
+/// The prefix of a node's keys that carry its claims (`g/<group>`).
+pub const CLAIM_PREFIX: &str = "g/";
+/// The prefix of a node's keys that say a group's test failed there (`c/<group>`).
+pub const COOLDOWN_PREFIX: &str = "c/";
+/// The prefix of the keys that carry fencing records (`x/<victim>`).
+pub const RECORD_PREFIX: &str = "x/";
+/// The key whose value a node changes every beat: peers that see it change know that this
+/// node's state still reaches them (see [`crate::Member::quiet_since`]).
+pub const BEAT: &str = "b";
+/// The key a node sets when it shuts down cleanly (it holds nothing any more).
+pub const BYE: &str = "bye";
+/// The prefix of the keys that carry replicated files (`f/<file>/<i>` chunks and `f/<file>/v`).
+pub const FILE_PREFIX: &str = "f/";
+
+/// Returns the claim key of `group`.
+pub fn claim(group: &str) -> String {
+    format!("{CLAIM_PREFIX}{group}")
+}
+
+/// Returns the cooldown key of `group`.
+pub fn cooldown(group: &str) -> String {
+    format!("{COOLDOWN_PREFIX}{group}")
+}
+
+/// Returns the fencing-record key of `node`.
+pub fn record(node: &str) -> String {
+    format!("{RECORD_PREFIX}{node}")
+}
