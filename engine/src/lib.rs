@@ -118,6 +118,8 @@ pub enum Event {
     TestFailed { group: String, level: String },
     /// A member stopped being alive.
     NodeLost { node: String, held: Vec<String> },
+    /// A member shut down cleanly (it said goodbye, holding nothing): no alarm, no fencing.
+    NodeLeft { node: String },
     /// A member is alive again.
     NodeBack { node: String },
     /// A member of the expected membership was never heard since this daemon started, and
@@ -599,13 +601,15 @@ impl Engine {
         let changes = self.peers.update(&self.me, view);
         for (name, peer) in &changes.departed {
             let left = view.members.get(name).is_some_and(|m| m.left);
+            if left && peer.held.is_empty() {
+                // A clean shutdown: nothing to fence, and nothing to alarm anyone about.
+                out.push(Action::Event(Event::NodeLeft { node: name.clone() }));
+                continue;
+            }
             out.push(Action::Event(Event::NodeLost {
                 node: name.clone(),
                 held: peer.held.iter().cloned().collect(),
             }));
-            if left && peer.held.is_empty() {
-                continue; // a clean shutdown: nothing to fence
-            }
             let mut lost = Lost::new(peer.generation, peer.held.clone(), now);
             // What we knew of it was nothing (blank) or long stale: no news from it for much
             // longer than its death takes to detect (a dead node's beats and heartbeats stop

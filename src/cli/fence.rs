@@ -102,7 +102,22 @@ pub(super) fn fence(dir: &Path, args: &[String], yes: bool, force: bool) -> Exit
         return ExitCode::from(2);
     }
     let path = dir.join("fencetab");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = match crate::files::read_bounded(&path, crate::files::MAX_READ_BYTES) {
+        crate::files::Content::Text(t) => t,
+        crate::files::Content::Missing => String::new(),
+        crate::files::Content::TooLarge(n) => {
+            eprintln!(
+                "{}: {n} bytes; replicated files are limited to {}",
+                path.display(),
+                crate::files::MAX_READ_BYTES
+            );
+            return ExitCode::FAILURE;
+        }
+        crate::files::Content::Unreadable(e) => {
+            eprintln!("{}: cannot read: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
     let tab = match crate::config::Fencetab::parse(&path.display().to_string(), &text) {
         Ok(t) => t,
         Err(problems) => {

@@ -9,13 +9,26 @@ use crate::daemon;
 /// Prints the cluster status from `dir/hastat.json`.
 pub(super) fn status(dir: &Path, json: bool) -> ExitCode {
     let path = dir.join("hastat.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) => {
+    // hastat grows with the cluster (about 1 KB per member and per group): 64 MiB is far
+    // more than any real one, and bounds what a damaged file can make us read.
+    let text = match crate::files::read_bounded(&path, 64 << 20) {
+        crate::files::Content::Text(t) => t,
+        crate::files::Content::Missing => {
             eprintln!(
-                "mosha status: {}: {e} (is mosha running on this directory?)",
+                "mosha status: {}: not found (is mosha running on this directory?)",
                 path.display()
             );
+            return ExitCode::FAILURE;
+        }
+        crate::files::Content::TooLarge(n) => {
+            eprintln!(
+                "mosha status: {}: {n} bytes is not a hastat",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        crate::files::Content::Unreadable(e) => {
+            eprintln!("mosha status: {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };

@@ -10,12 +10,13 @@ use std::time::Instant;
 use rand_chacha::ChaCha12Rng;
 use tracing::{error, info, warn};
 
+use super::events::{self, Alerts};
 pub use super::members::read_members;
 use super::members::Members;
 use super::notices::Notices;
 use super::replicated::{self, Change, Replicated};
 use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
-use crate::engine::{self, Action, Claim, Engine, Policy, Record, State};
+use crate::engine::{self, Action, Claim, Engine, Policy, Record};
 use crate::fence::{OsAgents, Runner};
 use crate::files;
 use crate::gossip::ClusterView;
@@ -83,7 +84,7 @@ pub struct Cluster {
     /// The real fence agents.
     pub agents: OsAgents,
     /// The alert command, if any.
-    pub(super) alert: Option<String>,
+    pub(super) alerts: Alerts,
     /// `DIR/members`.
     members: Members,
     /// Repeated errors of the files this node writes, said once (shown in hastat).
@@ -93,6 +94,9 @@ pub struct Cluster {
     rng: ChaCha12Rng,
     published_claims: BTreeMap<String, String>,
     pub(super) last_view: Option<ClusterView>,
+    /// The engine's view at the last step, this node's claims as they were after it: what
+    /// hastat shows, without building it again.
+    pub(super) last_ev: Option<engine::View>,
     /// This node's beat counter, and when it was last published (engine time).
     beat: (u64, Option<u64>),
     /// News from each member, as its beats arrive.
@@ -138,13 +142,17 @@ impl Cluster {
             fencetab,
             runner: Runner::new(),
             agents: OsAgents,
-            alert,
+            alerts: Alerts {
+                command: alert,
+                me: me.to_string(),
+            },
             members,
             notices: Notices::new(Instant::now(), super::wall_ms()),
             engine: Engine::new(me, cfg, expected),
             rng,
             published_claims: BTreeMap::new(),
             last_view: None,
+            last_ev: None,
             beat: (0, None),
             news: BTreeMap::new(),
             last_step: None,
@@ -241,16 +249,13 @@ impl Cluster {
     fn my_claims(sup: &Supervisor) -> BTreeMap<String, Claim> {
         sup.status()
             .into_iter()
-            .filter_map(|(g, s)| {
-                let state = State::parse(s.state)?;
-                Some((
-                    g,
-                    Claim {
-                        level: s.level,
-                        target: s.target,
-                        state,
-                    },
-                ))
+            .map(|(g, s)| {
+                let claim = Claim {
+                    level: s.level,
+                    target: s.target,
+                    state: s.state,
+                };
+                (g, claim)
             })
             .collect()
     }
@@ -390,7 +395,11 @@ impl Cluster {
         let mut publish = self.cltab_file.publication();
         publish.extend(self.hactl_file.publication());
         publish.extend(self.fencetab_file.publication());
-        publish.extend(self.operator_commands(&view));
+        publish.extend(super::commands::carry_out(
+            &self.dir,
+            &mut self.engine,
+            &view,
+        ));
         for r in self.runner.take_results() {
             let detail = format!("{} (at unix {:.1})", r.detail, wall_ms as f64 / 1000.0);
             if r.ok {
@@ -443,30 +452,42 @@ impl Cluster {
                     }
                 }
                 Action::Event(e) => {
-                    super::report::log_event(&e);
-                    self.alert_for(&e);
+                    events::log(&e);
+                    self.alerts.for_event(&e);
                 }
             }
         }
         if hactl_changed {
             info!(groups = self.hactl.groups.len(), "hactl in force changed");
         }
-        publish.extend(self.claim_changes(sup));
+        // One look at the supervisor after the actions: for the claims to publish, and for
+        // the view hastat shows until the next step.
+        let claims = Self::my_claims(sup);
+        publish.extend(self.changes_of(&claims));
+        let mut ev = ev;
+        ev.members.entry(self.me.clone()).or_default().claims = claims;
+        self.last_ev = Some(ev);
         self.last_view = Some(view);
         publish
     }
 
     /// Returns the gossip changes that publish this node's current claims.
     pub fn claim_changes(&mut self, sup: &Supervisor) -> Vec<(String, Option<String>)> {
+        let claims = Self::my_claims(sup);
+        self.changes_of(&claims)
+    }
+
+    /// Returns the gossip changes that publish `all`, this node's claims now (and runs the
+    /// group-started and group-stopped alerts).
+    fn changes_of(&mut self, all: &BTreeMap<String, Claim>) -> Vec<(String, Option<String>)> {
         // Only claims that hold a group are published: a node at `stop` says nothing about
         // it, which keeps gossip small with many groups.
-        let all = Self::my_claims(sup);
         let now: BTreeMap<String, String> = all
             .iter()
             .filter(|(_, c)| c.holds())
             .map(|(g, c)| (engine::keys::claim(g), c.encode()))
             .collect();
-        for (g, new) in &all {
+        for (g, new) in all {
             let k = engine::keys::claim(g);
             let new = new.clone();
             let old = self.published_claims.get(&k).and_then(|o| Claim::decode(o));
@@ -477,9 +498,9 @@ impl Cluster {
             };
             let was = old.as_ref().is_some_and(running);
             if running(&new) && !was {
-                self.alert("group-started", "", g, &new.to_string());
+                self.alerts.run("group-started", "", g, &new.to_string());
             } else if was && !new.holds() {
-                self.alert("group-stopped", "", g, &new.to_string());
+                self.alerts.run("group-stopped", "", g, &new.to_string());
             }
         }
         let mut out: Vec<(String, Option<String>)> = now

@@ -12,8 +12,7 @@ use std::path::Path;
 
 use tracing::{error, warn};
 
-use super::cluster::Cluster;
-use crate::engine::{Action, Outcome};
+use crate::engine::{Action, Engine, Outcome};
 use crate::files;
 use crate::gossip::ClusterView;
 
@@ -25,100 +24,109 @@ pub fn reply_path(commands: &Path, name: &str) -> std::path::PathBuf {
     commands.join(format!(".reply-{name}"))
 }
 
-impl Cluster {
-    /// Carries out the commands waiting in `DIR/commands/`, answering each; returns the
-    /// gossip changes that publish the records made.
-    pub(super) fn operator_commands(
-        &mut self,
-        view: &ClusterView,
-    ) -> Vec<(String, Option<String>)> {
-        let dir = self.dir.join("commands");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            // Replies, and the temporary files of commands being written, start with '.'.
-            if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            let _ = std::fs::remove_file(e.path());
-            let answer = self.operator_command(&name, &text, view, &mut out);
-            let reply = match &answer {
-                Ok(done) => format!("ok: {done}\n"),
-                Err(why) => {
-                    error!(command = %name, "operator command refused: {why}");
-                    format!("refused: {why}\n")
-                }
-            };
-            if let Err(e) = files::write_atomic(&reply_path(&dir, &name), reply.as_bytes()) {
-                warn!(command = %name, "cannot answer the operator command: {e}");
-            }
-        }
-        out
-    }
+/// Most commands carried out per step; more wait for the next step.
+const MAX_PER_STEP: usize = 16;
 
-    /// Carries out one command; returns what was done, or why not.
-    fn operator_command(
-        &mut self,
-        name: &str,
-        text: &str,
-        view: &ClusterView,
-        out: &mut Vec<(String, Option<String>)>,
-    ) -> Result<String, String> {
-        let (outcome, node) = if let Some(n) = name.strip_prefix("ack-") {
-            (Outcome::Acked, n)
-        } else if let Some(n) = name.strip_prefix("fenced-") {
-            (Outcome::Fenced, n)
-        } else {
-            return Err(format!("unknown command {name:?}"));
+/// Largest command file read, in bytes (a command is a line or two).
+const MAX_COMMAND_BYTES: usize = 4096;
+
+/// Carries out the commands waiting in `dir/commands/` with `engine` (which makes the
+/// records), answering each in `.reply-NAME`; returns the gossip changes that publish the
+/// records made. At most [`MAX_PER_STEP`] commands per call, each read up to
+/// [`MAX_COMMAND_BYTES`]; anything else found there is answered as an unknown command.
+pub fn carry_out(
+    dir: &Path,
+    engine: &mut Engine,
+    view: &ClusterView,
+) -> Vec<(String, Option<String>)> {
+    let dir = dir.join("commands");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let commands = entries.flatten().filter(|e| {
+        // Replies, and the temporary files of commands being written, start with '.'.
+        !e.file_name().to_string_lossy().starts_with('.')
+            && e.file_type().is_ok_and(|t| t.is_file())
+    });
+    for e in commands.take(MAX_PER_STEP) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let text = match files::read_bounded(&e.path(), MAX_COMMAND_BYTES) {
+            files::Content::Text(t) => Ok(t),
+            files::Content::TooLarge(n) => Err(format!("{n} bytes is not a command")),
+            _ => Ok(String::new()),
         };
-        let mut lines = text.lines();
-        let force = text.lines().next() == Some(FORCE);
-        if force {
-            lines.next();
-        }
-        let detail = lines.collect::<Vec<_>>().join(" ").trim().to_string();
-        let lost = self.engine.lost().get(node).map(|l| l.generation);
-        let live = view
-            .members
-            .get(node)
-            .map(|m| (m.generation, m.alive, m.last_heard));
-        let generation = match (lost, live, outcome) {
-            (Some(g), _, _) => g,
-            (None, Some((g, _, _)), Outcome::Fenced | Outcome::Failed) => g,
-            (None, Some((g, _, _)), Outcome::Acked) if force => {
-                warn!(%node, generation = g, "acknowledgement FORCED for a node the cluster does not show as lost");
-                g
+        let _ = std::fs::remove_file(e.path());
+        let answer = text.and_then(|text| command(engine, &name, &text, view, &mut out));
+        let reply = match &answer {
+            Ok(done) => format!("ok: {done}\n"),
+            Err(why) => {
+                error!(command = %name, "operator command refused: {why}");
+                format!("refused: {why}\n")
             }
-            (None, Some((g, alive, heard)), Outcome::Acked) => {
-                let state = if alive {
-                    format!(
-                        "alive (generation {g}, heard {})",
-                        heard.map_or("-".to_string(), |d| format!("{:.1} s ago", d.as_secs_f64()))
-                    )
-                } else {
-                    format!("not alive but not lost either (generation {g}: it left cleanly, or this daemon never saw it run)")
-                };
-                return Err(format!(
-                    "{node} is {state}: acknowledging it would let its groups start elsewhere \
+        };
+        if let Err(e) = files::write_atomic(&reply_path(&dir, &name), reply.as_bytes()) {
+            warn!(command = %name, "cannot answer the operator command: {e}");
+        }
+    }
+    out
+}
+
+/// Carries out one command; returns what was done, or why not.
+fn command(
+    engine: &mut Engine,
+    name: &str,
+    text: &str,
+    view: &ClusterView,
+    out: &mut Vec<(String, Option<String>)>,
+) -> Result<String, String> {
+    let (outcome, node) = if let Some(n) = name.strip_prefix("ack-") {
+        (Outcome::Acked, n)
+    } else if let Some(n) = name.strip_prefix("fenced-") {
+        (Outcome::Fenced, n)
+    } else {
+        return Err(format!("unknown command {name:?}"));
+    };
+    let mut lines = text.lines();
+    let force = text.lines().next() == Some(FORCE);
+    if force {
+        lines.next();
+    }
+    let detail = lines.collect::<Vec<_>>().join(" ").trim().to_string();
+    let lost = engine.lost().get(node).map(|l| l.generation);
+    let live = view
+        .members
+        .get(node)
+        .map(|m| (m.generation, m.alive, m.last_heard));
+    let generation = match (lost, live, outcome) {
+        (Some(g), _, _) => g,
+        (None, Some((g, _, _)), Outcome::Fenced | Outcome::Failed) => g,
+        (None, Some((g, _, _)), Outcome::Acked) if force => {
+            warn!(%node, generation = g, "acknowledgement FORCED for a node the cluster does not show as lost");
+            g
+        }
+        (None, Some((g, alive, heard)), Outcome::Acked) => {
+            let state = if alive {
+                format!(
+                    "alive (generation {g}, heard {})",
+                    heard.map_or("-".to_string(), |d| format!("{:.1} s ago", d.as_secs_f64()))
+                )
+            } else {
+                format!("not alive but not lost either (generation {g}: it left cleanly, or this daemon never saw it run)")
+            };
+            return Err(format!(
+                "{node} is {state}: acknowledging it would let its groups start elsewhere \
                      while it may still run them. If it is really off, run `mosha fence ack \
                      {node} --force`"
-                ));
-            }
-            (None, None, _) => return Err(format!("no node {node:?} is known")),
-        };
-        warn!(%node, generation, "operator: {name} recorded ({detail})");
-        for a in self
-            .engine
-            .operator_record(node, generation, outcome, &detail)
-        {
-            if let Action::Publish { key, value } = a {
-                out.push((key, value));
-            }
+            ));
         }
-        Ok(format!("recorded for {node} (generation {generation})"))
+        (None, None, _) => return Err(format!("no node {node:?} is known")),
+    };
+    warn!(%node, generation, "operator: {name} recorded ({detail})");
+    for a in engine.operator_record(node, generation, outcome, &detail) {
+        if let Action::Publish { key, value } = a {
+            out.push((key, value));
+        }
     }
+    Ok(format!("recorded for {node} (generation {generation})"))
 }

@@ -6,11 +6,12 @@
 //! Layout: [`cluster`] (the cluster step), [`replicated`] (cltab, hactl and fencetab over
 //! gossip), [`members`] (the expected membership's file), [`notices`] (repeated errors said
 //! once), [`commands`] (operator commands), [`keys`] (the gossip key file), [`identity`] (one
-//! daemon per node name), `report` (hastat, event logs, alerts).
+//! daemon per node name), [`events`] (event logs, alerts), `report` (hastat).
 //! The caller holds the directory's lock ([`crate::files::DirLock`]) before calling [`run`].
 
 pub mod cluster;
 pub mod commands;
+pub mod events;
 pub mod identity;
 pub mod keys;
 pub mod members;

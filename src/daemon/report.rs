@@ -1,14 +1,13 @@
-//! What the daemon tells operators about the cluster: the hastat document (and how status
-//! documents are written), engine events in the log, and the alert command.
+//! What the daemon tells operators about the cluster: the hastat document, and how status
+//! documents are written. (Engine events in the log and the alert command are
+//! [`super::events`].)
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tracing::{error, info, warn};
-
 use super::cluster::Cluster;
 use super::notices::Notices;
-use crate::engine::{self, Event, FenceState, Outcome};
+use crate::engine::{self, FenceState, Outcome};
 use crate::gossip::Fingerprint;
 use crate::gossip::{ClusterView, GossipStats};
 use crate::hastat::{
@@ -52,7 +51,14 @@ impl Cluster {
             shadows: Vec::new(),
         };
         let view = self.last_view.as_ref().unwrap_or(&empty);
-        let ev = self.engine_view(view, sup);
+        let built;
+        let ev = match &self.last_ev {
+            Some(ev) => ev,
+            None => {
+                built = self.engine_view(view, sup);
+                &built
+            }
+        };
         for (name, m) in &view.members {
             let version =
                 |f: &str| crate::replica::read_published(f, &m.keys).map(|p| p.version.to_string());
@@ -195,49 +201,6 @@ impl Cluster {
             .collect();
         h
     }
-
-    /// Runs the alert command for an engine event, if it is one operators are alerted of.
-    pub(super) fn alert_for(&self, e: &Event) {
-        match e {
-            Event::NodeLost { node, held } => self.alert("node-lost", node, "", &held.join(",")),
-            Event::FenceState { node, state } => match state {
-                FenceState::Done { .. } => self.alert("fence-ok", node, "", &state.describe()),
-                FenceState::Failed { .. } => {
-                    self.alert("fence-failed", node, "", &state.describe())
-                }
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-
-    /// Runs the alert command (if configured) with the event in its environment:
-    /// `MOSHA_ALERT_KIND`, `MOSHA_ALERT_NODE`, `MOSHA_ALERT_GROUP`, `MOSHA_ALERT_DETAIL`,
-    /// `MOSHA_NODE`. It runs in its own session; its exit is reaped and ignored.
-    pub(super) fn alert(&self, kind: &str, node: &str, group: &str, detail: &str) {
-        let Some(cmd) = &self.alert else { return };
-        use std::os::unix::process::CommandExt;
-        let mut c = std::process::Command::new("/bin/sh");
-        c.arg("-c")
-            .arg(cmd)
-            .env("MOSHA_ALERT_KIND", kind)
-            .env("MOSHA_ALERT_NODE", node)
-            .env("MOSHA_ALERT_GROUP", group)
-            .env("MOSHA_ALERT_DETAIL", detail)
-            .env("MOSHA_NODE", &self.me)
-            .stdin(std::process::Stdio::null());
-        // SAFETY: setsid is async-signal-safe.
-        unsafe {
-            c.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(|_| ())
-                    .map_err(std::io::Error::from)
-            });
-        }
-        if let Err(e) = c.spawn() {
-            warn!(kind, "cannot run the alert command: {e}");
-        }
-    }
 }
 
 /// Writes the status document `DIR/<name>` atomically, its text made by `make` (which sees
@@ -255,55 +218,4 @@ pub(super) fn write_status(
     let written = crate::files::write_atomic(path, make(notices).as_bytes());
     notices.outcome(&what, &written);
     written.is_ok() || crate::files::overwrite_in_place(path, make(notices).as_bytes()).is_ok()
-}
-
-/// Logs an engine event at the level an operator expects.
-pub(super) fn log_event(e: &Event) {
-    match e {
-        Event::QuorumLost { live, expected } => {
-            error!(
-                live,
-                expected, "quorum lost: stopping every group on this node"
-            )
-        }
-        Event::QuorumRegained { live, expected } => info!(live, expected, "quorum regained"),
-        Event::QuorumWaiting { live, expected } => info!(
-            live,
-            expected, "waiting for quorum: more than half of the expected members must be heard"
-        ),
-        Event::QuorumReached { live, expected } => info!(live, expected, "quorum reached"),
-        Event::Planning { group, rank } => info!(%group, rank, "planning group (it runs nowhere)"),
-        Event::Yielding { group, to } => {
-            warn!(%group, to = %to, "conflicting claim outranks ours: yielding")
-        }
-        Event::TestFailed { group, level } => {
-            warn!(%group, %level, "group failed here: cooldown, it goes to another node")
-        }
-        Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
-        Event::NodeBack { node } => info!(%node, "member back"),
-        Event::NeverHeard { node } => error!(
-            %node,
-            "expected member never heard since this daemon started, and no peer knows of it: \
-             it may run anything; fencing it before recovering any group (if it is gone for \
-             good, delete it from DIR/members)"
-        ),
-        Event::NoNews { node, ms } => error!(
-            %node, ms,
-            "its heartbeats arrive but none of its state: our gossip probably does not get out \
-             (one-way link); it no longer counts for quorum"
-        ),
-        Event::NewsBack { node } => info!(%node, "news from member arrives again"),
-        Event::FenceStarted { node, rank } => warn!(%node, rank, "fencing lost node"),
-        Event::FenceState { node, state } => match state {
-            FenceState::Failed { .. } | FenceState::Unconfigured | FenceState::Disabled => {
-                error!(%node, "{}", state.describe())
-            }
-            _ => info!(%node, "{}", state.describe()),
-        },
-        Event::RecoveringUnfenced { group, from } => error!(
-            %group, from = %from,
-            "recovering a group from a lost node that was NOT FENCED: if that node still runs it, \
-             both copies run (configure fencing)"
-        ),
-    }
 }

@@ -19,41 +19,9 @@ use crate::config::{Entry, Mode};
 /// How often a stopping entry whose leader already exited is checked for surviving members.
 const POLL: Duration = Duration::from_millis(50);
 
-/// A group's overall state, as written to clstat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupState {
-    /// Entries of the level are being started (a `wait` or `test` may be running).
-    Starting,
-    /// Every entry of the level was started; no test failed and the level has no tests.
-    Done,
-    /// Every entry of the level was started and every test of the level passed.
-    Passed,
-    /// An entry of the level failed: a test exited non-zero, or a command could not be executed.
-    Failed,
-    /// Entries of the previous level are being stopped.
-    Stopping,
-}
-
-impl GroupState {
-    /// Returns the state's name as written in clstat (`DONE`, `PASSED`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupState::Starting => "STARTING",
-            GroupState::Done => "DONE",
-            GroupState::Passed => "PASSED",
-            GroupState::Failed => "FAILED",
-            GroupState::Stopping => "STOPPING",
-        }
-    }
-
-    /// Tells whether the group has settled at its level (nothing left to start or stop).
-    pub fn settled(self) -> bool {
-        matches!(
-            self,
-            GroupState::Done | GroupState::Passed | GroupState::Failed
-        )
-    }
-}
+/// A group's overall state, as written to clstat: the engine's [`State`], the one type both
+/// use (the supervisor reports it, the engine reads it in claims).
+pub use crate::engine::State as GroupState;
 
 /// Where one entry's process is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -241,9 +241,15 @@ pub struct GroupStatus {
     /// The level the group was told to go to.
     pub target: String,
     /// `STARTING`, `DONE`, `PASSED`, `FAILED` or `STOPPING`.
-    pub state: &'static str,
+    #[serde(serialize_with = "state_name")]
+    pub state: GroupState,
     /// Every cltab entry of the group, by tag.
     pub entries: BTreeMap<String, EntryStatus>,
+}
+
+/// Writes a group state by its name (`DONE`, ...).
+fn state_name<S: serde::Serializer>(state: &GroupState, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(state.as_str())
 }
 
 /// An entry's status in clstat.
@@ -301,7 +307,7 @@ impl GroupStatus {
         GroupStatus {
             level: g.level.clone(),
             target: g.target.clone(),
-            state: g.state.as_str(),
+            state: g.state,
             entries,
         }
     }

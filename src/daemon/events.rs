@@ -1,0 +1,111 @@
+//! What the daemon says when the engine reports an event: a log line at the level an
+//! operator expects, and the alert command for the events operators are alerted of
+//! (node-lost, fence-ok, fence-failed; group-started and group-stopped come from the claims).
+
+use tracing::{error, info, warn};
+
+use crate::engine::{Event, FenceState};
+
+/// The alert command (`--alert`), and the node it runs on.
+#[derive(Debug, Clone)]
+pub struct Alerts {
+    /// The command, run by `/bin/sh -c`; `None`: no alerts.
+    pub command: Option<String>,
+    /// This node's name (`MOSHA_NODE`).
+    pub me: String,
+}
+
+impl Alerts {
+    /// Runs the alert command for an engine event, if it is one operators are alerted of.
+    pub fn for_event(&self, e: &Event) {
+        match e {
+            Event::NodeLost { node, held } => self.run("node-lost", node, "", &held.join(",")),
+            Event::FenceState { node, state } => match state {
+                FenceState::Done { .. } => self.run("fence-ok", node, "", &state.describe()),
+                FenceState::Failed { .. } => self.run("fence-failed", node, "", &state.describe()),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// Runs the alert command (if configured) with the event in its environment:
+    /// `MOSHA_ALERT_KIND`, `MOSHA_ALERT_NODE`, `MOSHA_ALERT_GROUP`, `MOSHA_ALERT_DETAIL`,
+    /// `MOSHA_NODE`. It runs in its own session; its exit is reaped and ignored.
+    pub fn run(&self, kind: &str, node: &str, group: &str, detail: &str) {
+        let Some(cmd) = &self.command else { return };
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new("/bin/sh");
+        c.arg("-c")
+            .arg(cmd)
+            .env("MOSHA_ALERT_KIND", kind)
+            .env("MOSHA_ALERT_NODE", node)
+            .env("MOSHA_ALERT_GROUP", group)
+            .env("MOSHA_ALERT_DETAIL", detail)
+            .env("MOSHA_NODE", &self.me)
+            .stdin(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
+        }
+        if let Err(e) = c.spawn() {
+            warn!(kind, "cannot run the alert command: {e}");
+        }
+    }
+}
+
+/// Logs an engine event at the level an operator expects.
+pub fn log(e: &Event) {
+    match e {
+        Event::QuorumLost { live, expected } => {
+            error!(
+                live,
+                expected, "quorum lost: stopping every group on this node"
+            )
+        }
+        Event::QuorumRegained { live, expected } => info!(live, expected, "quorum regained"),
+        Event::QuorumWaiting { live, expected } => info!(
+            live,
+            expected, "waiting for quorum: more than half of the expected members must be heard"
+        ),
+        Event::QuorumReached { live, expected } => info!(live, expected, "quorum reached"),
+        Event::Planning { group, rank } => info!(%group, rank, "planning group (it runs nowhere)"),
+        Event::Yielding { group, to } => {
+            warn!(%group, to = %to, "conflicting claim outranks ours: yielding")
+        }
+        Event::TestFailed { group, level } => {
+            warn!(%group, %level, "group failed here: cooldown, it goes to another node")
+        }
+        Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
+        Event::NodeLeft { node } => info!(%node, "member left (a clean shutdown)"),
+        Event::NodeBack { node } => info!(%node, "member back"),
+        Event::NeverHeard { node } => error!(
+            %node,
+            "expected member never heard since this daemon started, and no peer knows of it: \
+             it may run anything; fencing it before recovering any group (if it is gone for \
+             good, delete it from DIR/members)"
+        ),
+        Event::NoNews { node, ms } => error!(
+            %node, ms,
+            "its heartbeats arrive but none of its state: our gossip probably does not get out \
+             (one-way link); it no longer counts for quorum"
+        ),
+        Event::NewsBack { node } => info!(%node, "news from member arrives again"),
+        Event::FenceStarted { node, rank } => warn!(%node, rank, "fencing lost node"),
+        Event::FenceState { node, state } => match state {
+            FenceState::Failed { .. } | FenceState::Unconfigured | FenceState::Disabled => {
+                error!(%node, "{}", state.describe())
+            }
+            _ => info!(%node, "{}", state.describe()),
+        },
+        Event::RecoveringUnfenced { group, from } => error!(
+            %group, from = %from,
+            "recovering a group from a lost node that was NOT FENCED: if that node still runs it, \
+             both copies run (configure fencing)"
+        ),
+    }
+}
