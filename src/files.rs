@@ -24,13 +24,25 @@ pub const MAX_READ_BYTES: usize = crate::replica::MAX_FILE_BYTES;
 /// The mode of files written with [`write_atomic`].
 pub const DEFAULT_MODE: u32 = 0o644;
 
-/// Replaces `path` with `data` atomically, mode [`DEFAULT_MODE`] (less the umask): readers see
-/// the old or the new file, never a part.
+/// Replaces `path` with `data` atomically and durably, mode [`DEFAULT_MODE`] (less the
+/// umask): readers see the old or the new file, never a part, and once this returns the new
+/// file survives a power cut (the file and then its directory are synced).
+///
+/// # Errors
+/// Fails when the temporary file cannot be written, synced or renamed, or the directory
+/// cannot be synced.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_atomic_mode(path, data, DEFAULT_MODE)
+}
+
+/// Replaces a status document (`clstat.json`, `hastat.json`) atomically: as
+/// [`write_atomic`], without syncing the directory. A status document is rewritten every
+/// second and means nothing after a reboot, so it need not survive a power cut.
 ///
 /// # Errors
 /// Fails when the temporary file cannot be written, synced or renamed.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    write_atomic_mode(path, data, DEFAULT_MODE)
+pub fn write_status(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    replace(path, data, DEFAULT_MODE, false)
 }
 
 /// Replaces `path` with `data` atomically, as [`write_atomic`] does, with the new file created
@@ -39,8 +51,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// if it is a symbolic link.
 ///
 /// # Errors
-/// Fails when the temporary file cannot be created, written, synced or renamed.
+/// Fails when the temporary file cannot be created, written, synced or renamed, or the
+/// directory cannot be synced.
 pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    replace(path, data, mode, true)
+}
+
+/// Writes `data` to a temporary file beside `path` (created with `mode`), syncs it, renames it
+/// over `path`, and with `durable` syncs the directory, so that the rename itself is on disk.
+fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
@@ -61,7 +80,11 @@ pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result
         };
         f.write_all(data)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        if durable {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
