@@ -8,29 +8,9 @@
 use mosha::engine::Config;
 
 use crate::net::Timing;
-use crate::world::World;
+use crate::world::{Checks, World};
 
-/// The longest a group may stay unplaced after every fault healed, for the defaults of
-/// `cfg` and `timing`. Justification, in order: a restarted node waits `startup_wait`
-/// (1 s) before it plans; peers see it after at most one dissemination (`dissem_max`) and
-/// drop the dead after `detect_max`; the first-ranked eligible node plans within its
-/// jitter (< `slot`/4); a conflict costs a yield back-off (2 slots) and a new rank turn (1
-/// slot), allowed twice; the plan window is 2 slots; the test takes up to 5 s (slow tests)
-/// and the start 50 ms, each published in `dissem_max`; a fence pass of a node lost just
-/// before the heal takes up to its 10 s timeout. Plus 2 s of margin.
-pub fn liveness_bound(cfg: &Config, t: &Timing) -> u64 {
-    cfg.startup_wait
-        + t.dissem_max
-        + t.detect_max()
-        + cfg.slot
-        + 2 * (cfg.yield_backoff + cfg.slot)
-        + cfg.plan_window
-        + 5_000
-        + 50
-        + 4 * t.dissem_max
-        + 10_000
-        + 2_000
-}
+pub use crate::net::liveness_bound;
 
 /// The failure timeout for invariant (d): the longest detection (of dead peers, or of
 /// missing news when nobody hears this node), a daemon tick, the stop.
@@ -218,3 +198,13 @@ pub fn final_checks(w: &mut World) {
         );
     }
 }
+
+/// The invariants, as the world runs them.
+pub const CHECKS: Checks = Checks {
+    on_plan,
+    on_test,
+    census,
+    placed,
+    periodic,
+    finish: final_checks,
+};

@@ -222,15 +222,18 @@ mod tests {
     use crate::world::{Params, World};
 
     fn world(kind: Kind) -> World {
-        World::new(Params {
-            nodes: 5,
-            groups: 4,
-            duration: 60_000,
-            seed: 7,
-            profile: Profile::named("none").unwrap(),
-            kind,
-            trace: false,
-        })
+        World::new(
+            Params {
+                nodes: 5,
+                groups: 4,
+                duration: 60_000,
+                seed: 7,
+                profile: Profile::named("none").unwrap(),
+                kind,
+                trace: false,
+            },
+            crate::invariants::CHECKS,
+        )
     }
 
     /// A daemon restarted in place (links never went down) must be seen with its new

@@ -8,6 +8,7 @@
 //! those sizes the figures are extrapolated on `log10(N/3)`, as dissemination in epidemic
 //! gossip grows with the number of rounds, i.e. logarithmically.
 
+use mosha::engine::Config;
 use rand::RngExt;
 use rand_chacha::ChaCha12Rng;
 
@@ -121,6 +122,28 @@ impl Links {
     pub fn path(&self, obs: usize, about: usize) -> bool {
         self.side[obs] == self.side[about] && !self.clog_out[about]
     }
+}
+
+/// The longest a group may stay unplaced after every fault healed, for the defaults of
+/// `cfg` and `timing`. Justification, in order: a restarted node waits `startup_wait`
+/// (1 s) before it plans; peers see it after at most one dissemination (`dissem_max`) and
+/// drop the dead after `detect_max`; the first-ranked eligible node plans within its
+/// jitter (< `slot`/4); a conflict costs a yield back-off (2 slots) and a new rank turn (1
+/// slot), allowed twice; the plan window is 2 slots; the test takes up to 5 s (slow tests)
+/// and the start 50 ms, each published in `dissem_max`; a fence pass of a node lost just
+/// before the heal takes up to its 10 s timeout. Plus 2 s of margin.
+pub fn liveness_bound(cfg: &Config, t: &Timing) -> u64 {
+    cfg.startup_wait
+        + t.dissem_max
+        + t.detect_max()
+        + cfg.slot
+        + 2 * (cfg.yield_backoff + cfg.slot)
+        + cfg.plan_window
+        + 5_000
+        + 50
+        + 4 * t.dissem_max
+        + 10_000
+        + 2_000
 }
 
 #[cfg(test)]

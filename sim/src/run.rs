@@ -23,15 +23,18 @@ pub fn run_one(
     kind: Kind,
     trace: bool,
 ) -> Outcome {
-    let mut w = World::new(Params {
-        nodes,
-        groups,
-        duration,
-        seed,
-        profile: profile.clone(),
-        kind,
-        trace,
-    });
+    let mut w = World::new(
+        Params {
+            nodes,
+            groups,
+            duration,
+            seed,
+            profile: profile.clone(),
+            kind,
+            trace,
+        },
+        crate::invariants::CHECKS,
+    );
     let stats = w.run();
     Outcome {
         stats,

@@ -6,7 +6,6 @@ use mosha::engine::{Action, Claim, Event, State, PLAN, STOP, TEST};
 use rand::RngExt;
 
 use crate::faults::{self, Agent};
-use crate::invariants;
 use crate::node::{fence_policy, Brain};
 use crate::world::{Kind2, Upd, World};
 
@@ -90,10 +89,10 @@ impl World {
         } else {
             if level == PLAN {
                 self.stats.plans += 1;
-                invariants::on_plan(self, x, group);
+                (self.checks.on_plan)(self, x, group);
             }
             if level == TEST {
-                invariants::on_test(self, x, group);
+                (self.checks.on_test)(self, x, group);
             }
             let gi: usize = group[1..].parse().unwrap_or(0);
             let d = match level {
@@ -174,13 +173,13 @@ impl World {
         }
         let after = self.nodes[x].runs_at(group, "start");
         if before != after {
-            invariants::census(self, x, group, after);
+            (self.checks.census)(self, x, group, after);
         }
         if after && c.as_ref().is_some_and(|c| c.state == State::Done) {
             if let Some(t0) = self.pending_failover.remove(group) {
                 self.stats.failovers.push(self.now - t0);
             }
-            invariants::placed(self);
+            (self.checks.placed)(self);
         }
         if publish && self.nodes[x].ok() {
             self.publish(x, Upd::Claim(group.to_string(), c));

@@ -129,8 +129,28 @@ pub struct Params {
     pub trace: bool,
 }
 
+/// The checks the world runs as events happen (the invariants: `invariants::CHECKS`),
+/// handed in by its caller so that the world does not depend on what it is checked against.
+#[derive(Clone, Copy)]
+pub struct Checks {
+    /// A node tells its supervisor `plan`.
+    pub on_plan: fn(&mut World, usize, &str),
+    /// A node tells its supervisor `test`.
+    pub on_test: fn(&mut World, usize, &str),
+    /// A node's supervisor starts (`true`) or stops running a group at its level.
+    pub census: fn(&mut World, usize, &str, bool),
+    /// A group settled somewhere.
+    pub placed: fn(&mut World),
+    /// Every 250 ms of virtual time.
+    pub periodic: fn(&mut World),
+    /// At the end of the run.
+    pub finish: fn(&mut World),
+}
+
 /// The simulated cluster.
 pub struct World {
+    /// The checks run as events happen.
+    pub checks: Checks,
     /// The run's parameters.
     pub p: Params,
     /// Virtual time (ms).
@@ -172,14 +192,14 @@ pub struct World {
 
 impl World {
     /// Builds the cluster of run `p`, cold: every node starts within the first 200 ms.
-    pub fn new(p: Params) -> World {
+    pub fn new(p: Params, checks: Checks) -> World {
         let n = p.nodes;
         let mut rng = ChaCha12Rng::seed_from_u64(p.seed);
         let cfg = Config::for_cluster_size(n);
         let timing = Timing::for_nodes(n, p.profile.loss);
         let heal_at = p
             .duration
-            .saturating_sub(crate::invariants::liveness_bound(&cfg, &timing));
+            .saturating_sub(crate::net::liveness_bound(&cfg, &timing));
         let plan = faults::plan(p.seed, &p.profile, n, p.groups, heal_at.max(1));
         let gnames: Vec<String> = (0..p.groups).map(|g| format!("g{g}")).collect();
         let want = gnames
@@ -209,6 +229,7 @@ impl World {
             nodes.push(node);
         }
         let mut w = World {
+            checks,
             now: 0,
             seq: 0,
             q: BinaryHeap::new(),
@@ -267,7 +288,7 @@ impl World {
     pub fn run(&mut self) -> Stats {
         self.run_until(self.p.duration);
         self.now = self.p.duration;
-        crate::invariants::final_checks(self);
+        (self.checks.finish)(self);
         self.stats.clone()
     }
 
@@ -364,7 +385,7 @@ impl World {
                 self.fault(f);
             }
             Kind2::Check => {
-                crate::invariants::periodic(self);
+                (self.checks.periodic)(self);
                 self.push(self.now + 250, Kind2::Check);
             }
         }
