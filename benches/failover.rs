@@ -161,17 +161,6 @@ fn next_counters(c: &Cluster) -> Vec<(Instant, u64)> {
     got.into_iter().map(Option::unwrap).collect()
 }
 
-/// VmRSS of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
-}
-
 /// Runs the benchmark; returns the number of lock collisions. The cluster is dropped (every
 /// node killed, the directory removed) before this returns or unwinds.
 fn run(kills: usize, n: usize, dummy: bool, insecure: bool) -> usize {
@@ -311,7 +300,7 @@ fn run(kills: usize, n: usize, dummy: bool, insecure: bool) -> usize {
 
     let mut rss: Vec<f64> = c
         .indices()
-        .map(|i| rss_kib(c.pid_of_daemon(i)) as f64 / 1024.0)
+        .map(|i| common::rss_kib(c.pid_of_daemon(i)) as f64 / 1024.0)
         .collect();
     let collisions = std::fs::read_to_string(c.shared().join("collisions"))
         .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())

@@ -167,14 +167,6 @@ fn sleeps(c: &Cluster, i: usize) -> usize {
     programs(c, i).iter().filter(|p| *p == "sleep").count()
 }
 
-/// No service ever found its lock taken, in this whole test.
-fn assert_no_collisions(c: &Cluster) {
-    let text = std::fs::read_to_string(c.shared().join("collisions")).unwrap_or_default();
-    if !text.trim().is_empty() {
-        c.fail(&format!("lock collisions (two copies at once):\n{text}"));
-    }
-}
-
 /// Waits until each node `i` of `live` runs exactly `per_node[i]` (default 0) `sleep`s.
 fn wait_sleeps(c: &Cluster, live: &[usize], per_node: &BTreeMap<usize, usize>) {
     c.wait_for(
@@ -231,7 +223,7 @@ fn cold_start_places_every_group_exactly_once() {
     // Still the same a little later: nothing moves on its own.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(placement(&c, &all, &groups, "start"), Some(owners));
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 2: Killing the owner's whole namespace: the group runs elsewhere within 10 s, exactly
@@ -320,7 +312,7 @@ fn killing_the_owner_moves_the_group_within_seconds() {
         assert!(!ha_member_alive(&h, &lost), "n{i} still sees {lost} alive");
         eprintln!("n{i} not_fenced after recovery: {}", h["not_fenced"]);
     }
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 3: An hactl edit made on a node that does not run the group reaches every node and is
@@ -394,7 +386,7 @@ fn hactl_edit_on_a_non_owner_spreads_and_is_applied() {
         .collect();
     assert_eq!(versions.len(), 1, "hactl versions differ: {versions:?}");
     assert_ne!(versions.first().unwrap(), &old_version.to_string());
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 4: A cltab with an error is rejected on the node where it was written, with the error and
@@ -528,7 +520,7 @@ fn broken_cltab_edit_is_rejected_and_changes_nothing() {
         },
     );
     assert!(unchanged(&c), "groups moved or restarted after the fix");
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 5: A node that is not running anything is killed and restarted: it rejoins with a new
@@ -608,7 +600,7 @@ fn restarted_node_rejoins_without_disturbing_the_group() {
     }
     assert_eq!(sleeps(&c, y), 0);
     assert!(lock_held(&c, "web"));
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 6: A group whose test fails everywhere but on one node ends on that node; the nodes where
@@ -656,7 +648,7 @@ fn group_whose_test_fails_lands_on_another_node() {
     }
     wait_sleeps(&c, &all, &BTreeMap::from([(z, 1)]));
     assert!(lock_held(&c, "web"));
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 7: A 3|2 partition: the minority loses quorum and stops everything; the majority runs
@@ -773,7 +765,7 @@ fn partition_stops_groups_on_the_minority_side() {
     for g in groups {
         assert!(lock_held(&c, g), "{g}'s lock is not held after healing");
     }
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 8: logs that never cry wolf: a normal start says nothing of a lost quorum, and a clean
@@ -833,5 +825,5 @@ fn a_start_and_a_clean_stop_cry_no_wolf() {
             assert!(!l.contains("ERROR") && !l.contains("WARN"), "n{i}: {l}");
         }
     }
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }

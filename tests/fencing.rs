@@ -188,18 +188,6 @@ fn starts_of(c: &Cluster, group: &str) -> Vec<(f64, String)> {
         .collect()
 }
 
-fn collisions(c: &Cluster) -> String {
-    std::fs::read_to_string(c.shared().join("collisions")).unwrap_or_default()
-}
-
-/// No service ever found its lock taken, in this whole test.
-fn assert_no_collisions(c: &Cluster) {
-    let text = collisions(c);
-    if !text.trim().is_empty() {
-        c.fail(&format!("lock collisions (two copies at once):\n{text}"));
-    }
-}
-
 /// `hastat.fencing[victim]` of node `i` (Null when absent).
 fn fencing(c: &Cluster, i: usize, victim: &str) -> Value {
     c.hastat(i)
@@ -478,7 +466,7 @@ fn fence_dummy_fences_before_recovery() {
         assert!(strings(&f["waiting_groups"]).is_empty(), "{f}");
     }
     assert_eq!(fencers(&c, &owner).len(), 1, "not exactly one fencer");
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 2: When every fence method fails, the dead owner's group stays down (no node runs it)
@@ -600,7 +588,7 @@ fn failing_fence_keeps_the_group_down() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(passes(&c), passes_then, "n{y} kept fencing after the ack");
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 3: Without a fencetab, the dead owner's group waits for `mosha fence ack`.
@@ -659,7 +647,7 @@ fn no_fencetab_waits_for_an_ack() {
             .iter()
             .all(|&i| fence_state(c, i, &owner) == "acked")
     });
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 4: A hung owner (daemon stopped, service still running and holding its lock) is
@@ -733,7 +721,7 @@ fn hung_node_is_fenced_before_recovery() {
         fencing(&c, survivors[0], &owner)
     );
     assert_eq!(switch.requests().len(), 1);
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 5: The same hang with fencing turned off: the survivors recover the group while the
@@ -752,9 +740,9 @@ fn hung_node_without_fencing_collides() {
     c.wait_for(
         "a collision: web started by a survivor while the hung node holds the lock",
         Duration::from_secs(20),
-        |c| !collisions(c).trim().is_empty(),
+        |c| !c.collisions().trim().is_empty(),
     );
-    let text = collisions(&c);
+    let text = c.collisions();
     eprintln!(
         "first collision {:.2} s after the SIGSTOP:\n{}",
         t0.elapsed().as_secs_f64(),
@@ -889,7 +877,7 @@ fn partition_only_the_majority_fences() {
         let s = starts_of(&c, g);
         assert!(s.len() <= 2, "{g} started {} times: {s:?}", s.len());
     }
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 
     c.heal();
     let t1 = Instant::now();
@@ -903,7 +891,7 @@ fn partition_only_the_majority_fences() {
     c.wait_for("one service per group after healing", SETTLE, |c| {
         all.iter().map(|&i| services(c, i)).sum::<usize>() == groups.len()
     });
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 7: Two-node mode, split in two: exactly one side (the one that does not wait) fences
@@ -966,7 +954,7 @@ fn two_node_mode_fences_only_one_side() {
     let w = starts_of(&c, "web");
     let expected = if x == s { 1 } else { 2 };
     assert_eq!(w.len(), expected, "starts: {w:?}");
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// Test 8: The alert command hears the node loss, the fencing and the restart.
@@ -1028,5 +1016,5 @@ fn alerts_are_run() {
         !text.contains("fence-failed"),
         "a fence-failed alert:\n{text}"
     );
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }

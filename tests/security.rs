@@ -76,13 +76,6 @@ fn wait_owner(c: &Cluster) -> String {
     got.unwrap()
 }
 
-fn assert_no_collisions(c: &Cluster) {
-    let text = std::fs::read_to_string(c.shared().join("collisions")).unwrap_or_default();
-    if !text.trim().is_empty() {
-        c.fail(&format!("lock collisions (two copies at once):\n{text}"));
-    }
-}
-
 /// Every node sees every node alive, each at the generation that node gives itself.
 fn all_alive(c: &Cluster) -> bool {
     let all: Vec<usize> = c.indices().collect();
@@ -119,16 +112,6 @@ fn rejected(c: &Cluster, i: usize, reason: &str) -> u64 {
 /// Lines of node `i`'s log that contain `what`.
 fn log_lines(c: &Cluster, i: usize, what: &str) -> usize {
     c.log(i).lines().filter(|l| l.contains(what)).count()
-}
-
-/// The resident memory of host process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Writes `text` to `dir/name`.
@@ -230,7 +213,7 @@ fn a_stranger_without_the_key_is_never_a_member() {
         drop(child);
     }
     assert_eq!(owner(&c), Some(web));
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 #[test]
@@ -316,7 +299,7 @@ fn crafted_datagrams_change_nothing() {
 
     // Decompression bombs sealed with the key: refused, memory stays small, nobody loses n3.
     let pid = c.pid_of_daemon(3);
-    let rss_before = rss_kib(pid);
+    let rss_before = common::rss_kib(pid);
     let bomb = wire::bomb(2000);
     for _ in 0..200 {
         probe.send(&good.seal(&bomb), c.addr(3));
@@ -325,7 +308,7 @@ fn crafted_datagrams_change_nothing() {
     c.wait_for("n3 to refuse the bombs", SETTLE, |c| {
         rejected(c, 3, "too-large") >= 100
     });
-    let rss = rss_kib(pid);
+    let rss = common::rss_kib(pid);
     assert!(
         rss < rss_before + 64 * 1024,
         "RSS grew from {rss_before} KiB to {rss} KiB"
@@ -350,7 +333,7 @@ fn crafted_datagrams_change_nothing() {
     }
     assert!(!c.shared().join("pwned").exists(), "a forged command ran");
     assert_eq!(owner(&c), Some(web));
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 /// FNV-1a, the hash the version line of a replicated file carries.
@@ -462,7 +445,11 @@ fn the_key_file_is_required_private_and_valid() {
                 .unwrap()
                 .contains(key.trim()));
         }
-        let _ = Command::new("kill").arg(child.0.id().to_string()).status();
+        // SIGTERM, as an operator stops it (it removes its hastat as it exits).
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let _ = child.0.wait();
         let _ = std::fs::remove_file(&hastat);
     }
@@ -529,7 +516,7 @@ fn a_second_daemon_with_a_live_name_and_an_ack_of_a_live_node_are_refused() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("acknowledged"));
     assert_eq!(owner(&c), Some(web));
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }
 
 #[test]
@@ -582,5 +569,5 @@ fn a_rolling_key_rotation_keeps_every_member_and_group() {
         assert_eq!(rejected(&c, i, "unknown-key"), 0, "n{i}");
         assert_eq!(rejected(&c, i, "bad-auth"), 0, "n{i}");
     }
-    assert_no_collisions(&c);
+    c.assert_no_collisions();
 }

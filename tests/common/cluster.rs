@@ -423,6 +423,20 @@ impl Cluster {
         std::fs::rename(&tmp, self.path(i, name)).expect("renaming a temporary file");
     }
 
+    /// What the services' witness wrote to `SHARED/collisions`: one line each time a copy of
+    /// a group found its lock taken, i.e. ran while another copy did (empty: never).
+    pub fn collisions(&self) -> String {
+        std::fs::read_to_string(self.shared().join("collisions")).unwrap_or_default()
+    }
+
+    /// Fails the test (with the cluster's report) if any service ever found its lock taken.
+    pub fn assert_no_collisions(&self) {
+        let text = self.collisions();
+        if !text.trim().is_empty() {
+            self.fail(&format!("lock collisions (two copies at once):\n{text}"));
+        }
+    }
+
     /// Replaces node `i`'s key file `DIR/authkey` with `keys` (one key per line), atomically
     /// and private (mode 0600), as an operator would.
     pub fn write_key(&self, i: usize, keys: &str) {

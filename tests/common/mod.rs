@@ -47,14 +47,33 @@ fn unique_name() -> String {
     format!("t-{test}-{}-{n}", std::process::id())
 }
 
-/// Returns a new random cluster key: 64 hex digits from /dev/urandom.
-pub fn random_key() -> String {
+/// Returns `N` random bytes from /dev/urandom.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     use std::io::Read;
-    let mut bytes = [0u8; 32];
+    let mut bytes = [0u8; N];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .expect("reading /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes
+}
+
+/// Returns a new random cluster key: 64 hex digits from /dev/urandom.
+pub fn random_key() -> String {
+    random_bytes::<32>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The resident memory (VmRSS) of host process `pid`, in KiB; panics if it cannot be read.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
 }
 
 /// Writes `text` to `path` atomically with mode 0600 (a key file as an operator makes it).

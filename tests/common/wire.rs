@@ -125,16 +125,6 @@ fn fingerprint_bytes(key: &[u8; 32]) -> [u8; 4] {
     tag[..4].try_into().unwrap()
 }
 
-/// Returns `N` random bytes.
-fn random<const N: usize>() -> [u8; N] {
-    use std::io::Read;
-    let mut b = [0u8; N];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .expect("reading /dev/urandom");
-    b
-}
-
 /// What a sealed datagram says besides its payload.
 #[derive(Clone, Debug)]
 pub struct Seal {
@@ -153,7 +143,7 @@ impl Seal {
             key,
             cluster: "mosha".to_string(),
             sent: unix_now(),
-            session: u64::from_le_bytes(random()),
+            session: u64::from_le_bytes(super::random_bytes()),
             counter: 1,
         }
     }
