@@ -55,12 +55,8 @@ pub fn load(path: &Path) -> Result<Keys, KeyFileError> {
     if !meta.is_file() {
         return Err(KeyFileError(format!("{shown}: not a regular file")));
     }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(KeyFileError(format!(
-            "{shown}: mode {mode:04o} lets other users read or change the cluster key: \
-             `chmod 600 {shown}`"
-        )));
+    if let Some(e) = open_to_others(path, &meta) {
+        return Err(KeyFileError(e));
     }
     let euid = nix::unistd::geteuid().as_raw();
     if meta.uid() != euid {
@@ -86,6 +82,18 @@ pub fn load(path: &Path) -> Result<Keys, KeyFileError> {
         )
     })?;
     Keys::new(keys).ok_or_else(|| KeyFileError(format!("{shown}: no usable key")))
+}
+
+/// Says what is wrong when the key file `path` (with `meta`) may be read or changed by group
+/// or others.
+fn open_to_others(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    let mode = meta.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{0}: mode {mode:04o} lets other users read or change the cluster key: `chmod 600 {0}`",
+            path.display()
+        )
+    })
 }
 
 /// The key file, watched while the daemon runs.
@@ -129,15 +137,9 @@ impl KeyWatch {
     /// mode stops being private is reported even when its content does not change. Like
     /// every watched file, an edit is taken once it has settled ([`crate::files::SETTLE`]).
     pub fn poll(&mut self, now: Instant) -> Option<Keys> {
-        let mode = std::fs::metadata(&self.path).map(|m| m.permissions().mode() & 0o777);
-        let mode_error = match mode {
-            Ok(mode) if mode & 0o077 != 0 => Some(format!(
-                "{}: mode {mode:04o} lets other users read or change the cluster key: `chmod 600 {}`",
-                self.path.display(),
-                self.path.display()
-            )),
-            _ => None,
-        };
+        let mode_error = std::fs::metadata(&self.path)
+            .ok()
+            .and_then(|m| open_to_others(&self.path, &m));
         if mode_error != self.mode_error {
             if let Some(e) = &mode_error {
                 error!(file = %self.path.display(), "{e}");
