@@ -249,11 +249,17 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             }
         }
         if ticked {
-            let security = report::Security {
+            let security = crate::hastat::SecurityStat {
                 insecure: gossip.insecure(),
                 keys: keywatch
                     .as_ref()
-                    .map(|k| k.keys().fingerprints())
+                    .map(|k| {
+                        k.keys()
+                            .fingerprints()
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 key_error: keywatch
                     .as_ref()

@@ -8,23 +8,12 @@ use std::path::Path;
 use super::cluster::Cluster;
 use super::notices::Notices;
 use crate::engine::{self, FenceState, Outcome};
-use crate::gossip::Fingerprint;
 use crate::gossip::{ClusterView, GossipStats};
 use crate::hastat::{
     FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, NodeGroupStat, RejectingStat,
     SecurityStat, ShadowStat,
 };
 
-/// How this node's gossip is protected, for hastat.
-#[derive(Debug, Clone, Default)]
-pub struct Security {
-    /// `--insecure`.
-    pub insecure: bool,
-    /// The keys in force, the one that seals first.
-    pub keys: Vec<Fingerprint>,
-    /// Why the key file on disk is not in force, if it is not.
-    pub key_error: Option<String>,
-}
 use crate::supervisor::Supervisor;
 
 impl Cluster {
@@ -34,7 +23,7 @@ impl Cluster {
         generation: u64,
         stats: &GossipStats,
         sup: &Supervisor,
-        security: &Security,
+        security: &SecurityStat,
     ) -> Hastat {
         let mut h = Hastat {
             schema: crate::hastat::SCHEMA,
@@ -184,11 +173,7 @@ impl Cluster {
                 })
                 .collect(),
         };
-        h.security = SecurityStat {
-            insecure: security.insecure,
-            keys: security.keys.iter().map(ToString::to_string).collect(),
-            key_error: security.key_error.clone(),
-        };
+        h.security = security.clone();
         h.shadows = view
             .shadows
             .iter()
