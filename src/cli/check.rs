@@ -3,28 +3,50 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::{self, Cltab, Hactl};
+use crate::config::{self, Cltab, Fencetab, Hactl, Problem};
+
+/// Reads `p` (bounded): `Some(None)` when it is missing; `None`, with the error printed and
+/// `bad` set, when it is too large or unreadable.
+fn read(p: &Path, bad: &mut bool) -> Option<Option<String>> {
+    let error = match crate::files::read_bounded(p, crate::files::MAX_READ_BYTES) {
+        crate::files::Content::Text(t) => return Some(Some(t)),
+        crate::files::Content::Missing => return Some(None),
+        crate::files::Content::TooLarge(n) => config::text::too_large(
+            &p.display().to_string(),
+            n,
+            "replicated files",
+            crate::files::MAX_READ_BYTES,
+        )
+        .to_string(),
+        crate::files::Content::Unreadable(e) => format!("{}: cannot read: {e}", p.display()),
+    };
+    eprintln!("{error}");
+    *bad = true;
+    None
+}
+
+/// Returns what a parse gave, or prints every problem, sets `bad` and returns `None`.
+fn parsed<T>(result: Result<T, Vec<Problem>>, bad: &mut bool) -> Option<T> {
+    result
+        .map_err(|problems| {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            *bad = true;
+        })
+        .ok()
+}
 
 /// Validates the files of `dir`; prints problems to stderr and a summary to stdout.
 pub(super) fn check(dir: &Path) -> ExitCode {
     let mut bad = false;
     let cltab_path = dir.join("cltab");
     let hactl_path = dir.join("hactl");
-    let read = |p: &Path| match crate::files::read_bounded(p, crate::files::MAX_READ_BYTES) {
-        crate::files::Content::Text(t) => Ok(Some(t)),
-        crate::files::Content::Missing => Ok(None),
-        crate::files::Content::TooLarge(n) => Err(config::text::too_large(
-            &p.display().to_string(),
-            n,
-            "replicated files",
-            crate::files::MAX_READ_BYTES,
-        )
-        .to_string()),
-        crate::files::Content::Unreadable(e) => Err(format!("{}: cannot read: {e}", p.display())),
-    };
-    let cltab = match read(&cltab_path) {
-        Ok(Some(text)) => match Cltab::parse(&cltab_path.display().to_string(), &text) {
-            Ok(c) => {
+    let fencetab_path = dir.join("fencetab");
+    let name = |p: &Path| p.display().to_string();
+    let cltab = match read(&cltab_path, &mut bad) {
+        Some(Some(text)) => {
+            parsed(Cltab::parse(&name(&cltab_path), &text), &mut bad).inspect(|c| {
                 for w in &c.warnings {
                     eprintln!("{w} (warning)");
                 }
@@ -34,85 +56,49 @@ pub(super) fn check(dir: &Path) -> ExitCode {
                     c.groups().len(),
                     c.entries.len()
                 );
-                Some(c)
-            }
-            Err(problems) => {
-                for p in problems {
-                    eprintln!("{p}");
-                }
-                bad = true;
-                None
-            }
-        },
-        Ok(None) => {
+            })
+        }
+        Some(None) => {
             eprintln!("{}: file not found", cltab_path.display());
             bad = true;
             None
         }
-        Err(e) => {
-            eprintln!("{e}");
-            bad = true;
-            None
-        }
+        None => None,
     };
-    let hactl = match read(&hactl_path) {
-        Ok(Some(text)) => match Hactl::parse(&hactl_path.display().to_string(), &text) {
-            Ok(h) => {
+    let hactl = match read(&hactl_path, &mut bad) {
+        Some(Some(text)) => {
+            parsed(Hactl::parse(&name(&hactl_path), &text), &mut bad).inspect(|h| {
                 println!("{}: ok ({} groups)", hactl_path.display(), h.groups.len());
-                Some(h)
-            }
-            Err(problems) => {
-                for p in problems {
-                    eprintln!("{p}");
-                }
-                bad = true;
-                None
-            }
-        },
-        Ok(None) => {
+            })
+        }
+        Some(None) => {
             println!(
                 "{}: not found (every group stays stopped)",
                 hactl_path.display()
             );
             Some(Hactl::default())
         }
-        Err(e) => {
-            eprintln!("{e}");
-            bad = true;
-            None
-        }
+        None => None,
     };
-    let fencetab_path = dir.join("fencetab");
-    match read(&fencetab_path) {
-        Ok(Some(text)) => {
-            match crate::config::Fencetab::parse(&fencetab_path.display().to_string(), &text) {
-                Ok(f) => {
-                    println!("{}: ok", fencetab_path.display());
-                    let off = f.disabled();
-                    if !off.is_empty() {
-                        eprintln!(
+    match read(&fencetab_path, &mut bad) {
+        Some(Some(text)) => {
+            if let Some(f) = parsed(Fencetab::parse(&name(&fencetab_path), &text), &mut bad) {
+                println!("{}: ok", fencetab_path.display());
+                let off = f.disabled();
+                if !off.is_empty() {
+                    eprintln!(
                         "{}: warning: fencing is OFF for {} (none): a lost node's groups are recovered without fencing",
                         fencetab_path.display(),
                         off.join(", ")
                     );
-                    }
-                }
-                Err(problems) => {
-                    for p in problems {
-                        eprintln!("{p}");
-                    }
-                    bad = true;
                 }
             }
         }
-        Ok(None) => println!(
+        Some(None) => println!(
             "{}: not found (no fencing: a lost node's groups wait for `mosha fence ack NODE`)",
             fencetab_path.display()
         ),
-        Err(e) => {
-            eprintln!("{e}");
-            bad = true;
-        }
+        None => {}
     }
     let key_path = dir.join(crate::daemon::keys::KEY_FILE);
     if key_path.exists() {
