@@ -5,7 +5,8 @@
 //!   collect every error with its line, under shared limits (size, lines, control characters);
 //! - [`supervisor`]: runs the processes of resource groups at a level: process groups,
 //!   SIGTERM-then-SIGKILL, reaping, respawn with back-off;
-//! - [`engine`]: the pure decision engine (placement, quorum, fencing);
+//! - [`engine`]: the pure decision engine (placement, quorum, fencing) and the node core
+//!   around it ([`engine::node`]: gossip keys in, one `Ready` out), its own crate;
 //! - [`fence`]: runs fence agents;
 //! - [`gossip`]: membership and key-value gossip over chitchat, every datagram sealed with
 //!   the cluster key and checked before chitchat decodes it;
@@ -13,7 +14,8 @@
 //! - [`clstat`], [`hastat`]: the node's and the cluster's status documents;
 //! - [`files`]: atomic writes, bounded reads, change detection by content, the directory lock;
 //! - [`deadline`]: deadlines that cannot overflow;
-//! - [`daemon`]: the one event loop that ties them together (`mosha run`), the key file,
+//! - [`daemon`]: the one event loop that drives the node core and carries out its decisions
+//!   (`mosha run`), the replicated files, the key file,
 //!   one daemon per node name, operator commands;
 //! - [`demo`]: `mosha demo`, a guided run for a first look;
 //! - [`cli`]: the `mosha` command line.

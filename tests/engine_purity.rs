@@ -1,6 +1,6 @@
 //! Keeps the decision engine pure, as the compiler and clippy enforce it: `engine/` is its own
-//! crate (`mosha-engine`) whose only dependency is `rand`'s traits (no tokio, nix, chitchat,
-//! mosha), and `engine/clippy.toml` forbids the clocks, I/O and hash-ordered collections
+//! crate (`mosha-engine`, the engine and the node core around it) whose only dependencies are
+//! `rand`'s traits and `rand_chacha`'s seeded generator (no tokio, nix, chitchat, mosha), and `engine/clippy.toml` forbids the clocks, I/O and hash-ordered collections
 //! (`cargo clippy -D warnings` fails on them). This test keeps both in place.
 //!
 //! `cargo tree -p mosha-engine -e normal` shows the crate's whole dependency tree.
@@ -13,7 +13,7 @@ fn read(rel: &str) -> String {
 }
 
 #[test]
-fn the_engine_crate_depends_on_nothing_but_rand() {
+fn the_engine_crate_depends_on_nothing_but_rand_and_a_seeded_generator() {
     let manifest = read("engine/Cargo.toml");
     let deps: Vec<&str> = manifest
         .split("\n[dependencies]\n")
@@ -24,12 +24,16 @@ fn the_engine_crate_depends_on_nothing_but_rand() {
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .map(|l| l.split('=').next().unwrap().trim())
         .collect();
-    assert_eq!(deps, ["rand"], "the engine's dependencies");
-    let rand = manifest.lines().find(|l| l.starts_with("rand =")).unwrap();
-    assert!(
-        rand.contains("default-features = false"),
-        "rand without its default features (no thread_rng, no OS randomness): {rand}"
-    );
+    assert_eq!(deps, ["rand", "rand_chacha"], "the engine's dependencies");
+    for dep in deps {
+        let line = (manifest.lines())
+            .find(|l| l.starts_with(&format!("{dep} =")))
+            .unwrap();
+        assert!(
+            line.contains("default-features = false"),
+            "{dep} without its default features (no thread_rng, no OS randomness): {line}"
+        );
+    }
 }
 
 #[test]

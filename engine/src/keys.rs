@@ -1,14 +1,14 @@
 //! Every gossip key a mosha node publishes, in one place. Each node owns its keys; every peer
-//! eventually sees them (`crate::View` is built from them by the daemon). Values are at most
+//! eventually sees them (`crate::View` is built from them by the node core, `crate::node`). Values are at most
 //! 8 KiB (the gossip layer refuses more).
 //!
 //! | key | value | published by |
 //! |---|---|---|
-//! | `g/<group>` | a [`crate::Claim`]: `level target STATE` | the daemon, for each group this node holds |
+//! | `g/<group>` | a [`crate::Claim`]: `level target STATE` | the node core, for each group this node holds |
 //! | `c/<group>` | `1` | the engine, while a test of the group failed here (cooldown) |
 //! | `x/<node>` | a [`crate::Record`]: how a lost node was fenced | the engine |
-//! | `b` | a counter | the daemon, every [`crate::BEAT`] ms: news still gets out |
-//! | `bye` | `1` | the daemon, once it holds nothing at a clean shutdown |
+//! | `b` | a counter | the node core, every [`crate::BEAT`] ms: news still gets out |
+//! | `bye` | `1` | the daemon ([`crate::node::Node::bye`]), at a clean shutdown |
 //! | `f/<file>/<i>`, `f/<file>/v` | chunks of a replicated file, and its version line | the daemon (`mosha::replica`) |
 
 /// The prefix of a node's keys that carry its claims (`g/<group>`).

@@ -1,7 +1,8 @@
 //! The decision engine: where each group runs, decided by every node alone from what gossip
 //! told it, with no leader. Pure: no clock, no I/O, no tokio; time and observations come in as
 //! arguments, decisions go out as [`Action`]s, randomness comes from the RNG handed in. The
-//! daemon and the simulator drive this same code.
+//! [`node`] module wraps it in the node core that the daemon and the simulator both drive:
+//! gossip key-values and local observations in, one `Ready` out.
 //!
 //! Per group, the OpenMosix::HA lifecycle `plan → test → start` (the hactl level), with:
 //! - **rank instead of dice**: the candidates (live nodes of a quorate view that are not in a
@@ -27,9 +28,12 @@ pub mod claim;
 mod config;
 pub mod fencing;
 pub mod keys;
+pub mod node;
 mod peers;
 pub mod rank;
 
+#[cfg(test)]
+mod testkit;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -136,6 +140,16 @@ pub enum Event {
     FenceStarted { node: String, rank: usize },
     /// The fencing of a lost node changed state (fenced, failed, waiting...).
     FenceState { node: String, state: FenceState },
+    /// The driver's loop did not run for `ms` (SIGSTOP, a paused VM, starvation): its view
+    /// is stale; every group is held where it is until the cluster was heard again
+    /// (reported by the node core, [`node::Node`]).
+    Frozen { ms: Millis },
+    /// A group reached its run level here (`claim`: how it stands).
+    GroupStarted { group: String, claim: String },
+    /// A group that ran here stopped holding anything here.
+    GroupStopped { group: String, claim: String },
+    /// The expected membership could not be made durable; it is tried again at every step.
+    MembersNotSaved { error: String },
 }
 
 /// A decision for the daemon to carry out.
@@ -752,6 +766,14 @@ impl Engine {
                 leaving += 1;
                 continue;
             }
+            // Known from heartbeats only (a new generation whose state has not reached us):
+            // no news from it has ever arrived, so it does not count either (found by the
+            // simulator running the node core: a clogged node counted a peer that had just
+            // restarted, stayed quorate, and started groups that the others started too).
+            if m.blank {
+                leaving += 1;
+                continue;
+            }
             let Some(t) = m.quiet_since else {
                 continue;
             };
@@ -774,7 +796,8 @@ impl Engine {
             }
         }
         self.no_news = quiet;
-        // Members without news, and those leaving, do not count.
+        // Members without news, those known from heartbeats only, and those leaving, do not
+        // count.
         let live =
             (self.peers.len() + usize::from(me_live)).saturating_sub(self.no_news.len() + leaving);
         let before = self.expected.len();

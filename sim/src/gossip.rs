@@ -7,9 +7,11 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use mosha::engine::{Claim, Member};
+use mosha::engine::keys::{BEAT, CLAIM_PREFIX};
+use mosha::engine::node::Input;
+use mosha::engine::Claim;
 
-use crate::world::{merge_record, newer_wants, Kind2, Sent, Upd, World};
+use crate::world::{newer_wants, Kind2, Sent, Upd, World};
 
 impl World {
     /// Publishes an update of node `x` to every node that hears it.
@@ -47,29 +49,24 @@ impl World {
         }
     }
 
+    /// Keeps node `x`'s own update in its gossip state (what a resync copies) and, for a
+    /// hactl edit, in its replicated hactl.
     fn apply_own(&mut self, x: usize, upd: &Upd) {
         let n = &mut self.nodes[x];
         match upd {
-            Upd::Cooldown(g, on) => {
-                if *on {
-                    n.cooldown_pub.insert(g.clone());
-                } else {
-                    n.cooldown_pub.remove(g);
+            Upd::Keys(changes) => {
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => n.published.insert(k.clone(), v.clone()),
+                        None => n.published.remove(k),
+                    };
                 }
-                let me = n.name.clone();
-                if let Some(m) = n.view.members.get_mut(&me) {
-                    m.cooldown = n.cooldown_pub.clone();
-                }
-            }
-            Upd::Record(v, r) => {
-                n.records_pub.insert(v.clone(), r.clone());
-                merge_record(&mut n.view.records, v, r);
             }
             Upd::Want(g, l, ver) => {
-                n.view.want.insert(g.clone(), l.clone());
+                n.want.insert(g.clone(), l.clone());
                 n.want_ver.insert(g.clone(), *ver);
+                n.core.observe(Input::Wanted(n.want.clone()));
             }
-            Upd::Claim(..) => {}
         }
     }
 
@@ -94,64 +91,54 @@ impl World {
             return;
         }
         sent.reached.borrow_mut().push(y);
-        let upd = &sent.upd;
-        if let Upd::Claim(g, c) = upd {
-            let past = c.as_ref().is_some_and(crate::node::past_plan);
-            self.nodes[from].got_out(g, ver, past);
-        }
-        let fname = self.nodes[from].name.clone();
-        let node = &mut self.nodes[y];
-        match upd {
-            Upd::Record(v, r) => merge_record(&mut node.view.records, v, r),
+        let matters = match &sent.upd {
             Upd::Want(g, l, ver) => {
+                let node = &mut self.nodes[y];
                 if node.want_ver.get(g).is_none_or(|old| ver > old) {
                     node.want_ver.insert(g.clone(), *ver);
-                    node.view.want.insert(g.clone(), l.clone());
+                    node.want.insert(g.clone(), l.clone());
+                    node.core.observe(Input::Wanted(node.want.clone()))
+                } else {
+                    false
                 }
             }
-            _ => {
-                let Some(m) = node.view.members.get_mut(&fname) else {
-                    return;
-                };
-                if m.generation != generation {
+            Upd::Keys(changes) => {
+                for (k, v) in changes {
+                    if let Some(g) = k.strip_prefix(CLAIM_PREFIX) {
+                        let past = v
+                            .as_deref()
+                            .and_then(Claim::decode)
+                            .is_some_and(|c| crate::node::past_plan(&c));
+                        self.nodes[from].got_out(g, ver, past);
+                    }
+                }
+                let fname = self.nodes[from].name.clone();
+                let node = &mut self.nodes[y];
+                let known = node.core.view().members.get(&fname).map(|m| m.generation);
+                if known != Some(generation) {
                     return; // a resync brings the new generation
                 }
-                node.seen_ver.insert(fname, ver);
-                match upd {
-                    Upd::Claim(g, c) => {
-                        // Another node's claim matters to the engine only through whether it
-                        // holds, leaves, and its phase: a state change alone (STARTING to
-                        // DONE) decides nothing, so it needs no step.
-                        let sig =
-                            |c: Option<&Claim>| c.map(|c| (c.holds(), c.leaving(), c.phase()));
-                        let same = sig(m.claims.get(g)) == sig(c.as_ref());
-                        match c {
-                            Some(c) => m.claims.insert(g.clone(), c.clone()),
-                            None => m.claims.remove(g),
-                        };
-                        if same {
-                            return;
-                        }
-                    }
-                    Upd::Cooldown(g, true) => {
-                        m.cooldown.insert(g.clone());
-                    }
-                    Upd::Cooldown(g, false) => {
-                        m.cooldown.remove(g);
-                    }
-                    _ => {}
-                }
+                node.seen_ver.insert(fname.clone(), ver);
+                node.core.observe(Input::Keys {
+                    name: fname,
+                    generation,
+                    changes: changes.clone(),
+                })
             }
+        };
+        if matters {
+            self.dirty(y);
         }
-        self.dirty(y);
     }
 
-    /// Copies `about`'s whole published state into `obs`'s view.
+    /// Copies `about`'s whole published state into `obs`'s view, with what `about` knows of
+    /// the members `obs` does not hear.
     pub(crate) fn resync(&mut self, obs: usize, about: usize) {
         if !self.nodes[obs].ok() || !self.nodes[about].ok() {
             return;
         }
         let n = self.nodes.len();
+        let beat = self.beat_value();
         // Both nodes at once, without copying `about`'s state first: at a thousand nodes a
         // cold start is a million resyncs (relink never pairs a node with itself).
         let (a, o) = if about < obs {
@@ -161,29 +148,23 @@ impl World {
             let (l, r) = self.nodes.split_at_mut(about);
             (&r[0], &mut l[obs])
         };
-        let member = Member {
-            alive: true,
-            generation: a.generation,
-            claims: a.claims.clone(),
-            cooldown: a.cooldown_pub.clone(),
-            left: false,
-            quiet_since: None,
-            blank: false,
-        };
+        let mut state = a.published.clone();
+        state.insert(BEAT.to_string(), beat);
         // Gossip also relays the last known state of members (chitchat keeps dead ones until
         // the dead-node grace period), a newer version replacing an older one: `obs` learns
         // what `about` knows of those it does not hear (the others' state comes to it
         // directly). Unknown members only after the cold start (nobody is dead before).
         let unknown_ok = self.now > 1000;
         let links = &self.links;
-        let mut relayed: Vec<(String, Member, u64)> = Vec::new();
+        let mut relayed: Vec<Input> = Vec::new();
         for z in (0..n).filter(|z| *z != obs && *z != about && !links.heard(obs, *z)) {
             let name = format!("n{z}");
-            let Some(m) = a.view.members.get(&name) else {
+            let Some((generation, keys)) = a.core.observed().keys_of(&name) else {
                 continue;
             };
-            let theirs = (m.generation, a.seen_ver.get(&name).copied().unwrap_or(0));
-            let relay = match o.view.members.get(&name) {
+            let theirs = (generation, a.seen_ver.get(&name).copied().unwrap_or(0));
+            let known = o.core.view().members.get(&name);
+            let relay = match known {
                 // A member it does not hear at all (it hung before this daemon started, say):
                 // known from others, dead to it.
                 None => unknown_ok,
@@ -191,19 +172,18 @@ impl World {
             };
             if relay {
                 // Its state travels; its liveness is `obs`'s own detector's business.
-                let (alive, quiet_since) = o
-                    .view
-                    .members
-                    .get(&name)
-                    .filter(|k| k.generation == m.generation)
-                    .map_or((false, None), |k| (k.alive, k.quiet_since));
-                let copy = Member {
+                let alive = known.is_some_and(|k| k.generation == generation && k.alive);
+                o.seen_ver.insert(name.clone(), theirs.1);
+                relayed.push(Input::Member {
+                    name,
+                    generation,
                     alive,
-                    quiet_since,
-                    ..m.clone()
-                };
-                relayed.push((name, copy, theirs.1));
+                    keys: Some(keys.clone()),
+                });
             }
+        }
+        for i in relayed {
+            o.core.observe(i);
         }
         let version = a.pub_ver;
         // Everything `about` holds or dropped now got out.
@@ -218,26 +198,16 @@ impl World {
                 )
             })
             .collect();
-        for (name, m, v) in relayed {
-            o.seen_ver.insert(name.clone(), v);
-            o.view.members.insert(name, m);
-        }
         o.seen_ver.insert(a.name.clone(), version);
-        match o.view.members.get_mut(&a.name) {
-            Some(m) => *m = member,
-            None => {
-                o.view.members.insert(a.name.clone(), member);
-                if o.view.members.len() == n {
-                    o.compact_view();
-                }
-            }
-        }
-        for (v, r) in &a.view.records {
-            merge_record(&mut o.view.records, v, r);
-        }
+        o.core.observe(Input::Member {
+            name: a.name.clone(),
+            generation: a.generation,
+            alive: true,
+            keys: Some(state),
+        });
         // Nothing is newer than what `obs` has when it has every level in force.
-        if !o.want_synced {
-            newer_wants(a, o);
+        if !o.want_synced && newer_wants(a, o) {
+            o.core.observe(Input::Wanted(o.want.clone()));
         }
         for (g, past) in got_out {
             self.nodes[about].got_out(&g, version, past);
@@ -253,19 +223,50 @@ impl World {
             return;
         }
         let (name, generation) = (self.nodes[about].name.clone(), self.nodes[about].generation);
-        let local = self.nodes[obs].local(self.now);
         let o = &mut self.nodes[obs];
-        let m = o.view.members.entry(name.clone()).or_default();
-        if m.generation != generation {
-            o.seen_ver.insert(name, 0);
-            *m = Member {
-                generation,
-                blank: true,
-                ..Member::default()
-            };
+        if (o.core.view().members.get(&name)).is_none_or(|m| m.generation != generation) {
+            // None of the new generation's state has reached it (see `feed_beats`).
+            o.seen_ver.remove(&name);
         }
-        m.alive = true;
-        m.quiet_since.get_or_insert(local);
+        self.nodes[obs].core.observe(Input::Member {
+            name,
+            generation,
+            alive: true,
+            keys: None,
+        });
         self.dirty(obs);
+    }
+
+    /// Returns the beat every live daemon has published by now: beats are not sent as
+    /// events (a thousand nodes beating four times a second would be most of a run); a
+    /// node's state that reaches an observer carries its latest beat (see `feed_beats`).
+    pub(crate) fn beat_value(&self) -> String {
+        (self.now / self.cfg.beat).to_string()
+    }
+
+    /// Hands node `x`'s core the latest beat of every member whose state reaches it now
+    /// (alive, heard, `x`'s own gossip gets out, without which no state comes back, and every
+    /// earlier update of it arrived): the news its daemon would have seen arrive by this
+    /// tick.
+    pub(crate) fn feed_beats(&mut self, x: usize) {
+        if self.links.clog_out[x] {
+            return;
+        }
+        let beat = self.beat_value();
+        let links = &self.links;
+        let (before, rest) = self.nodes.split_at_mut(x);
+        let (me, after) = rest.split_first_mut().expect("node x");
+        let others = (before.iter().enumerate())
+            .chain(after.iter().enumerate().map(|(i, o)| (x + 1 + i, o)));
+        for (z, other) in others {
+            // A beat arrives with the state before it (chitchat sends a node's keys in
+            // version order): only to an observer that has everything `z` published.
+            let current = me.seen_ver.get(&other.name) == Some(&other.pub_ver);
+            if other.ok() && links.heard(x, z) && current {
+                // Ignored unless `x` knows this generation of it (a resync brings a new one).
+                me.core
+                    .observe_keys(&other.name, other.generation, [(BEAT, Some(beat.as_str()))]);
+            }
+        }
     }
 }

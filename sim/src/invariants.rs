@@ -74,7 +74,7 @@ pub fn on_plan(w: &mut World, x: usize, group: &str) {
         );
     }
     let lost = lost_holders(w, x, |w, i| {
-        let seen = w.nodes[x].view.members.get(&w.nodes[i].name);
+        let seen = w.nodes[x].core.view().members.get(&w.nodes[i].name);
         seen.is_some_and(|m| m.claims.get(group).is_some_and(|c| c.holds()))
     });
     if !lost.is_empty() {
@@ -123,7 +123,8 @@ fn lost_holders(w: &World, x: usize, holds: impl Fn(&World, usize) -> bool) -> V
         }
         // A node `x` knows nothing of is as lost to it as any.
         let unseen = w.nodes[x]
-            .view
+            .core
+            .view()
             .members
             .get(&n.name)
             .is_none_or(|seen| !seen.alive && seen.generation == n.generation);

@@ -49,7 +49,14 @@ impl World {
             self.cfg.clone(),
         );
         let generation = self.gen_counter;
-        self.nodes[x].reset(kind, generation, seed, &cfg);
+        // A fresh daemon knows hactl from its disk copy: the truth at this instant.
+        for (g, (l, ver)) in self.gnames.iter().zip(self.want.iter()) {
+            self.nodes[x].want.insert(g.clone(), l.clone());
+            self.nodes[x].want_ver.insert(g.clone(), *ver);
+        }
+        self.nodes[x].want_synced = true;
+        let names = self.names.clone();
+        self.nodes[x].reset(kind, generation, seed, &cfg, &names);
         self.nodes[x].boot += 1;
         self.nodes[x].nonquorate_since = None;
         // A new daemon: everybody learns its new generation, it learns everybody, afresh.
@@ -60,12 +67,6 @@ impl World {
             }
         }
         self.log(|| format!("n{x} starts, generation {generation}"));
-        // A fresh daemon knows hactl from its disk copy: the truth at this instant.
-        for (g, (l, ver)) in self.gnames.iter().zip(self.want.iter()) {
-            self.nodes[x].view.want.insert(g.clone(), l.clone());
-            self.nodes[x].want_ver.insert(g.clone(), *ver);
-        }
-        self.nodes[x].want_synced = true;
         self.relink(Some(x));
         let t = self.now;
         self.schedule_step(x, t);
@@ -103,6 +104,9 @@ impl World {
             Fault::Hang(x) => {
                 if self.nodes[x].ok() {
                     self.note_failover(x);
+                    // Its loop ran up to this instant.
+                    let local = self.nodes[x].local(self.now);
+                    (self.nodes[x].core).observe(mosha::engine::node::Input::Awake { now: local });
                     self.nodes[x].hung = true;
                     self.relink(Some(x));
                 }
@@ -154,21 +158,13 @@ impl World {
     /// Clogs node `x`'s outgoing gossip: nobody hears it any more. It still hears everyone's
     /// heartbeats (peers' SYN digests carry them), but no new state reaches it, since gossip
     /// sends state only in answer to its messages: its view freezes, and the beats of every
-    /// peer stop changing (the last one arrived up to a beat ago).
+    /// peer stop changing (`World::feed_beats` feeds it none).
     pub(crate) fn clog(&mut self, x: usize) {
         if self.links.clog_out[x] {
             return;
         }
         self.links.clog_out[x] = true;
         self.relink(Some(x));
-        let beat = self.cfg.beat;
-        let local = self.nodes[x].local(self.now);
-        let me = self.nodes[x].name.clone();
-        for (n, m) in self.nodes[x].view.members.iter_mut() {
-            if *n != me && m.quiet_since.is_none() {
-                m.quiet_since = Some(local.saturating_sub(self.rng.random_range(0..beat)));
-            }
-        }
         self.dirty(x);
     }
 
@@ -179,6 +175,14 @@ impl World {
             return;
         }
         self.links.clog_out[x] = false;
+        // It gets everyone's state anew, and with it the newest state its peers have of
+        // members it no longer hears (relayed beats are news to its core, as to the
+        // daemon's): invariant (d) counts the failure timeout from here, as from a peer
+        // heard anew (see `relink`). Found by running the node core, whose relayed news the
+        // old model of the glue did not have (seed 4715).
+        if self.nodes[x].nonquorate_since.is_some() {
+            self.nodes[x].nonquorate_since = Some(self.now);
+        }
         self.relink(Some(x));
         for about in 0..self.nodes.len() {
             if about != x && self.links.heard(x, about) {
@@ -194,11 +198,8 @@ impl World {
             return;
         }
         self.nodes[x].hung = false;
-        // The daemon's loop sees the gap and tells its engine (as the real one does).
-        let local = self.nodes[x].local(self.now);
-        if let crate::node::Brain::Ours(e) = &mut self.nodes[x].brain {
-            e.resumed(local);
-        }
+        // The core sees the gap at its next step, as the daemon's does.
+        self.nodes[x].resuming = true;
         // Invariant (d) counts from the moment the daemon can act again.
         self.nodes[x].nonquorate_since = None;
         self.relink(Some(x));
@@ -247,14 +248,14 @@ mod tests {
         w.run_until(12_000);
         let g = w.nodes[1].generation;
         for (i, n) in w.nodes.iter().enumerate() {
-            let m = &n.view.members["n1"];
+            let m = &n.core.view().members["n1"];
             assert!(
                 m.alive && m.generation == g,
                 "n{i} sees n1 at {}",
                 m.generation
             );
         }
-        assert_eq!(w.nodes[1].view.members.len(), 5);
+        assert_eq!(w.nodes[1].core.view().members.len(), 5);
         assert!(w.stats.violations.is_empty(), "{:?}", w.stats.violations);
     }
 

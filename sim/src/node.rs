@@ -1,9 +1,12 @@
-//! One simulated node: its daemon's brain (mosha's real engine or the OpenMosix::HA model),
-//! its view of the cluster as gossip told it, its supervisor's true claims, and its clock.
+//! One simulated node: its daemon's node core (mosha's production `engine::node::Node`,
+//! which builds the view from gossip keys and decides; with the OpenMosix::HA model as the
+//! brain instead, the core only builds the view), its gossip state, its supervisor's true
+//! claims, and its clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use mosha::engine::{Claim, Config, Engine, Member, Policy, Record, View, PLAN};
+use mosha::engine::node::{Fencing, Input, Node as Core};
+use mosha::engine::{Claim, Config, Policy, PLAN};
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
@@ -28,15 +31,6 @@ impl Kind {
     }
 }
 
-/// The decision maker of one node.
-#[derive(Debug, Clone)]
-pub enum Brain {
-    /// mosha's engine.
-    Ours(Box<Engine>),
-    /// The OpenMosix::HA monitor.
-    Om(Om),
-}
-
 /// One node of the simulated cluster.
 #[derive(Debug)]
 pub struct Node {
@@ -48,13 +42,15 @@ pub struct Node {
     pub up: bool,
     /// The daemon is hung: silent, deaf, not stepping; its processes keep running.
     pub hung: bool,
-    /// The decision maker.
-    pub brain: Brain,
-    /// The node's own RNG (engine jitter, dice).
+    /// The daemon's node core: what it knows of the cluster, and (for mosha) every decision.
+    pub core: Box<Core>,
+    /// The OpenMosix::HA monitor, when it is the brain instead of mosha's core.
+    pub om: Option<Om>,
+    /// The node's own RNG (the OpenMosix dice).
     pub rng: ChaCha12Rng,
-    /// What this node knows of the cluster.
-    pub view: View,
-    /// Version of each group's hactl level in `view.want`: (edit time, editor).
+    /// The hactl level in force here per group, as its replicated hactl says.
+    pub want: BTreeMap<String, String>,
+    /// Version of each group's hactl level in `want`: (edit time, editor).
     pub want_ver: BTreeMap<String, (u64, usize)>,
     /// Whether `want_ver` holds every group's level in force (since its daemon started and
     /// no hactl edit since): then no peer can have a newer one, and a resync skips them.
@@ -63,10 +59,11 @@ pub struct Node {
     pub claims: BTreeMap<String, Claim>,
     /// The pending supervisor operation per group (to drop superseded completions).
     pub op: BTreeMap<String, u64>,
-    /// Published cooldown keys.
-    pub cooldown_pub: BTreeSet<String>,
-    /// Published fencing records.
-    pub records_pub: BTreeMap<String, Record>,
+    /// Its gossip state: every key its daemon published (but the beat, see
+    /// `World::feed_beats`), as chitchat keeps a node's own state.
+    pub published: BTreeMap<String, String>,
+    /// Its daemon was hung until its next step: the gap is real, the core must see it.
+    pub resuming: bool,
     /// Truth: until when a group is in test-failure cooldown here (global ms).
     pub cooldown_until: BTreeMap<String, u64>,
     /// Groups it held, as far as its last state that got out said, when it went down
@@ -96,22 +93,32 @@ pub struct Node {
 }
 
 impl Node {
-    /// Returns node `name`, up with `generation`, with a fresh brain of `kind`.
-    pub fn new(name: String, kind: Kind, generation: u64, seed: u64, cfg: &Config) -> Node {
+    /// Returns node `name`, up with `generation`, with a fresh daemon of `kind`, in a
+    /// cluster of `names` (the membership its earlier runs persisted).
+    pub fn new(
+        name: String,
+        kind: Kind,
+        generation: u64,
+        seed: u64,
+        cfg: &Config,
+        names: &BTreeSet<String>,
+    ) -> Node {
+        let core = Core::new(&name, generation, cfg.clone(), names.clone(), rng(seed, 0));
         let mut n = Node {
             name,
             generation,
             up: true,
             hung: false,
-            brain: Brain::Om(Om::new()),
-            rng: ChaCha12Rng::seed_from_u64(seed),
-            view: View::default(),
+            core: Box::new(core),
+            om: None,
+            rng: rng(seed, 1),
+            want: BTreeMap::new(),
             want_ver: BTreeMap::new(),
             want_synced: false,
             claims: BTreeMap::new(),
             op: BTreeMap::new(),
-            cooldown_pub: BTreeSet::new(),
-            records_pub: BTreeMap::new(),
+            published: BTreeMap::new(),
+            resuming: false,
             cooldown_until: BTreeMap::new(),
             held_at_down: BTreeSet::new(),
             out_claims: BTreeMap::new(),
@@ -124,64 +131,49 @@ impl Node {
             pub_ver: 0,
             seen_ver: BTreeMap::new(),
         };
-        n.reset(kind, generation, seed, cfg);
+        n.reset(kind, generation, seed, cfg, names);
         n
     }
 
-    /// Starts a fresh daemon: new brain, empty view (but itself), new generation.
-    pub fn reset(&mut self, kind: Kind, generation: u64, seed: u64, cfg: &Config) {
-        // The membership persisted by earlier runs: every node of the cluster.
-        let expected: BTreeSet<String> = self.view.policy.keys().cloned().collect();
+    /// Starts a fresh daemon: new core (knowing only itself), new generation, nothing
+    /// published; it knows the hactl levels of `want`.
+    pub fn reset(
+        &mut self,
+        kind: Kind,
+        generation: u64,
+        seed: u64,
+        cfg: &Config,
+        names: &BTreeSet<String>,
+    ) {
         self.generation = generation;
         self.up = true;
         self.hung = false;
-        self.rng =
-            ChaCha12Rng::seed_from_u64(seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        self.brain = match kind {
-            Kind::Ours => Brain::Ours(Box::new(Engine::new(&self.name, cfg.clone(), expected))),
-            Kind::OpenMosix => Brain::Om(Om::new()),
-        };
-        let policy = std::mem::take(&mut self.view.policy);
-        let want = std::mem::take(&mut self.view.want);
-        self.view = View {
-            policy,
-            want,
-            ..View::default()
-        };
-        self.view.members.insert(
-            self.name.clone(),
-            Member {
-                alive: true,
-                generation,
-                ..Member::default()
-            },
+        self.resuming = false;
+        let mix = seed ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut core = Core::new(
+            &self.name,
+            generation,
+            cfg.clone(),
+            names.clone(),
+            rng(mix, 0),
         );
+        core.observe(Input::Wanted(self.want.clone()));
+        core.observe(Input::Fencing(Fencing {
+            default: Some(fence_policy()),
+            nodes: BTreeMap::new(),
+        }));
+        *self.core = core;
+        self.rng = rng(mix, 1);
+        self.om = (kind == Kind::OpenMosix).then(Om::new);
         self.claims.clear();
         self.op.clear();
-        self.cooldown_pub.clear();
-        self.records_pub.clear();
+        self.published.clear();
         self.cooldown_until.clear();
         self.next_step = None;
         self.pub_ver = 0;
         self.seen_ver.clear();
         self.out_claims.clear();
         self.fenced_off = false;
-    }
-
-    /// Rebuilds the view's member map, names included, in one go and in name order. The
-    /// map grows one member at a time, its pieces scattered among everything else the
-    /// simulator allocates meanwhile; every engine step reads all of it, and at a thousand
-    /// nodes those cache misses were most of a step's cost. Nothing changes but where it
-    /// lies in memory.
-    pub fn compact_view(&mut self) {
-        let fresh: BTreeMap<String, Member> = (self.view.members.iter())
-            .map(|(n, m)| {
-                let mut s = String::with_capacity(96);
-                s.push_str(n);
-                (s, m.clone())
-            })
-            .collect();
-        self.view.members = fresh;
     }
 
     /// Returns the node's clock reading at global time `t`.
@@ -238,6 +230,13 @@ impl Node {
 pub fn past_plan(c: &Claim) -> bool {
     let claim_only = |l: &str| l == PLAN || mosha::engine::claim::is_stopped_level(l);
     c.holds() && !(claim_only(&c.level) && claim_only(&c.target))
+}
+
+/// Returns the generator of stream `stream` of `seed` (the core's, the dice).
+fn rng(seed: u64, stream: u64) -> ChaCha12Rng {
+    let mut r = ChaCha12Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r
 }
 
 /// Returns the fencing policy every node gets: configured, 10 s per pass.

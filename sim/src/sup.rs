@@ -1,73 +1,79 @@
-//! Stepping a node's brain and carrying out its actions: the modelled supervisor (a level
-//! change takes a modelled delay, tests can be slow or fail), claims published by gossip,
-//! fence passes run by modelled agents.
+//! Stepping a node's daemon (mosha's node core, or the OpenMosix::HA monitor) and carrying
+//! out its `Ready`: the modelled supervisor (a level change takes a modelled delay, tests can
+//! be slow or fail), publications over modelled gossip, fence passes run by modelled agents.
 
+use mosha::engine::node::{Input, Ready};
 use mosha::engine::{Action, Claim, Event, State, PLAN, STOP, TEST};
 use rand::RngExt;
 
 use crate::faults::{self, Agent};
-use crate::node::{fence_policy, Brain};
+use crate::node::{fence_policy, Kind};
 use crate::world::{Kind2, Upd, World};
 
 impl World {
-    /// Steps node `x`'s brain now and carries out what it decides.
+    /// Steps node `x`'s daemon now and carries out what it decides.
     pub fn step(&mut self, x: usize) {
         self.stats.steps += 1;
         let local = self.nodes[x].local(self.now);
-        let node = &mut self.nodes[x];
-        let (actions, wake) = match &mut node.brain {
-            Brain::Ours(e) => {
-                let a = e.step(local, &node.view, &mut node.rng);
-                (a, e.next_wakeup().map(|w| node.global(w, self.now)))
+        if self.p.kind == Kind::OpenMosix {
+            let node = &mut self.nodes[x];
+            let om = node.om.as_mut().expect("an OpenMosix node has its monitor");
+            let c = om.cycle(&node.name, node.core.view(), &mut node.rng);
+            self.stats.conflicts += c.conflicts;
+            let next = self.now + c.sleep_ms;
+            for a in c.actions {
+                if let Action::Tell { group, level } = a {
+                    self.tell(x, &group, &level);
+                }
             }
-            Brain::Om(om) => {
-                let c = om.cycle(&node.name, &node.view, &mut node.rng);
-                self.stats.conflicts += c.conflicts;
-                let next = self.now + c.sleep_ms;
-                (c.actions, Some(next))
-            }
-        };
-        self.apply(x, actions);
+            // The monitor loop sleeps whatever happens.
+            self.nodes[x].next_step = None;
+            self.schedule_step(x, next.max(self.now + 1));
+            return;
+        }
+        // The simulator skips a daemon's idle ticks: it was awake all along, unless it was
+        // hung until now (then the core must see the gap, as the daemon's does).
+        if !std::mem::take(&mut self.nodes[x].resuming) {
+            self.nodes[x].core.observe(Input::Awake { now: local });
+        }
+        self.feed_beats(x);
+        let ready = self.nodes[x].core.ready(local);
+        if ready.persist.is_some() {
+            self.nodes[x].core.advance(Ok(()));
+        }
+        self.apply(x, ready);
+        let wake = (self.nodes[x].core.next_wakeup()).map(|w| self.nodes[x].global(w, self.now));
         if let Some(w) = wake {
-            if self.p.kind == crate::node::Kind::OpenMosix {
-                // The monitor loop sleeps whatever happens.
-                self.nodes[x].next_step = None;
-            }
             self.schedule_step(x, w.max(self.now + 1));
         }
     }
 
-    /// Carries out the actions node `x`'s brain decided.
-    pub fn apply(&mut self, x: usize, actions: Vec<Action>) {
-        for a in actions {
-            match a {
-                Action::Tell { group, level } => self.tell(x, &group, &level),
-                Action::Publish { key, value } => {
-                    if let Some(g) = key.strip_prefix(mosha::engine::keys::COOLDOWN_PREFIX) {
-                        self.publish(x, Upd::Cooldown(g.to_string(), value.is_some()));
-                    } else if let Some(v) = key.strip_prefix(mosha::engine::keys::RECORD_PREFIX) {
-                        if let Some(r) = value.as_deref().and_then(mosha::engine::Record::decode) {
-                            self.publish(x, Upd::Record(v.to_string(), r));
-                        }
-                    }
-                }
-                Action::Members(_) => {}
-                Action::Fence { node, generation } => self.start_fence(x, &node, generation),
-                Action::CancelFence { node } => {
-                    if let Some(v) = self.nodes.iter().position(|n| n.name == node) {
-                        self.fence_runs.remove(&(x, v));
-                        self.log(|| format!("n{x} cancels the fencing of {node}"));
-                    }
-                }
-                Action::Event(e) => {
-                    match &e {
-                        Event::Yielding { .. } => self.stats.conflicts += 1,
-                        Event::Planning { .. } => {}
-                        _ => {}
-                    }
-                    self.log(|| format!("n{x} {e:?}"));
-                }
+    /// Carries out what node `x`'s core decided.
+    pub fn apply(&mut self, x: usize, ready: Ready) {
+        for e in &ready.events {
+            if let Event::Yielding { .. } = e {
+                self.stats.conflicts += 1;
             }
+            self.log(|| format!("n{x} {e:?}"));
+        }
+        // Beats travel with the state that reaches an observer (see `World::feed_beats`).
+        let publish: Vec<_> = (ready.publish.into_iter())
+            .filter(|(k, _)| k != mosha::engine::keys::BEAT)
+            .collect();
+        if !publish.is_empty() && self.nodes[x].ok() {
+            self.publish(x, Upd::Keys(publish));
+        }
+        for (node, generation) in ready.fence {
+            self.start_fence(x, &node, generation);
+        }
+        for node in ready.cancel_fence {
+            if let Some(v) = self.nodes.iter().position(|n| n.name == node) {
+                self.fence_runs.remove(&(x, v));
+                self.log(|| format!("n{x} cancels the fencing of {node}"));
+            }
+        }
+        for (group, level) in ready.tell {
+            self.tell(x, &group, &level);
         }
     }
 
@@ -163,13 +169,8 @@ impl World {
                 Some(c) => node.claims.insert(group.to_string(), c.clone()),
                 None => node.claims.remove(group),
             };
-            let me = node.name.clone();
-            if let Some(m) = node.view.members.get_mut(&me) {
-                match &c {
-                    Some(c) => m.claims.insert(group.to_string(), c.clone()),
-                    None => m.claims.remove(group),
-                };
-            }
+            node.core
+                .observe(Input::Claims(vec![(group.to_string(), c.clone())]));
         }
         let after = self.nodes[x].runs_at(group, "start");
         if before != after {
@@ -181,8 +182,13 @@ impl World {
             }
             (self.checks.placed)(self);
         }
+        // The daemon publishes its claims as its supervisor moves (a hung one does at its
+        // next step, which carries them too).
         if publish && self.nodes[x].ok() {
-            self.publish(x, Upd::Claim(group.to_string(), c));
+            let ready = self.nodes[x].core.flush();
+            if !ready.publish.is_empty() {
+                self.publish(x, Upd::Keys(ready.publish));
+            }
         }
         self.dirty(x);
     }
@@ -225,18 +231,19 @@ impl World {
         );
     }
 
-    /// Hands a fence pass's outcome to the fencer's engine.
+    /// Hands a fence pass's outcome to the fencer's core.
     pub fn fence_result(&mut self, x: usize, victim: usize, vgen: u64, ok: bool, detail: &str) {
         let local = self.nodes[x].local(self.now);
         let vname = self.nodes[victim].name.clone();
-        let actions = match &mut self.nodes[x].brain {
+        if self.p.kind == Kind::Ours {
             // Like the daemon's, a record's detail says when the agent ran.
-            Brain::Ours(e) => {
-                e.fence_result(local, &vname, vgen, ok, &format!("{detail} at {local}"))
-            }
-            Brain::Om(_) => Vec::new(),
-        };
-        self.apply(x, actions);
+            self.nodes[x].core.observe(Input::FenceDone {
+                node: vname,
+                generation: vgen,
+                ok,
+                detail: format!("{detail} at {local}"),
+            });
+        }
         self.dirty(x);
     }
 }

@@ -7,28 +7,27 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::rc::Rc;
 
-use mosha::engine::{Claim, Config, Record};
+use std::collections::BTreeSet;
+
+use mosha::engine::Config;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 
 use crate::faults::{self, Plan, Profile};
 use crate::net::{Links, Timing};
-use crate::node::{fence_policy, Kind, Node};
+use crate::node::{Kind, Node};
 use crate::report::Stats;
+use mosha::engine::node::Input;
 
 /// The daemon's tick: a node steps on multiples of it (plus its phase).
 pub const TICK: u64 = 50;
 
-/// A gossip key update.
+/// A gossip update.
 #[derive(Debug, Clone)]
 pub enum Upd {
-    /// A claim changed (`None`: the group holds nothing there any more).
-    Claim(String, Option<Claim>),
-    /// A cooldown key was set (`true`) or withdrawn.
-    Cooldown(String, bool),
-    /// A fencing record about a victim.
-    Record(String, Record),
-    /// A hactl level, with its version.
+    /// Changes of the publisher's keys, as its node core published them (`None`: deleted).
+    Keys(Vec<(String, Option<String>)>),
+    /// A hactl level, with its version (the replicated hactl, modelled).
     Want(String, String, (u64, usize)),
 }
 
@@ -177,6 +176,8 @@ pub struct World {
     pub want: Vec<(String, (u64, usize))>,
     /// Group names.
     pub gnames: Vec<String>,
+    /// Node names (the membership every node persisted).
+    pub names: BTreeSet<String>,
     /// Truth: how many nodes run each group at its run level.
     pub running: BTreeMap<String, usize>,
     /// Groups awaiting a failover: since when.
@@ -207,8 +208,7 @@ impl World {
             .map(|_| ("start".to_string(), (0, 0)))
             .collect();
         let mut nodes = Vec::with_capacity(n);
-        let policy: BTreeMap<String, _> =
-            (0..n).map(|i| (format!("n{i}"), fence_policy())).collect();
+        let names: BTreeSet<String> = (0..n).map(|i| format!("n{i}")).collect();
         for i in 0..n {
             let mut node = Node::new(
                 format!("n{i}"),
@@ -216,13 +216,19 @@ impl World {
                 i as u64 + 1,
                 p.seed ^ (i as u64) << 20,
                 &cfg,
+                &names,
             );
-            node.view.policy = policy.clone();
-            node.view.want = gnames
+            node.want = gnames
                 .iter()
                 .map(|g| (g.clone(), "start".to_string()))
                 .collect();
-            node.reset(p.kind, i as u64 + 1, p.seed ^ (i as u64) << 20, &cfg);
+            node.reset(
+                p.kind,
+                i as u64 + 1,
+                p.seed ^ (i as u64) << 20,
+                &cfg,
+                &names,
+            );
             node.phase = rng.random_range(0..TICK);
             node.clock = plan.clocks[i];
             node.up = false;
@@ -243,6 +249,7 @@ impl World {
             healed: false,
             want,
             gnames,
+            names,
             running: BTreeMap::new(),
             pending_failover: BTreeMap::new(),
             stats: Stats {
@@ -327,12 +334,16 @@ impl World {
             Kind2::Down { obs, about } => {
                 if self.nodes[obs].ok() && !self.links.heard(obs, about) {
                     let name = self.nodes[about].name.clone();
-                    if let Some(m) = self.nodes[obs].view.members.get_mut(&name) {
-                        if m.alive {
-                            m.alive = false;
-                            self.log(|| format!("n{obs} drops {name}"));
-                            self.dirty(obs);
-                        }
+                    let seen = self.nodes[obs].core.view().members.get(&name);
+                    if let Some(generation) = seen.filter(|m| m.alive).map(|m| m.generation) {
+                        self.nodes[obs].core.observe(Input::Member {
+                            name: name.clone(),
+                            generation,
+                            alive: false,
+                            keys: None,
+                        });
+                        self.log(|| format!("n{obs} drops {name}"));
+                        self.dirty(obs);
                     }
                 }
             }
@@ -477,27 +488,20 @@ impl World {
     }
 }
 
-/// Keeps the better of the known and the new record about `victim`.
-pub fn merge_record(records: &mut BTreeMap<String, Record>, victim: &str, r: &Record) {
-    let merged = match records.remove(victim) {
-        Some(old) => old.better(r.clone()),
-        None => r.clone(),
-    };
-    records.insert(victim.to_string(), merged);
-}
-
-/// Copies into `o`'s view the hactl levels of `a` that are newer than its own, or unknown to
-/// it. Both version maps are sorted by group: one merge walk, no lookup.
-pub(crate) fn newer_wants(a: &Node, o: &mut Node) {
+/// Copies into `o`'s hactl the levels of `a` that are newer than its own, or unknown to
+/// it. Both version maps are sorted by group: one merge walk, no lookup. Returns whether any
+/// level changed.
+pub(crate) fn newer_wants(a: &Node, o: &mut Node) -> bool {
     let mut mine = o.want_ver.iter_mut().peekable();
     let mut missing = Vec::new();
+    let mut changed = false;
     for (g, ver) in &a.want_ver {
         while mine.next_if(|(h, _)| *h < g).is_some() {}
         match mine.next_if(|(h, _)| *h == g) {
             Some((_, old)) if ver > old => {
                 *old = *ver;
-                let l = a.view.want.get(g).cloned().unwrap_or_default();
-                o.view.want.insert(g.clone(), l);
+                let l = a.want.get(g).cloned().unwrap_or_default();
+                changed |= o.want.insert(g.clone(), l.clone()) != Some(l);
             }
             Some(_) => {}
             None => missing.push((g, ver)),
@@ -505,7 +509,8 @@ pub(crate) fn newer_wants(a: &Node, o: &mut Node) {
     }
     for (g, ver) in missing {
         o.want_ver.insert(g.clone(), *ver);
-        let l = a.view.want.get(g).cloned().unwrap_or_default();
-        o.view.want.insert(g.clone(), l);
+        let l = a.want.get(g).cloned().unwrap_or_default();
+        changed |= o.want.insert(g.clone(), l.clone()) != Some(l);
     }
+    changed
 }

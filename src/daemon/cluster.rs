@@ -1,7 +1,8 @@
-//! The daemon's cluster step: reads the gossip view, replicates cltab and hactl, feeds the
-//! engine, carries out its decisions on the supervisor, publishes this node's claims, and
-//! builds hastat. Everything that turns gossip into engine inputs and engine outputs into
-//! effects lives here; the decisions themselves are the engine's.
+//! The daemon's cluster step, a thin driver of the node core ([`crate::engine::node`]): it
+//! hands the core what it observed (the gossip view, the supervisor's claims, the files in
+//! force, fence results, operator commands), carries out the core's [`Ready`] (tells the
+//! supervisor, publishes, runs fence agents, logs, persists the expected membership before
+//! advancing), and replicates cltab, hactl and fencetab. Every decision is the core's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use super::members::Members;
 use super::notices::Notices;
 use super::replicated::{self, Change, Replicated};
 use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
-use crate::engine::{self, Action, Claim, Engine, Policy, Record};
+use crate::engine::node::{self, Input, Node, Ready};
+use crate::engine::{self, Event, Policy};
 use crate::fence::{OsAgents, Runner};
 use crate::files;
 use crate::gossip::ClusterView;
@@ -33,15 +35,6 @@ fn validate_hactl(file: &str, text: &str) -> Result<(), Vec<Problem>> {
 
 fn validate_fencetab(file: &str, text: &str) -> Result<(), Vec<Problem>> {
     Fencetab::parse(file, text).map(|_| ())
-}
-
-pub use engine::keys::{BEAT as BEAT_KEY, BYE as BYE_KEY};
-
-/// When this node last got news (a new beat) from a member.
-struct News {
-    generation: u64,
-    beat: Option<String>,
-    at: u64,
 }
 
 /// Returns how `node` is fenced according to `tab`, with the time one pass may take (every
@@ -62,7 +55,19 @@ pub fn policy(tab: &Fencetab, node: &str) -> Policy {
     }
 }
 
-/// The cluster half of a node: replicated files, expected membership, engine.
+/// Returns how every node is fenced according to `tab`, for the node core.
+pub fn fencing(tab: &Fencetab) -> node::Fencing {
+    let named = tab.methods.keys().chain(tab.off.keys());
+    node::Fencing {
+        default: Some(policy(tab, config::fencetab::ANY_NODE)),
+        nodes: named
+            .filter(|n| *n != config::fencetab::ANY_NODE)
+            .map(|n| (n.clone(), policy(tab, n)))
+            .collect(),
+    }
+}
+
+/// The cluster half of a node: replicated files, expected membership, the node core.
 pub struct Cluster {
     pub(super) me: String,
     pub(super) dir: PathBuf,
@@ -89,31 +94,21 @@ pub struct Cluster {
     members: Members,
     /// Repeated errors of the files this node writes, said once (shown in hastat).
     pub notices: Notices,
-    /// The engine.
-    pub engine: Engine,
-    rng: ChaCha12Rng,
-    published_claims: BTreeMap<String, String>,
+    /// The node core: every decision.
+    pub(super) core: Node,
     pub(super) last_view: Option<ClusterView>,
-    /// The engine's view at the last step, this node's claims as they were after it: what
-    /// hastat shows, without building it again.
-    pub(super) last_ev: Option<engine::View>,
-    /// This node's beat counter, and when it was last published (engine time).
-    beat: (u64, Option<u64>),
-    /// News from each member, as its beats arrive.
-    news: BTreeMap<String, News>,
-    /// When the last step ran (engine time), to notice that this daemon was frozen.
-    last_step: Option<u64>,
 }
 
 impl Cluster {
-    /// Opens the node's files and creates its engine.
+    /// Opens the node's files and creates its core (at gossip `generation`).
     ///
     /// # Errors
-    /// Fails when `DIR/members` is invalid (quorum cannot be computed from a damaged file),
-    /// with every problem of it.
+    /// Fails when `DIR/members` is invalid or unreadable (quorum cannot be computed from a
+    /// damaged file), with every problem of it.
     pub fn open(
         dir: &Path,
         me: &str,
+        generation: u64,
         cfg: engine::Config,
         rng: ChaCha12Rng,
         alert: Option<String>,
@@ -130,6 +125,9 @@ impl Cluster {
         let cltab = Cltab::parse("cltab", &cltab_file.text).unwrap_or_default();
         let hactl = Hactl::parse("hactl", &hactl_file.text).unwrap_or_default();
         let (members, expected) = Members::open(dir)?;
+        let mut core = Node::new(me, generation, cfg, expected, rng);
+        core.observe(Input::Wanted(wanted(&cltab, &hactl)));
+        core.observe(Input::Fencing(fencing(&fencetab)));
         Ok(Cluster {
             me: me.to_string(),
             dir: dir.to_path_buf(),
@@ -148,14 +146,8 @@ impl Cluster {
             },
             members,
             notices: Notices::new(Instant::now(), super::wall_ms()),
-            engine: Engine::new(me, cfg, expected),
-            rng,
-            published_claims: BTreeMap::new(),
+            core,
             last_view: None,
-            last_ev: None,
-            beat: (0, None),
-            news: BTreeMap::new(),
-            last_step: None,
         })
     }
 
@@ -179,10 +171,14 @@ impl Cluster {
         self.last_view.as_ref()
     }
 
+    /// Returns the node core.
+    pub fn core(&self) -> &Node {
+        &self.core
+    }
+
     /// Reads edits of the local files (settled by `now`) and newer versions from peers.
-    /// Returns whether the cltab in force changed (the supervisor must be reconfigured) and
-    /// whether the hactl in force did.
-    fn sync_files(&mut self, view: &ClusterView, now: Instant, wall_ms: u64) -> (bool, bool) {
+    /// Returns whether the cltab in force changed (the supervisor must be reconfigured).
+    fn sync_files(&mut self, view: &ClusterView, now: Instant, wall_ms: u64) -> bool {
         let peers = || {
             view.members
                 .iter()
@@ -222,6 +218,7 @@ impl Cluster {
         }
         if changed[1] {
             self.hactl = Hactl::parse("hactl", &self.hactl_file.text).unwrap_or_default();
+            info!(groups = self.hactl.groups.len(), "hactl in force changed");
         }
         if changed[2] {
             self.fencetab =
@@ -230,6 +227,11 @@ impl Cluster {
             if !off.is_empty() {
                 warn!(nodes = ?off, "fencing is turned OFF (none) for these nodes: their groups are recovered without fencing, which is unsafe");
             }
+            self.core.observe(Input::Fencing(fencing(&self.fencetab)));
+        }
+        if changed[0] || changed[1] {
+            self.core
+                .observe(Input::Wanted(wanted(&self.cltab, &self.hactl)));
         }
         if changed.iter().any(|c| *c) {
             replicated::save_versions(
@@ -242,134 +244,61 @@ impl Cluster {
                 warn!("{w}");
             }
         }
-        (changed[0], changed[1])
+        changed[0]
     }
 
-    /// Returns this node's claims, from its supervisor.
-    fn my_claims(sup: &Supervisor) -> BTreeMap<String, Claim> {
-        sup.status()
-            .into_iter()
-            .map(|(g, s)| {
-                let claim = Claim {
-                    level: s.level,
-                    target: s.target,
-                    state: s.state,
-                };
-                (g, claim)
-            })
-            .collect()
-    }
-
-    /// Notes which members' beats changed since the last step, at `now_ms`.
-    fn note_news(&mut self, view: &ClusterView, now_ms: u64) {
-        for (name, m) in &view.members {
-            let beat = m.keys.get(BEAT_KEY);
-            let fresh = self
-                .news
-                .get(name)
-                .is_none_or(|n| n.generation != m.generation || n.beat.as_ref() != beat);
-            if fresh {
-                let news = News {
-                    generation: m.generation,
-                    beat: beat.cloned(),
-                    at: now_ms,
-                };
-                self.news.insert(name.clone(), news);
-            }
-        }
-        self.news.retain(|n, _| view.members.contains_key(n));
-    }
-
-    /// Notices that this daemon did not step for a while (SIGSTOP, a paused VM, starvation):
-    /// the engine then holds every move until fresh state arrives, and the silence of peers
-    /// during the freeze is not held against them.
-    fn note_stall(&mut self, now_ms: u64) {
-        let limit = self.engine.config().news_timeout / 2;
-        if let Some(last) = self.last_step.filter(|l| now_ms > l + limit) {
-            warn!(
-                frozen_ms = now_ms - last,
-                "this daemon did not run for a while: its view is stale; holding every group \
-                 where it is until it has heard the cluster again"
-            );
-            self.engine.resumed(now_ms);
-            for n in self.news.values_mut() {
-                n.at = now_ms;
-            }
-        }
-        self.last_step = Some(now_ms);
-    }
-
-    /// Returns this node's next beat, when one is due at `now_ms`.
-    fn beat_due(&mut self, now_ms: u64) -> Option<(String, Option<String>)> {
-        let every = self.engine.config().beat;
-        if self.beat.1.is_some_and(|t| now_ms < t + every) {
-            return None;
-        }
-        self.beat = (self.beat.0 + 1, Some(now_ms));
-        Some((BEAT_KEY.to_string(), Some(self.beat.0.to_string())))
-    }
-
-    /// Converts the gossip view into the engine's.
-    pub(super) fn engine_view(&self, view: &ClusterView, sup: &Supervisor) -> engine::View {
-        let mut members = BTreeMap::new();
-        for (name, m) in &view.members {
-            let claims = m
-                .keys
-                .iter()
-                .filter_map(|(k, v)| {
-                    let g = k.strip_prefix(engine::CLAIM_PREFIX)?;
-                    Some((g.to_string(), Claim::decode(v)?))
-                })
+    /// Hands the core the gossip view: every other member's liveness, generation and keys,
+    /// and the members gossip forgot.
+    fn observe_view(&mut self, view: &ClusterView) {
+        for (name, m) in view.members.iter().filter(|(n, _)| **n != self.me) {
+            let keys = (m.keys.iter())
+                .filter(|(k, _)| node::is_core_key(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            let cooldown = m
-                .keys
-                .keys()
-                .filter_map(|k| k.strip_prefix(engine::COOLDOWN_PREFIX))
-                .map(str::to_string)
-                .collect();
-            members.insert(
-                name.clone(),
-                engine::Member {
-                    alive: m.alive,
-                    generation: m.generation,
-                    claims,
-                    cooldown,
-                    left: m.keys.contains_key(BYE_KEY),
-                    quiet_since: self.news.get(name).map(|n| n.at),
-                    blank: !m.keys.contains_key(BEAT_KEY),
-                },
-            );
+            self.core.observe(Input::Member {
+                name: name.clone(),
+                generation: m.generation,
+                alive: m.alive,
+                keys: Some(keys),
+            });
         }
-        let me = members.entry(self.me.clone()).or_default();
-        me.alive = true;
-        me.claims = Self::my_claims(sup);
-        let want = self
-            .cltab
-            .groups()
-            .into_iter()
-            .map(|g| (g.to_string(), self.hactl.level_of(g).to_string()))
+        let gone: Vec<String> = (self.core.view().members.keys())
+            .filter(|n| **n != self.me && !view.members.contains_key(*n))
+            .cloned()
             .collect();
-        let policy = members
-            .keys()
-            .map(|n| (n.clone(), policy(&self.fencetab, n)))
-            .collect();
-        let records = engine::fencing::reduce(view.members.values().flat_map(|m| {
-            m.keys.iter().filter_map(|(k, v)| {
-                let victim = k.strip_prefix(engine::fencing::RECORD_PREFIX)?;
-                Some((victim, Record::decode(v)?))
+        for name in gone {
+            self.core.observe(Input::Gone { name });
+        }
+    }
+
+    /// Hands the core the supervisor's claims.
+    fn observe_claims(&mut self, sup: &Supervisor) {
+        let claims = sup.status().into_iter().map(|(g, s)| {
+            let claim = engine::Claim {
+                level: s.level,
+                target: s.target,
+                state: s.state,
+            };
+            (g, Some(claim))
+        });
+        let mut claims: Vec<(String, Option<engine::Claim>)> = claims.collect();
+        let gone: Vec<String> = (self.core.view().members.get(&self.me))
+            .map(|m| {
+                m.claims
+                    .keys()
+                    .filter(|g| !claims.iter().any(|(h, _)| h == *g))
+                    .cloned()
+                    .collect()
             })
-        }));
-        engine::View {
-            members,
-            want,
-            policy,
-            records,
-        }
+            .unwrap_or_default();
+        claims.extend(gone.into_iter().map(|g| (g, None)));
+        self.core.observe(Input::Claims(claims));
     }
 
     /// Keeps `view` for status while the daemon decides nothing (see
-    /// [`super::identity::Verdict::Hold`]).
-    pub fn hold(&mut self, view: ClusterView) {
+    /// [`super::identity::Verdict::Hold`]); the loop still runs, so that is no freeze.
+    pub fn hold(&mut self, view: ClusterView, now_ms: u64) {
+        self.core.observe(Input::Awake { now: now_ms });
         self.last_view = Some(view);
     }
 
@@ -385,21 +314,18 @@ impl Cluster {
         wall_ms: u64,
     ) -> Vec<(String, Option<String>)> {
         if let Some(m) = self.members.poll(now) {
-            self.engine.set_expected(m);
+            self.core.observe(Input::Expected(m));
         }
-        let (cltab_changed, hactl_changed) = self.sync_files(&view, now, wall_ms);
-        if cltab_changed {
+        if self.sync_files(&view, now, wall_ms) {
             sup.configure(now, os, &self.cltab);
             sup.retell_all(now, os);
         }
         let mut publish = self.cltab_file.publication();
         publish.extend(self.hactl_file.publication());
         publish.extend(self.fencetab_file.publication());
-        publish.extend(super::commands::carry_out(
-            &self.dir,
-            &mut self.engine,
-            &view,
-        ));
+        for i in super::commands::carry_out(&self.dir, self.core.engine(), &view) {
+            self.core.observe(i);
+        }
         for r in self.runner.take_results() {
             let detail = format!("{} (at unix {:.1})", r.detail, wall_ms as f64 / 1000.0);
             if r.ok {
@@ -407,114 +333,102 @@ impl Cluster {
             } else {
                 error!(node = %r.victim, generation = r.generation, "fencing failed: {detail}");
             }
-            for a in self
-                .engine
-                .fence_result(now_ms, &r.victim, r.generation, r.ok, &detail)
-            {
-                if let Action::Publish { key, value } = a {
-                    publish.push((key, value));
-                }
-            }
+            self.core.observe(Input::FenceDone {
+                node: r.victim,
+                generation: r.generation,
+                ok: r.ok,
+                detail,
+            });
         }
-        publish.extend(self.beat_due(now_ms));
-        self.note_stall(now_ms);
-        self.note_news(&view, now_ms);
-        let ev = self.engine_view(&view, sup);
-        let actions = self.engine.step(now_ms, &ev, &mut self.rng);
-        for a in actions {
-            match a {
-                Action::Tell { group, level } => sup.tell(now, os, &group, &level),
-                Action::Publish { key, value } => publish.push((key, value)),
-                Action::Members(m) => self.members.write(&m, &mut self.notices),
-                Action::Fence { node, generation } => match self.fencetab.for_node(&node) {
-                    Fencing::Methods(ms) => {
-                        let ms = ms.to_vec();
-                        self.runner
-                            .start(now, &mut self.agents, &node, generation, &ms);
-                    }
-                    _ => {
-                        for a in self.engine.fence_result(
-                            now_ms,
-                            &node,
-                            generation,
-                            false,
-                            "no fence method configured any more",
-                        ) {
-                            if let Action::Publish { key, value } = a {
-                                publish.push((key, value));
-                            }
-                        }
-                    }
-                },
-                Action::CancelFence { node } => {
-                    if self.runner.cancel(&mut self.agents, &node) {
-                        warn!(%node, "fencing cancelled: quorum lost, or the node is already known to be off");
-                    }
-                }
-                Action::Event(e) => {
-                    events::log(&e);
-                    self.alerts.for_event(&e);
-                }
-            }
-        }
-        if hactl_changed {
-            info!(groups = self.hactl.groups.len(), "hactl in force changed");
-        }
-        // One look at the supervisor after the actions: for the claims to publish, and for
-        // the view hastat shows until the next step.
-        let claims = Self::my_claims(sup);
-        publish.extend(self.changes_of(&claims));
-        let mut ev = ev;
-        ev.members.entry(self.me.clone()).or_default().claims = claims;
-        self.last_ev = Some(ev);
+        self.observe_view(&view);
+        self.observe_claims(sup);
+        let ready = self.core.ready(now_ms);
+        publish.extend(self.carry(ready, sup, os, now));
+        // One look at the supervisor after the tells: the claims to publish, and the view
+        // hastat shows until the next step.
+        publish.extend(self.claim_changes(sup));
         self.last_view = Some(view);
         publish
     }
 
-    /// Returns the gossip changes that publish this node's current claims.
-    pub fn claim_changes(&mut self, sup: &Supervisor) -> Vec<(String, Option<String>)> {
-        let claims = Self::my_claims(sup);
-        self.changes_of(&claims)
-    }
-
-    /// Returns the gossip changes that publish `all`, this node's claims now (and runs the
-    /// group-started and group-stopped alerts).
-    fn changes_of(&mut self, all: &BTreeMap<String, Claim>) -> Vec<(String, Option<String>)> {
-        // Only claims that hold a group are published: a node at `stop` says nothing about
-        // it, which keeps gossip small with many groups.
-        let now: BTreeMap<String, String> = all
-            .iter()
-            .filter(|(_, c)| c.holds())
-            .map(|(g, c)| (engine::keys::claim(g), c.encode()))
-            .collect();
-        for (g, new) in all {
-            let k = engine::keys::claim(g);
-            let new = new.clone();
-            let old = self.published_claims.get(&k).and_then(|o| Claim::decode(o));
-            let running = |c: &Claim| {
-                c.level == c.target
-                    && c.state.settled()
-                    && ![engine::PLAN, engine::TEST, engine::STOP, ""].contains(&c.level.as_str())
-            };
-            let was = old.as_ref().is_some_and(running);
-            if running(&new) && !was {
-                self.alerts.run("group-started", "", g, &new.to_string());
-            } else if was && !new.holds() {
-                self.alerts.run("group-stopped", "", g, &new.to_string());
+    /// Carries out `ready`; returns its gossip changes.
+    fn carry(
+        &mut self,
+        ready: Ready,
+        sup: &mut Supervisor,
+        os: &mut dyn Os,
+        now: Instant,
+    ) -> Vec<(String, Option<String>)> {
+        for (group, level) in &ready.tell {
+            sup.tell(now, os, group, level);
+        }
+        for (node, generation) in ready.fence {
+            match self.fencetab.for_node(&node) {
+                Fencing::Methods(ms) => {
+                    let ms = ms.to_vec();
+                    self.runner
+                        .start(now, &mut self.agents, &node, generation, &ms);
+                }
+                _ => {
+                    self.core.observe(Input::FenceDone {
+                        node,
+                        generation,
+                        ok: false,
+                        detail: "no fence method configured any more".to_string(),
+                    });
+                }
             }
         }
-        let mut out: Vec<(String, Option<String>)> = now
-            .iter()
-            .filter(|(k, v)| self.published_claims.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        out.extend(
-            self.published_claims
-                .keys()
-                .filter(|k| !now.contains_key(*k))
-                .map(|k| (k.clone(), None)),
-        );
-        self.published_claims = now;
-        out
+        for node in ready.cancel_fence {
+            if self.runner.cancel(&mut self.agents, &node) {
+                warn!(%node, "fencing cancelled: quorum lost, or the node is already known to be off");
+            }
+        }
+        for e in &ready.events {
+            self.event(e);
+        }
+        // Persist before advance: the core learns whether the membership is durable.
+        if let Some(m) = &ready.persist {
+            let written = self.members.write(m);
+            self.notices.outcome("write members", &written);
+            self.core.advance(written.map_err(|e| e.to_string()));
+        }
+        ready.publish
     }
+
+    /// Logs an event and runs its alert.
+    fn event(&self, e: &Event) {
+        match e {
+            Event::GroupStarted { group, claim } => {
+                self.alerts.run("group-started", "", group, claim)
+            }
+            Event::GroupStopped { group, claim } => {
+                self.alerts.run("group-stopped", "", group, claim)
+            }
+            e => {
+                events::log(e);
+                self.alerts.for_event(e);
+            }
+        }
+    }
+
+    /// Returns the gossip changes that publish this node's claims as the supervisor has them
+    /// now (and runs the group-started and group-stopped alerts).
+    pub fn claim_changes(&mut self, sup: &Supervisor) -> Vec<(String, Option<String>)> {
+        self.observe_claims(sup);
+        let ready = self.core.flush();
+        for e in &ready.events {
+            self.event(e);
+        }
+        ready.publish
+    }
+}
+
+/// Returns every group of `cltab` with the level `hactl` wants.
+fn wanted(cltab: &Cltab, hactl: &Hactl) -> BTreeMap<String, String> {
+    cltab
+        .groups()
+        .into_iter()
+        .map(|g| (g.to_string(), hactl.level_of(g).to_string()))
+        .collect()
 }

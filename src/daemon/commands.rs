@@ -12,7 +12,8 @@ use std::path::Path;
 
 use tracing::{error, warn};
 
-use crate::engine::{Action, Engine, Outcome};
+use crate::engine::node::Input;
+use crate::engine::{Engine, Outcome};
 use crate::files;
 use crate::gossip::ClusterView;
 
@@ -30,15 +31,10 @@ const MAX_PER_STEP: usize = 16;
 /// Largest command file read, in bytes (a command is a line or two).
 const MAX_COMMAND_BYTES: usize = 4096;
 
-/// Carries out the commands waiting in `dir/commands/` with `engine` (which makes the
-/// records), answering each in `.reply-NAME`; returns the gossip changes that publish the
-/// records made. At most [`MAX_PER_STEP`] commands per call, each read up to
+/// Carries out the commands waiting in `dir/commands/`, checked against what `engine` and
+/// `view` know, answering each in `.reply-NAME`; returns the records for the node core. At most [`MAX_PER_STEP`] commands per call, each read up to
 /// [`MAX_COMMAND_BYTES`]; anything else found there is answered as an unknown command.
-pub fn carry_out(
-    dir: &Path,
-    engine: &mut Engine,
-    view: &ClusterView,
-) -> Vec<(String, Option<String>)> {
+pub fn carry_out(dir: &Path, engine: &Engine, view: &ClusterView) -> Vec<Input> {
     let dir = dir.join("commands");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
@@ -74,11 +70,11 @@ pub fn carry_out(
 
 /// Carries out one command; returns what was done, or why not.
 fn command(
-    engine: &mut Engine,
+    engine: &Engine,
     name: &str,
     text: &str,
     view: &ClusterView,
-    out: &mut Vec<(String, Option<String>)>,
+    out: &mut Vec<Input>,
 ) -> Result<String, String> {
     let (outcome, node) = if let Some(n) = name.strip_prefix("ack-") {
         (Outcome::Acked, n)
@@ -123,10 +119,11 @@ fn command(
         (None, None, _) => return Err(format!("no node {node:?} is known")),
     };
     warn!(%node, generation, "operator: {name} recorded ({detail})");
-    for a in engine.operator_record(node, generation, outcome, &detail) {
-        if let Action::Publish { key, value } = a {
-            out.push((key, value));
-        }
-    }
+    out.push(Input::Operator {
+        node: node.to_string(),
+        generation,
+        outcome,
+        detail,
+    });
     Ok(format!("recorded for {node} (generation {generation})"))
 }

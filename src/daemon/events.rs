@@ -107,5 +107,17 @@ pub fn log(e: &Event) {
             "recovering a group from a lost node that was NOT FENCED: if that node still runs it, \
              both copies run (configure fencing)"
         ),
+        Event::Frozen { ms } => warn!(
+            frozen_ms = ms,
+            "this daemon did not run for a while: its view is stale; holding every group \
+             where it is until it has heard the cluster again"
+        ),
+        Event::GroupStarted { group, claim } => info!(%group, %claim, "group running here"),
+        Event::GroupStopped { group, claim } => info!(%group, %claim, "group stopped here"),
+        Event::MembersNotSaved { error } => error!(
+            "cannot save the expected membership to DIR/members ({error}): tried again at \
+             every step; until it is saved, a restart of this daemon would count quorum \
+             from the membership before"
+        ),
     }
 }

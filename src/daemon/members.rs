@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use tracing::{error, info};
 
-use super::notices::Notices;
 use super::replicated;
 use crate::config;
 use crate::files::{self, Content, Watched};
@@ -113,11 +112,15 @@ impl Members {
         }
     }
 
-    /// Persists membership `m`; a failure goes to `notices`.
-    pub fn write(&mut self, m: &BTreeSet<String>, notices: &mut Notices) {
+    /// Persists membership `m`: written to a temporary file, synced, renamed over
+    /// `DIR/members`, and the directory synced, so that it survives a power cut.
+    ///
+    /// # Errors
+    /// Returns the write's error; the file then still holds the membership before.
+    pub fn write(&mut self, m: &BTreeSet<String>) -> std::io::Result<()> {
         let text = members_text(m);
-        let written = files::write_atomic(self.file.path(), text.as_bytes());
-        notices.outcome("write members", &written);
+        files::write_atomic(self.file.path(), text.as_bytes())?;
         self.written = Some(text);
+        Ok(())
     }
 }

@@ -1,9 +1,10 @@
-//! `mosha run`: the one event loop of a node. It feeds the engine gossip (membership, peers'
-//! claims, replicated files), the supervisor's state and ticks; carries out the engine's
-//! decisions on the supervisor; publishes this node's claims; writes clstat and hastat; and on
+//! `mosha run`: the one event loop of a node. It feeds the node core
+//! ([`crate::engine::node`]) gossip (membership, peers' claims), the replicated files in
+//! force, the supervisor's state and ticks; carries out the core's decisions on the
+//! supervisor, gossip, fence agents and `DIR/members`; writes clstat and hastat; and on
 //! SIGTERM/SIGINT stops every group and exits leaving no process behind.
 //!
-//! Layout: [`cluster`] (the cluster step), [`replicated`] (cltab, hactl and fencetab over
+//! Layout: [`cluster`] (the cluster step, driving the core), [`replicated`] (cltab, hactl and fencetab over
 //! gossip), [`members`] (the expected membership's file), [`notices`] (repeated errors said
 //! once), [`commands`] (operator commands), [`keys`] (the gossip key file), [`identity`] (one
 //! daemon per node name), [`events`] (event logs, alerts), `report` (hastat).
@@ -120,8 +121,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         Box::pin(gossip.termination());
     let rng =
         rand_chacha::ChaCha12Rng::seed_from_u64(generation ^ engine::rank::weight(&me, "seed"));
-    let mut cluster = Cluster::open(dir, &me, opts.engine.clone(), rng, opts.alert.clone())
-        .map_err(anyhow::Error::msg)?;
+    let mut cluster = Cluster::open(
+        dir,
+        &me,
+        generation,
+        opts.engine.clone(),
+        rng,
+        opts.alert.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let mut os = OsProcesses { dir: dir.clone() };
     let mut sup = Supervisor::new(opts.supervisor.clone());
     let t0 = Instant::now();
@@ -179,12 +187,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         let mut publish = Vec::new();
         if shutdown.is_none() && ticked {
             let view = gossip.view().await;
+            let now_ms = now.duration_since(t0).as_millis() as u64;
             match identity.check(&view, now_std) {
                 Verdict::Run => {
-                    let now_ms = now.duration_since(t0).as_millis() as u64;
                     publish = cluster.step(view, &mut sup, &mut os, now_std, now_ms, wall_ms());
                 }
-                Verdict::Hold => cluster.hold(view),
+                Verdict::Hold => cluster.hold(view, now_ms),
                 Verdict::Exit(why) => {
                     error!("{why}");
                     fatal = Some(why);
@@ -200,7 +208,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             publish.extend(cluster.claim_changes(&sup));
             if shutdown.is_some() {
                 // A clean shutdown: once this node holds nothing, peers need not fence it.
-                publish.push((cluster::BYE_KEY.to_string(), Some("1".to_string())));
+                publish.push(cluster.core().bye());
             }
         }
         if !publish.is_empty() {
@@ -265,7 +273,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     .as_ref()
                     .and_then(|k| k.error().map(str::to_string)),
             };
-            let h = cluster.hastat(generation, &gossip.stats(), &sup, &security);
+            let h = cluster.hastat(generation, &gossip.stats(), &security);
             let due = match &last_hastat {
                 None => true,
                 Some((old, at)) => {

@@ -14,24 +14,16 @@ use crate::hastat::{
     SecurityStat, ShadowStat,
 };
 
-use crate::supervisor::Supervisor;
-
 impl Cluster {
     /// Builds the hastat document.
-    pub fn hastat(
-        &self,
-        generation: u64,
-        stats: &GossipStats,
-        sup: &Supervisor,
-        security: &SecurityStat,
-    ) -> Hastat {
+    pub fn hastat(&self, generation: u64, stats: &GossipStats, security: &SecurityStat) -> Hastat {
         let mut h = Hastat {
             schema: crate::hastat::SCHEMA,
             problems: self.notices.problems(),
             node: self.me.clone(),
             generation,
-            quorate: self.engine.quorate(),
-            expected: self.engine.expected().iter().cloned().collect(),
+            quorate: self.core.engine().quorate(),
+            expected: self.core.engine().expected().iter().cloned().collect(),
             ..Hastat::default()
         };
         let empty = ClusterView {
@@ -40,14 +32,7 @@ impl Cluster {
             shadows: Vec::new(),
         };
         let view = self.last_view.as_ref().unwrap_or(&empty);
-        let built;
-        let ev = match &self.last_ev {
-            Some(ev) => ev,
-            None => {
-                built = self.engine_view(view, sup);
-                &built
-            }
-        };
+        let ev = self.core.view();
         for (name, m) in &view.members {
             let version =
                 |f: &str| crate::replica::read_published(f, &m.keys).map(|p| p.version.to_string());
@@ -111,7 +96,7 @@ impl Cluster {
                 },
             );
         }
-        for (node, lost) in self.engine.lost() {
+        for (node, lost) in self.core.engine().lost() {
             h.fencing.insert(
                 node.clone(),
                 FenceStat {

@@ -1,0 +1,328 @@
+//! The node core's picture of the cluster, kept up to date from gossip key-values as they
+//! change: each member's keys as published (only those the core reads, see
+//! [`crate::keys`]), decoded once into the engine's [`View`], the best fencing record about
+//! each node from every member's `x/` keys, and the news (beat changes) of each member.
+//! Work is proportional to what changed, not to the cluster's size.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::claim::Claim;
+use crate::fencing::{Policy, Record};
+use crate::keys::{BEAT, BYE, CLAIM_PREFIX, COOLDOWN_PREFIX, RECORD_PREFIX};
+use crate::{Member, Millis, View};
+
+/// Tells whether the node core reads gossip key `key` (claims, cooldowns, records, beat,
+/// bye); the others (replicated files) are the daemon's business.
+pub fn is_core_key(key: &str) -> bool {
+    key == BEAT
+        || key == BYE
+        || key.starts_with(CLAIM_PREFIX)
+        || key.starts_with(COOLDOWN_PREFIX)
+        || key.starts_with(RECORD_PREFIX)
+}
+
+/// How each node is fenced: per node, with a default for the others (the fencetab's `*`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fencing {
+    /// The policy of nodes without one of their own (absent: unconfigured).
+    pub default: Option<Policy>,
+    /// The policy of each node named.
+    pub nodes: BTreeMap<String, Policy>,
+}
+
+impl Fencing {
+    /// Returns the policy of node `n` (`None`: unconfigured).
+    pub fn of(&self, n: &str) -> Option<Policy> {
+        self.nodes.get(n).or(self.default.as_ref()).copied()
+    }
+}
+
+/// When news (a new beat) from a member last arrived.
+#[derive(Debug, Clone, Default)]
+struct News {
+    /// `None`: it arrived since the last step, which stamps it.
+    at: Option<Millis>,
+}
+
+/// What the core knows of the cluster (see the module documentation).
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    me: String,
+    /// The engine's view; this node's own entry is kept by the core.
+    pub view: View,
+    /// Each member's keys that the core reads, as published.
+    keys: BTreeMap<String, BTreeMap<String, String>>,
+    /// Every record about each node, by the member that published it.
+    records: BTreeMap<String, BTreeMap<String, Record>>,
+    news: BTreeMap<String, News>,
+    /// Members whose news arrived since the last step.
+    fresh: BTreeSet<String>,
+    fencing: Fencing,
+    /// The instant of the last step.
+    pub(super) now: Millis,
+    /// The engine's news timeout (a member quiet that long no longer counts).
+    pub(super) news_timeout: Millis,
+}
+
+impl Observed {
+    /// Returns the picture of node `me` at `generation`, which knows only itself.
+    pub fn new(me: &str, generation: u64, news_timeout: Millis) -> Observed {
+        let mut o = Observed {
+            me: me.to_string(),
+            news_timeout,
+            ..Observed::default()
+        };
+        let m = Member {
+            alive: true,
+            generation,
+            ..Member::default()
+        };
+        o.view.members.insert(me.to_string(), m);
+        o.keys.insert(me.to_string(), BTreeMap::new());
+        o
+    }
+
+    /// Returns the keys member `name` published as this node knows them, with its generation.
+    pub fn keys_of(&self, name: &str) -> Option<(u64, &BTreeMap<String, String>)> {
+        let m = self.view.members.get(name)?;
+        Some((m.generation, self.keys.get(name)?))
+    }
+
+    /// Notes that member `name` is (or is not) alive at `generation`; a generation other than
+    /// the one known drops everything the old one published. Returns whether anything that
+    /// matters to decisions changed.
+    pub fn liveness(&mut self, name: &str, generation: u64, alive: bool) -> bool {
+        if name == self.me {
+            return false;
+        }
+        let policy = self.fencing.of(name);
+        let known = self.view.members.get(name).map(|m| m.generation);
+        if known != Some(generation) {
+            let keys: Vec<String> = self
+                .keys
+                .get(name)
+                .map(|k| k.keys().cloned().collect())
+                .unwrap_or_default();
+            for k in keys {
+                self.set_key(name, &k, None);
+            }
+            let m = Member {
+                alive,
+                generation,
+                blank: true,
+                ..Member::default()
+            };
+            self.view.members.insert(name.to_string(), m);
+            self.keys.entry(name.to_string()).or_default();
+            // A new generation is news (as it is to the daemon's view): its silence counts
+            // from now.
+            self.news.insert(name.to_string(), News::default());
+            self.fresh.insert(name.to_string());
+            match policy {
+                Some(p) => self.view.policy.insert(name.to_string(), p),
+                None => self.view.policy.remove(name),
+            };
+            return true;
+        }
+        let m = self.view.members.get_mut(name).expect("known member");
+        let changed = m.alive != alive;
+        m.alive = alive;
+        changed
+    }
+
+    /// Applies changes of member `name`'s keys (at `generation`: changes for another one are
+    /// ignored). Returns whether anything that matters to decisions changed.
+    pub fn changes<'a>(
+        &mut self,
+        name: &str,
+        generation: u64,
+        changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    ) -> bool {
+        if self.view.members.get(name).map(|m| m.generation) != Some(generation) {
+            return false;
+        }
+        let mut matters = false;
+        for (k, v) in changes {
+            if is_core_key(k) {
+                matters |= self.set_key(name, k, v);
+            }
+        }
+        matters
+    }
+
+    /// Replaces member `name`'s keys with `all` (the whole state gossip shows of it).
+    pub fn replace(&mut self, name: &str, generation: u64, all: &BTreeMap<String, String>) -> bool {
+        let Some(old) = self.keys.get(name) else {
+            return false;
+        };
+        let gone: Vec<String> = old
+            .keys()
+            .filter(|k| !all.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut changes: Vec<(&str, Option<&str>)> =
+            gone.iter().map(|k| (k.as_str(), None)).collect();
+        changes.extend(
+            all.iter()
+                .filter(|(k, v)| is_core_key(k) && old.get(*k) != Some(*v))
+                .map(|(k, v)| (k.as_str(), Some(v.as_str()))),
+        );
+        if changes.is_empty() {
+            return false;
+        }
+        let changes: Vec<(String, Option<String>)> = changes
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+            .collect();
+        self.changes(
+            name,
+            generation,
+            changes.iter().map(|(k, v)| (k.as_str(), v.as_deref())),
+        )
+    }
+
+    /// Forgets member `name` (gossip forgot it).
+    pub fn forget(&mut self, name: &str) -> bool {
+        if name == self.me || !self.view.members.contains_key(name) {
+            return false;
+        }
+        let keys: Vec<String> = self.keys[name].keys().cloned().collect();
+        for k in keys {
+            self.set_key(name, &k, None);
+        }
+        self.view.members.remove(name);
+        self.view.policy.remove(name);
+        self.keys.remove(name);
+        self.news.remove(name);
+        self.fresh.remove(name);
+        true
+    }
+
+    /// Sets (or deletes) one key of member `name`; returns whether it matters to decisions.
+    pub(super) fn set_key(&mut self, name: &str, key: &str, value: Option<&str>) -> bool {
+        let Some(keys) = self.keys.get_mut(name) else {
+            return false;
+        };
+        if keys.get(key).map(String::as_str) == value {
+            return false;
+        }
+        match (value, keys.get_mut(key)) {
+            // In place: a beat changes at every step of every member.
+            (Some(v), Some(old)) => {
+                old.clear();
+                old.push_str(v);
+            }
+            (Some(v), None) => {
+                keys.insert(key.to_string(), v.to_string());
+            }
+            (None, _) => {
+                keys.remove(key);
+            }
+        }
+        let now = self.now;
+        let timeout = self.news_timeout;
+        let Some(m) = self.view.members.get_mut(name) else {
+            return false;
+        };
+        if key == BEAT {
+            // Known from heartbeats only until its beat arrives.
+            m.blank = value.is_none();
+            if !self.news.contains_key(name) {
+                self.news.insert(name.to_string(), News::default());
+            }
+            let news = self.news.get_mut(name).expect("just inserted");
+            // News after a silence long enough to have dropped the member from quorum is a
+            // change that matters; a beat that keeps coming is not.
+            let was_quiet = news.at.is_some_and(|t| now >= t + timeout);
+            news.at = None;
+            if !self.fresh.contains(name) {
+                self.fresh.insert(name.to_string());
+            }
+            return was_quiet;
+        }
+        if key == BYE {
+            m.left = value.is_some();
+            return true;
+        }
+        if let Some(g) = key.strip_prefix(CLAIM_PREFIX) {
+            let new = value.and_then(Claim::decode);
+            // Another node's claim matters only through whether it holds, leaves, and its
+            // phase: a state change alone (STARTING to DONE) decides nothing.
+            let sig = |c: Option<&Claim>| c.map(|c| (c.holds(), c.leaving(), c.phase()));
+            let same = sig(m.claims.get(g)) == sig(new.as_ref());
+            match new {
+                Some(c) => m.claims.insert(g.to_string(), c),
+                None => m.claims.remove(g),
+            };
+            return !same;
+        }
+        if let Some(g) = key.strip_prefix(COOLDOWN_PREFIX) {
+            return if value.is_some() {
+                m.cooldown.insert(g.to_string())
+            } else {
+                m.cooldown.remove(g)
+            };
+        }
+        if let Some(victim) = key.strip_prefix(RECORD_PREFIX) {
+            let by = self.records.entry(victim.to_string()).or_default();
+            match value.and_then(Record::decode) {
+                Some(r) => by.insert(name.to_string(), r),
+                None => by.remove(name),
+            };
+            let best = crate::fencing::reduce(by.values().map(|r| (victim, r.clone())));
+            let old = self.view.records.get(victim).cloned();
+            match best.into_values().next() {
+                Some(r) => self.view.records.insert(victim.to_string(), r),
+                None => {
+                    self.records.remove(victim);
+                    self.view.records.remove(victim)
+                }
+            };
+            return self.view.records.get(victim) != old.as_ref();
+        }
+        false
+    }
+
+    /// Replaces how nodes are fenced; returns whether that changed anything.
+    pub fn set_fencing(&mut self, fencing: Fencing) -> bool {
+        if fencing == self.fencing {
+            return false;
+        }
+        self.fencing = fencing;
+        let policy: BTreeMap<String, Policy> = (self.view.members.keys())
+            .filter_map(|n| Some((n.clone(), self.fencing.of(n)?)))
+            .collect();
+        self.view.policy = policy;
+        true
+    }
+
+    /// Stamps the news that arrived since the last step with `now`, and tells the engine's
+    /// members when news from each last arrived.
+    pub(super) fn stamp_news(&mut self, now: Millis) {
+        self.now = now;
+        for n in std::mem::take(&mut self.fresh) {
+            if let Some(news) = self.news.get_mut(&n) {
+                news.at = Some(now);
+            }
+            if let Some(m) = self.view.members.get_mut(&n) {
+                m.quiet_since = Some(now);
+            }
+        }
+    }
+
+    /// After a freeze: the silence of every member during it is not held against them.
+    pub(super) fn forgive_silence(&mut self, now: Millis) {
+        for (n, news) in self.news.iter_mut() {
+            news.at = Some(now);
+            if let Some(m) = self.view.members.get_mut(n) {
+                m.quiet_since = Some(now);
+            }
+        }
+    }
+
+    /// Returns when news from member `name` last arrived (`None`: unknown, or since the
+    /// last step).
+    pub fn news_at(&self, name: &str) -> Option<Millis> {
+        self.news.get(name).and_then(|n| n.at)
+    }
+}
