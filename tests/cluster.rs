@@ -14,8 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    gen_of, generation, ha_member_alive, ha_quorate, index_of, joined, keys, strings, wait_joined,
-    Cluster, ClusterOpts, Timer,
+    generation, index_of, joined, keys, strings, wait_joined, Cluster, ClusterOpts, Timer,
 };
 use serde_json::Value;
 
@@ -61,64 +60,6 @@ fn start(nodes: usize, cltab: String, hactl: String, netns: bool) -> Cluster {
         extra_args: Vec::new(),
         netns,
     })
-}
-
-/// Where each of `groups` runs, if every node of `live` sees it running on exactly one node
-/// of `live` (the same one everywhere), held by no other node, and that node's own clstat
-/// says the group is at `level` (level and target), `DONE`.
-fn placement(
-    c: &Cluster,
-    live: &[usize],
-    groups: &[&str],
-    level: &str,
-) -> Option<BTreeMap<String, usize>> {
-    let views: Vec<Value> = live.iter().map(|&i| c.hastat(i)).collect::<Option<_>>()?;
-    let mut out = BTreeMap::new();
-    for g in groups {
-        let mut owner: Option<String> = None;
-        for h in &views {
-            if !ha_quorate(h) || h["groups"][g]["want"] != level {
-                return None;
-            }
-            let on = strings(&h["groups"][g]["running_on"]);
-            if on.len() != 1 || keys(&h["groups"][g]["nodes"]) != BTreeSet::from([on[0].clone()]) {
-                return None;
-            }
-            if owner.as_ref().is_some_and(|o| *o != on[0]) {
-                return None;
-            }
-            owner = Some(on[0].clone());
-        }
-        let x = index_of(c, &owner?)?;
-        if !live.contains(&x) {
-            return None;
-        }
-        let cl = c.clstat(x)?;
-        let st = &cl["groups"][g];
-        if st["level"] != level || st["target"] != level || st["state"] != "DONE" {
-            return None;
-        }
-        out.insert(g.to_string(), x);
-    }
-    Some(out)
-}
-
-fn wait_placed(
-    c: &Cluster,
-    live: &[usize],
-    groups: &[&str],
-    level: &str,
-) -> BTreeMap<String, usize> {
-    let mut got = None;
-    c.wait_for(
-        &format!("{groups:?} at {level} on exactly one node each, as nodes {live:?} see it"),
-        SETTLE,
-        |c| {
-            got = placement(c, live, groups, level);
-            got.is_some()
-        },
-    );
-    got.unwrap()
 }
 
 /// Names the owners: `web→n2, db→n1`.
@@ -197,7 +138,7 @@ fn cold_start_places_every_group_exactly_once() {
     let all: Vec<usize> = c.indices().collect();
     let t0 = Instant::now();
     wait_joined(&c, &all);
-    let owners = wait_placed(&c, &all, &groups, "start");
+    let owners = c.wait_placed(&all, &groups, "start");
     eprintln!(
         "cold start: {} placed {:.2} s after the last node started",
         show(&c, &owners),
@@ -222,7 +163,7 @@ fn cold_start_places_every_group_exactly_once() {
     }
     // Still the same a little later: nothing moves on its own.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(placement(&c, &all, &groups, "start"), Some(owners));
+    assert_eq!(c.placement(&all, &groups, "start"), Some(owners));
     c.assert_no_collisions();
 }
 
@@ -235,7 +176,7 @@ fn killing_the_owner_moves_the_group_within_seconds() {
     let mut c = start(5, cltab_of(&groups), hactl_of(&groups, "start"), false);
     let all: Vec<usize> = c.indices().collect();
     wait_joined(&c, &all);
-    let owners = wait_placed(&c, &all, &groups, "start");
+    let owners = c.wait_placed(&all, &groups, "start");
     wait_sleeps(&c, &all, &count_per_node(&owners));
     let x = owners["web"];
     let lost = c.node_name(x);
@@ -255,7 +196,7 @@ fn killing_the_owner_moves_the_group_within_seconds() {
                 }
             }
         }
-        after = placement(c, &survivors, &groups, "start");
+        after = c.placement(&survivors, &groups, "start");
         after.is_some()
     });
     let took = t0.elapsed();
@@ -308,9 +249,12 @@ fn killing_the_owner_moves_the_group_within_seconds() {
     // Every survivor sees the lost node as dead; once its groups run elsewhere the engine
     // drops it from not_fenced (see Engine::track_members).
     for &i in &survivors {
-        let h = c.hastat(i).expect("hastat");
-        assert!(!ha_member_alive(&h, &lost), "n{i} still sees {lost} alive");
-        eprintln!("n{i} not_fenced after recovery: {}", h["not_fenced"]);
+        let h = c.status(i).expect("hastat");
+        assert!(
+            !h.members.get(&lost).is_some_and(|m| m.alive),
+            "n{i} still sees {lost} alive"
+        );
+        eprintln!("n{i} not_fenced after recovery: {:?}", h.not_fenced);
     }
     c.assert_no_collisions();
 }
@@ -324,7 +268,7 @@ fn hactl_edit_on_a_non_owner_spreads_and_is_applied() {
     let c = start(3, cltab, "web start\n".into(), false);
     let all: Vec<usize> = c.indices().collect();
     wait_joined(&c, &all);
-    let x = wait_placed(&c, &all, &["web"], "start")["web"];
+    let x = c.wait_placed(&all, &["web"], "start")["web"];
     let y = all.iter().copied().find(|&i| i != x).unwrap();
     let old_version = c.hastat(x).unwrap()["files"]["hactl"]["version"].clone();
 
@@ -352,7 +296,7 @@ fn hactl_edit_on_a_non_owner_spreads_and_is_applied() {
         if !holders_ok(c) {
             c.fail("web held by another node than its owner during the hactl edit");
         }
-        owners = placement(c, &all, &["web"], "maint");
+        owners = c.placement(&all, &["web"], "maint");
         owners.is_some()
     });
     let applied = t0.elapsed();
@@ -398,7 +342,7 @@ fn broken_cltab_edit_is_rejected_and_changes_nothing() {
     let c = start(3, cltab_of(&groups), hactl_of(&groups, "start"), false);
     let all: Vec<usize> = c.indices().collect();
     wait_joined(&c, &all);
-    let owners = wait_placed(&c, &all, &groups, "start");
+    let owners = c.wait_placed(&all, &groups, "start");
     wait_sleeps(&c, &all, &count_per_node(&owners));
     let pids: BTreeMap<&str, u64> = groups
         .iter()
@@ -409,7 +353,7 @@ fn broken_cltab_edit_is_rejected_and_changes_nothing() {
         .map(|&i| c.read_file(i, "cltab").unwrap())
         .collect();
     let unchanged = |c: &Cluster| {
-        placement(c, &all, &groups, "start").as_ref() == Some(&owners)
+        c.placement(&all, &groups, "start").as_ref() == Some(&owners)
             && groups
                 .iter()
                 .all(|&g| running_pid(c, owners[g], g, &srv(g)) == Some(pids[g]))
@@ -531,7 +475,7 @@ fn restarted_node_rejoins_without_disturbing_the_group() {
     let mut c = start(3, cltab_of(&["web"]), "web start\n".into(), false);
     let all: Vec<usize> = c.indices().collect();
     wait_joined(&c, &all);
-    let x = wait_placed(&c, &all, &["web"], "start")["web"];
+    let x = c.wait_placed(&all, &["web"], "start")["web"];
     let mut pid = None;
     c.wait_for("web's server running", SETTLE, |c| {
         pid = running_pid(c, x, "web", "web-srv");
@@ -561,9 +505,10 @@ fn restarted_node_rejoins_without_disturbing_the_group() {
     let others: Vec<usize> = all.iter().copied().filter(|&i| i != y).collect();
     c.wait_for(&format!("{name_y} seen dead"), SETTLE, |c| {
         undisturbed(c, &others);
-        others
-            .iter()
-            .all(|&i| c.hastat(i).is_some_and(|h| !ha_member_alive(&h, &name_y)))
+        others.iter().all(|&i| {
+            c.status(i)
+                .is_some_and(|h| !h.members.get(&name_y).is_some_and(|m| m.alive))
+        })
     });
     c.restart_node(y);
     let t0 = Instant::now();
@@ -581,9 +526,12 @@ fn restarted_node_rejoins_without_disturbing_the_group() {
         t0.elapsed().as_secs_f64()
     );
     for &i in &all {
-        let h = c.hastat(i).unwrap();
-        assert_eq!(gen_of(&h["members"][&name_y]["generation"]), Some(new_gen));
-        assert!(ha_member_alive(&h, &name_y));
+        let h = c.status(i).unwrap();
+        let y = &h.members[&name_y];
+        assert!(
+            y.alive && y.generation == new_gen,
+            "n{i} sees {name_y} at {y:?}"
+        );
     }
     // A few seconds after the rejoin: still the same process on the same node, and the
     // restarted node never claimed web.
@@ -619,7 +567,7 @@ fn group_whose_test_fails_lands_on_another_node() {
     let z = index_of(&c, good).unwrap();
     wait_joined(&c, &all);
     let t0 = Instant::now();
-    let x = wait_placed(&c, &all, &["web"], "start")["web"];
+    let x = c.wait_placed(&all, &["web"], "start")["web"];
     eprintln!(
         "web placed on n{x} {:.2} s after the cluster formed",
         t0.elapsed().as_secs_f64()
@@ -660,7 +608,7 @@ fn partition_stops_groups_on_the_minority_side() {
     let mut c = start(5, cltab_of(&groups), hactl_of(&groups, "start"), true);
     let all: Vec<usize> = c.indices().collect();
     wait_joined(&c, &all);
-    let owners = wait_placed(&c, &all, &groups, "start");
+    let owners = c.wait_placed(&all, &groups, "start");
     wait_sleeps(&c, &all, &count_per_node(&owners));
     // The minority: {4, 5} if a group runs there, else a node that runs one and its neighbour.
     let minority: Vec<usize> = if owners.values().any(|&i| i >= 4) {
@@ -685,7 +633,7 @@ fn partition_stops_groups_on_the_minority_side() {
     let t0 = Instant::now();
     let minority_stopped = |c: &Cluster| {
         minority.iter().all(|&i| {
-            c.hastat(i).is_some_and(|h| !ha_quorate(&h))
+            c.status(i).is_some_and(|h| !h.quorate)
                 && c.clstat(i).is_some_and(|cl| {
                     groups.iter().all(|g| {
                         let st = &cl["groups"][g];
@@ -704,7 +652,7 @@ fn partition_stops_groups_on_the_minority_side() {
         "the majority to run every group once while the minority runs none",
         SETTLE,
         |c| {
-            during = placement(c, &majority, &groups, "start");
+            during = c.placement(&majority, &groups, "start");
             during.is_some() && minority_stopped(c)
         },
     );
@@ -729,13 +677,13 @@ fn partition_stops_groups_on_the_minority_side() {
         );
     }
     for &i in &majority {
-        assert!(ha_quorate(&c.hastat(i).unwrap()), "n{i} is not quorate");
+        assert!(c.status(i).unwrap().quorate, "n{i} is not quorate");
     }
 
     c.heal();
     let t1 = Instant::now();
     wait_joined(&c, &all);
-    let healed = wait_placed(&c, &all, &groups, "start");
+    let healed = c.wait_placed(&all, &groups, "start");
     eprintln!(
         "healed: all 5 joined and {} after {:.2} s",
         show(&c, &healed),
@@ -745,7 +693,7 @@ fn partition_stops_groups_on_the_minority_side() {
     // For a few seconds after healing, nothing moves and the former minority claims nothing.
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
-        if placement(&c, &all, &groups, "start").as_ref() != Some(&during) {
+        if c.placement(&all, &groups, "start").as_ref() != Some(&during) {
             c.fail("groups moved after the partition healed");
         }
         for &i in &minority {
@@ -776,7 +724,7 @@ fn a_start_and_a_clean_stop_cry_no_wolf() {
     let mut c = start(3, cltab_of(&["web"]), "web start\n".into(), false);
     let all: Vec<usize> = c.indices().collect();
     wait_joined(&c, &all);
-    wait_placed(&c, &all, &["web"], "start");
+    c.wait_placed(&all, &["web"], "start");
     for i in c.indices() {
         let log = c.log(i);
         assert!(!log.contains("quorum lost"), "n{i} at start:\n{log}");
@@ -791,7 +739,7 @@ fn a_start_and_a_clean_stop_cry_no_wolf() {
         c.restart_node(i);
     }
     wait_joined(&c, &all);
-    wait_placed(&c, &all, &["web"], "start");
+    c.wait_placed(&all, &["web"], "start");
     for i in c.indices() {
         let log = c.log(i)[before[i - 1]..].to_string();
         assert!(!log.contains("quorum lost"), "n{i} at a restart:\n{log}");
@@ -800,9 +748,10 @@ fn a_start_and_a_clean_stop_cry_no_wolf() {
     let before: Vec<usize> = c.indices().map(|i| c.log(i).len()).collect();
     c.stop_node(3, SETTLE);
     c.wait_for("n1 and n2 to see n3 gone", SETTLE, |c| {
-        [1, 2]
-            .iter()
-            .all(|&i| c.hastat(i).is_some_and(|h| !ha_member_alive(&h, "n3")))
+        [1, 2].iter().all(|&i| {
+            c.status(i)
+                .is_some_and(|h| !h.members.get("n3").is_some_and(|m| m.alive))
+        })
     });
     // The failure detector would have declared n3 dead by now; wait a little more anyway.
     std::thread::sleep(Duration::from_secs(2));

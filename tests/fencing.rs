@@ -16,10 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::cluster::{
-    ha_member_alive, ha_quorate, index_of, keys, mosha_argv, strings, wait_joined, Cluster,
-    ClusterOpts, Timer,
-};
+use common::cluster::{index_of, mosha_argv, strings, wait_joined, Cluster, ClusterOpts, Timer};
 use serde_json::Value;
 
 /// How long a cluster may take to form, or a change to settle (generous: the tests run in
@@ -98,54 +95,6 @@ fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
-}
-
-/// Where each of `groups` runs, if every node of `live` sees it running on exactly one node
-/// of `live` (the same one everywhere), held by no other node, and that node's own clstat
-/// says the group is at `start`, `DONE`.
-fn placement(c: &Cluster, live: &[usize], groups: &[&str]) -> Option<BTreeMap<String, usize>> {
-    let views: Vec<Value> = live.iter().map(|&i| c.hastat(i)).collect::<Option<_>>()?;
-    let mut out = BTreeMap::new();
-    for g in groups {
-        let mut owner: Option<String> = None;
-        for h in &views {
-            if !ha_quorate(h) || h["groups"][g]["want"] != "start" {
-                return None;
-            }
-            let on = strings(&h["groups"][g]["running_on"]);
-            if on.len() != 1 || keys(&h["groups"][g]["nodes"]) != BTreeSet::from([on[0].clone()]) {
-                return None;
-            }
-            if owner.as_ref().is_some_and(|o| *o != on[0]) {
-                return None;
-            }
-            owner = Some(on[0].clone());
-        }
-        let x = index_of(c, &owner?)?;
-        if !live.contains(&x) {
-            return None;
-        }
-        let cl = c.clstat(x)?;
-        let st = &cl["groups"][g];
-        if st["level"] != "start" || st["target"] != "start" || st["state"] != "DONE" {
-            return None;
-        }
-        out.insert(g.to_string(), x);
-    }
-    Some(out)
-}
-
-fn wait_placed(c: &Cluster, live: &[usize], groups: &[&str]) -> BTreeMap<String, usize> {
-    let mut got = None;
-    c.wait_for(
-        &format!("{groups:?} running on exactly one node each, as nodes {live:?} see it"),
-        SETTLE,
-        |c| {
-            got = placement(c, live, groups);
-            got.is_some()
-        },
-    );
-    got.unwrap()
 }
 
 /// How many service bodies (`sleep 100000`) node `i` runs. (Fence agents may run short
@@ -269,7 +218,7 @@ fn fencers(c: &Cluster, victim: &str) -> Vec<usize> {
 fn formed(c: &Cluster, groups: &[&str]) -> BTreeMap<String, usize> {
     let all: Vec<usize> = c.indices().collect();
     wait_joined(c, &all);
-    let owners = wait_placed(c, &all, groups);
+    let owners = c.wait_placed(&all, groups, "start");
     c.wait_for("every service running and its start logged", SETTLE, |c| {
         let n: usize = all.iter().map(|&i| services(c, i)).sum();
         n == groups.len() && groups.iter().all(|g| starts_of(c, g).len() == 1)
@@ -426,7 +375,7 @@ fn fence_dummy_fences_before_recovery() {
     c.kill_node(x);
     let t0 = Instant::now();
     c.wait_for("web to run again on a survivor", SETTLE, |c| {
-        placement(c, &survivors, &["web"]).is_some() && starts_of(c, "web").len() >= 2
+        c.placement(&survivors, &["web"], "start").is_some() && starts_of(c, "web").len() >= 2
     });
     eprintln!(
         "web recovered {:.2} s after the kill of {owner}",
@@ -561,14 +510,14 @@ fn failing_fence_keeps_the_group_down() {
                     "n{i} says fencing.{owner} is {s} again {:.2} s after the ack (web placed: \
                      {:?}); fencing events:\n{events}",
                     t1.elapsed().as_secs_f64(),
-                    placement(c, &survivors, &["web"])
+                    c.placement(&survivors, &["web"], "start")
                 ));
             }
         }
     };
     c.wait_for("web to run on a survivor after the ack", SETTLE, |c| {
         back_from_acked(c, &mut acked);
-        if recovered.is_none() && placement(c, &survivors, &["web"]).is_some() {
+        if recovered.is_none() && c.placement(&survivors, &["web"], "start").is_some() {
             recovered = Some(t1.elapsed());
         }
         recovered.is_some() && starts_of(c, "web").len() == 2 && acked.len() == survivors.len()
@@ -578,13 +527,13 @@ fn failing_fence_keeps_the_group_down() {
         recovered.unwrap_or_default().as_secs_f64()
     );
     // It stays acked, the fencer stops fencing, and web stays put.
-    let placed = placement(&c, &survivors, &["web"]);
+    let placed = c.placement(&survivors, &["web"], "start");
     let passes = |c: &Cluster| fence_events(c, y).matches("fencing lost node").count();
     let passes_then = passes(&c);
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
         back_from_acked(&c, &mut acked);
-        assert_eq!(placement(&c, &survivors, &["web"]), placed);
+        assert_eq!(c.placement(&survivors, &["web"], "start"), placed);
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(passes(&c), passes_then, "n{y} kept fencing after the ack");
@@ -636,7 +585,7 @@ fn no_fencetab_waits_for_an_ack() {
     ack(&c, y, &owner);
     let t1 = Instant::now();
     c.wait_for("web to run on a survivor after the ack", SETTLE, |c| {
-        placement(c, &survivors, &["web"]).is_some() && starts_of(c, "web").len() == 2
+        c.placement(&survivors, &["web"], "start").is_some() && starts_of(c, "web").len() == 2
     });
     eprintln!(
         "web recovered {:.2} s after the ack",
@@ -690,7 +639,7 @@ fn hung_node_is_fenced_before_recovery() {
     let requested = requests[&owner];
     let dead = switch.killed[&owner];
     switch.wait_for(&mut c, "web to run again on a survivor", SETTLE, |c, _| {
-        placement(c, &survivors, &["web"]).is_some() && starts_of(c, "web").len() >= 2
+        c.placement(&survivors, &["web"], "start").is_some() && starts_of(c, "web").len() >= 2
     });
     let s = starts_of(&c, "web");
     assert_eq!(s.len(), 2, "starts: {s:?}");
@@ -824,7 +773,7 @@ fn partition_only_the_majority_fences() {
         |c| {
             minority_quiet(c);
             let minority_down = minority.iter().all(|&i| {
-                c.hastat(i).is_some_and(|h| !ha_quorate(&h))
+                c.status(i).is_some_and(|h| !h.quorate)
                     && c.clstat(i).is_some_and(|cl| {
                         groups.iter().all(|g| {
                             let st = &cl["groups"][g];
@@ -834,7 +783,7 @@ fn partition_only_the_majority_fences() {
                     && services(c, i) == 0
             });
             let fenced = minority.iter().all(|&i| read_status(c, i) == "off");
-            during = placement(c, &majority, &groups);
+            during = c.placement(&majority, &groups, "start");
             minority_down
                 && fenced
                 && during.is_some()
@@ -853,7 +802,7 @@ fn partition_only_the_majority_fences() {
         std::thread::sleep(Duration::from_millis(50));
     }
     for &i in &majority {
-        assert!(ha_quorate(&c.hastat(i).unwrap()), "n{i} is not quorate");
+        assert!(c.status(i).unwrap().quorate, "n{i} is not quorate");
         for &j in &minority {
             let victim = c.node_name(j);
             c.wait_for(&format!("n{i} to see {victim} fenced"), SETTLE, |c| {
@@ -882,7 +831,7 @@ fn partition_only_the_majority_fences() {
     c.heal();
     let t1 = Instant::now();
     wait_joined(&c, &all);
-    let healed = wait_placed(&c, &all, &groups);
+    let healed = c.wait_placed(&all, &groups, "start");
     eprintln!(
         "healed: all 5 joined and {healed:?} after {:.2} s",
         t1.elapsed().as_secs_f64()
@@ -948,9 +897,9 @@ fn two_node_mode_fences_only_one_side() {
     assert_eq!(switch.killed.len(), 1);
     assert!(c.is_running(s), "the survivor n{s} died");
     assert_eq!(services(&c, s), 1);
-    let h = c.hastat(s).expect("hastat");
-    assert!(ha_quorate(&h), "the survivor is not quorate");
-    assert!(!ha_member_alive(&h, &victim));
+    let h = c.status(s).expect("hastat");
+    assert!(h.quorate, "the survivor is not quorate");
+    assert!(!h.members.get(&victim).is_some_and(|m| m.alive));
     let w = starts_of(&c, "web");
     let expected = if x == s { 1 } else { 2 };
     assert_eq!(w.len(), expected, "starts: {w:?}");
@@ -983,7 +932,7 @@ fn alerts_are_run() {
     c.kill_node(x);
     let mut y = None;
     c.wait_for("web to run again on a survivor", SETTLE, |c| {
-        y = placement(c, &survivors, &["web"]).map(|p| p["web"]);
+        y = c.placement(&survivors, &["web"], "start").map(|p| p["web"]);
         y.is_some()
     });
     let new_owner = c.node_name(y.unwrap());

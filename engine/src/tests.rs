@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
 use super::*;
+use crate::testkit::{self, alive, tells, told, view};
 
 fn cfg() -> Config {
     Config {
@@ -24,50 +24,7 @@ fn cfg() -> Config {
 }
 
 fn rng() -> ChaCha12Rng {
-    ChaCha12Rng::seed_from_u64(7)
-}
-
-fn alive(claims: &[(&str, Claim)]) -> Member {
-    Member {
-        alive: true,
-        generation: 1,
-        claims: claims
-            .iter()
-            .map(|(g, c)| (g.to_string(), c.clone()))
-            .collect(),
-        cooldown: BTreeSet::new(),
-        left: false,
-        quiet_since: None,
-        blank: false,
-    }
-}
-
-fn view(members: &[(&str, Member)], want: &[(&str, &str)]) -> View {
-    View {
-        members: members
-            .iter()
-            .map(|(n, m)| (n.to_string(), m.clone()))
-            .collect(),
-        want: want
-            .iter()
-            .map(|(g, l)| (g.to_string(), l.to_string()))
-            .collect(),
-        ..View::default()
-    }
-}
-
-fn tells(actions: &[Action]) -> Vec<(String, String)> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Tell { group, level } => Some((group.clone(), level.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn told(actions: &[Action], group: &str, level: &str) -> bool {
-    tells(actions).contains(&(group.to_string(), level.to_string()))
+    testkit::rng(7)
 }
 
 fn at(level: &str) -> Claim {

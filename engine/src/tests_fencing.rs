@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
 use super::*;
+use crate::testkit::{self, fences, plans};
 
 const TIMEOUT: Millis = 10_000;
 
@@ -43,23 +43,9 @@ fn view(b_alive: bool, policy: Policy) -> View {
     v
 }
 
-fn fences(out: &[Action]) -> Vec<&str> {
-    out.iter()
-        .filter_map(|a| match a {
-            Action::Fence { node, .. } => Some(node.as_str()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn plans(out: &[Action]) -> bool {
-    out.iter()
-        .any(|a| matches!(a, Action::Tell { level, .. } if level == PLAN))
-}
-
 /// Returns engines for a and c that saw b alive, then b lost at t = 1000.
 fn lose_b(policy: Policy) -> (Engine, Engine, Vec<Action>, Vec<Action>, ChaCha12Rng) {
-    let mut r = ChaCha12Rng::seed_from_u64(1);
+    let mut r = testkit::rng(1);
     let mut a = Engine::new("a", cfg(), BTreeSet::new());
     let mut c = Engine::new("c", cfg(), BTreeSet::new());
     a.step(0, &view(true, policy), &mut r);
@@ -167,7 +153,7 @@ fn the_group_is_recovered_only_after_a_record_for_the_lost_generation() {
 #[test]
 fn a_node_without_quorum_never_fences() {
     let policy = Policy::Configured { timeout: TIMEOUT };
-    let mut r = ChaCha12Rng::seed_from_u64(1);
+    let mut r = testkit::rng(1);
     let mut a = Engine::new("a", cfg(), BTreeSet::new());
     let mut v = view(true, policy);
     a.step(0, &v, &mut r);
@@ -223,7 +209,7 @@ fn with_fencing_off_the_group_is_recovered_loudly() {
 #[test]
 fn a_clean_shutdown_needs_no_fencing() {
     let policy = Policy::Configured { timeout: TIMEOUT };
-    let mut r = ChaCha12Rng::seed_from_u64(1);
+    let mut r = testkit::rng(1);
     let mut a = Engine::new("a", cfg(), BTreeSet::new());
     let mut v = view(true, policy);
     v.members.get_mut("b").unwrap().claims.clear();
@@ -243,7 +229,7 @@ fn in_two_node_mode_one_side_waits_before_fencing() {
     two.two_node = true;
     let expected: BTreeSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
     let delayed = *rank::order("fence-delay", ["a", "b"]).last().unwrap();
-    let mut r = ChaCha12Rng::seed_from_u64(1);
+    let mut r = testkit::rng(1);
     for (me, other) in [("a", "b"), ("b", "a")] {
         let mut e = Engine::new(me, two.clone(), expected.clone());
         let mut v = View::default();
@@ -274,7 +260,7 @@ fn a_minority_seeing_the_majority_die_one_by_one_never_fences() {
     for settle in [500, 0] {
         let mut c = cfg();
         c.fence_settle = settle;
-        let mut r = ChaCha12Rng::seed_from_u64(3);
+        let mut r = testkit::rng(3);
         let mut e = Engine::new("n5", c, BTreeSet::new());
         let mut v = View::default();
         for n in names {
@@ -314,7 +300,7 @@ fn the_settle_time_delays_the_first_fencer() {
     let policy = Policy::Configured { timeout: TIMEOUT };
     let mut c = cfg();
     c.fence_settle = 500;
-    let mut r = ChaCha12Rng::seed_from_u64(1);
+    let mut r = testkit::rng(1);
     let first = first_fencer();
     let mut e = Engine::new(first, c, BTreeSet::new());
     e.step(0, &view(true, policy), &mut r);

@@ -2,12 +2,10 @@
 //! only members that news arrives from (one-way links), a daemon that was frozen looks before
 //! it moves, and an expected member nobody knows anything of is fenced before recovery.
 
-use std::collections::BTreeSet;
-
-use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
 use super::*;
+use crate::testkit::{self, names, running, told};
 
 fn cfg() -> Config {
     let mut c = Config::for_cluster_size(3);
@@ -17,47 +15,19 @@ fn cfg() -> Config {
 }
 
 fn rng() -> ChaCha12Rng {
-    ChaCha12Rng::seed_from_u64(3)
+    testkit::rng(3)
 }
 
-fn alive(claims: &[(&str, &str)]) -> Member {
-    Member {
-        alive: true,
-        generation: 1,
-        claims: claims
-            .iter()
-            .map(|(g, l)| (g.to_string(), Claim::settled(l, State::Done)))
-            .collect(),
-        ..Member::default()
-    }
-}
-
+/// Returns the view of `members` wanting `want` at `start`, every node fenced.
 fn view(members: Vec<(&str, Member)>, want: &[&str]) -> View {
+    let want: Vec<(&str, &str)> = want.iter().map(|g| (*g, "start")).collect();
     View {
-        members: members
-            .into_iter()
-            .map(|(n, m)| (n.to_string(), m))
-            .collect(),
-        want: want
-            .iter()
-            .map(|g| (g.to_string(), "start".to_string()))
-            .collect(),
         policy: ["a", "b", "c"]
             .iter()
             .map(|n| (n.to_string(), Policy::Configured { timeout: 10_000 }))
             .collect(),
-        ..View::default()
+        ..testkit::view(&members, &want)
     }
-}
-
-fn names(v: &[&str]) -> BTreeSet<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
-
-fn told(actions: &[Action], group: &str, level: &str) -> bool {
-    actions
-        .iter()
-        .any(|a| matches!(a, Action::Tell { group: g, level: l } if g == group && l == level))
 }
 
 #[test]
@@ -69,12 +39,12 @@ fn a_node_that_gets_no_news_from_its_peers_loses_quorum_and_stops_its_groups() {
     let timeout = e.config().news_timeout;
     let quiet = |since: Option<Millis>| Member {
         quiet_since: since,
-        ..alive(&[])
+        ..running(&[])
     };
     let v = |since| {
         view(
             vec![
-                ("a", alive(&[("web", "start")])),
+                ("a", running(&[("web", "start")])),
                 ("b", quiet(since)),
                 ("c", quiet(since)),
             ],
@@ -105,9 +75,9 @@ fn a_resumed_daemon_moves_nothing_until_it_has_looked_again() {
     let mut r = rng();
     let plan = view(
         vec![
-            ("a", alive(&[("web", "plan")])),
-            ("b", alive(&[])),
-            ("c", alive(&[])),
+            ("a", running(&[("web", "plan")])),
+            ("b", running(&[])),
+            ("c", running(&[])),
         ],
         &["web"],
     );
@@ -128,9 +98,9 @@ fn a_resumed_daemon_moves_nothing_until_it_has_looked_again() {
     e.resumed(6000);
     let taken = view(
         vec![
-            ("a", alive(&[("web", "plan")])),
-            ("b", alive(&[("web", "start")])),
-            ("c", alive(&[])),
+            ("a", running(&[("web", "plan")])),
+            ("b", running(&[("web", "start")])),
+            ("c", running(&[])),
         ],
         &["web"],
     );
@@ -144,7 +114,7 @@ fn an_expected_member_nobody_knows_of_is_fenced_before_any_group_is_recovered() 
     // (it hung before they restarted): it may run `web`.
     let mut e = Engine::new("a", cfg(), names(&["a", "b", "c"]));
     let mut r = rng();
-    let v = view(vec![("a", alive(&[])), ("b", alive(&[]))], &["web"]);
+    let v = view(vec![("a", running(&[])), ("b", running(&[]))], &["web"]);
     let mut fenced = false;
     for t in (0..3000).step_by(50) {
         let out = e.step(t, &v, &mut r);
@@ -181,10 +151,10 @@ fn a_start_without_quorum_is_no_alarm_and_reaching_it_is_said_once() {
     // At start a node hears nobody yet: it waits for quorum; it has lost nothing.
     let mut e = Engine::new("a", cfg(), names(&["a", "b", "c"]));
     let mut r = rng();
-    let mut dead = alive(&[]);
+    let mut dead = running(&[]);
     dead.alive = false;
     let alone = view(
-        vec![("a", alive(&[])), ("b", dead.clone()), ("c", dead)],
+        vec![("a", running(&[])), ("b", dead.clone()), ("c", dead)],
         &["web"],
     );
     let out = e.step(0, &alone, &mut r);
@@ -202,7 +172,11 @@ fn a_start_without_quorum_is_no_alarm_and_reaching_it_is_said_once() {
         .iter()
         .any(|a| matches!(a, Action::Event(Event::QuorumLost { .. }))));
     let all = view(
-        vec![("a", alive(&[])), ("b", alive(&[])), ("c", alive(&[]))],
+        vec![
+            ("a", running(&[])),
+            ("b", running(&[])),
+            ("c", running(&[])),
+        ],
         &["web"],
     );
     let out = e.step(100, &all, &mut r);
@@ -230,11 +204,15 @@ fn a_member_that_said_goodbye_is_no_one_way_link() {
     let b = |since: Option<Millis>, left: bool| Member {
         quiet_since: since,
         left,
-        ..alive(&[])
+        ..running(&[])
     };
     let v = |since, left| {
         view(
-            vec![("a", alive(&[])), ("b", b(since, left)), ("c", alive(&[]))],
+            vec![
+                ("a", running(&[])),
+                ("b", b(since, left)),
+                ("c", running(&[])),
+            ],
             &["web"],
         )
     };

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use mosha::hastat::Hastat;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -461,6 +462,77 @@ impl Cluster {
     /// Node `i`'s `DIR/clstat.json`, if it exists and parses.
     pub fn clstat(&self, i: usize) -> Option<Value> {
         self.json(i, "clstat.json")
+    }
+
+    /// Node `i`'s hastat, typed: `None` if it is missing or is not a document of this
+    /// version's schema (a field renamed or gone fails here, not in a test's `["..."]`).
+    pub fn status(&self, i: usize) -> Option<Hastat> {
+        serde_json::from_str(&self.read_file(i, "hastat.json")?).ok()
+    }
+
+    /// Where each of `groups` runs, if every node of `live` sees it running on exactly one
+    /// node of `live` (the same one everywhere), held by no other node, and that node's own
+    /// clstat says the group is at `level` (level and target), `DONE`.
+    pub fn placement(
+        &self,
+        live: &[usize],
+        groups: &[&str],
+        level: &str,
+    ) -> Option<BTreeMap<String, usize>> {
+        let views: Vec<Hastat> = live
+            .iter()
+            .map(|&i| self.status(i))
+            .collect::<Option<_>>()?;
+        let mut out = BTreeMap::new();
+        for g in groups {
+            let mut owner: Option<&str> = None;
+            for h in &views {
+                let st = h
+                    .groups
+                    .get(*g)
+                    .filter(|st| h.quorate && st.want == level)?;
+                let [on] = &st.running_on[..] else {
+                    return None;
+                };
+                let held: Vec<&String> = st.nodes.keys().collect();
+                if held != [on] || owner.is_some_and(|o| o != on) {
+                    return None;
+                }
+                owner = Some(on);
+            }
+            let x = self
+                .indices()
+                .find(|&i| Some(self.node_name(i).as_str()) == owner)?;
+            if !live.contains(&x) {
+                return None;
+            }
+            let cl = self.clstat(x)?;
+            let st = &cl["groups"][g];
+            if st["level"] != level || st["target"] != level || st["state"] != "DONE" {
+                return None;
+            }
+            out.insert(g.to_string(), x);
+        }
+        Some(out)
+    }
+
+    /// Waits (up to 30 s) until [`Cluster::placement`] holds; returns it.
+    pub fn wait_placed(
+        &self,
+        live: &[usize],
+        groups: &[&str],
+        level: &str,
+    ) -> BTreeMap<String, usize> {
+        let mut got = None;
+        self.wait_for(
+            &format!("{groups:?} at {level} on exactly one node each, as nodes {live:?} see it"),
+            Duration::from_secs(30),
+            |c| {
+                got = c.placement(live, groups, level);
+                got.is_some()
+            },
+        );
+        got.expect("placed")
     }
 
     /// Node `i`'s log (`DIR/mosha.log`, appended across restarts).
@@ -939,28 +1011,6 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `hastat.quorate` (false when absent).
-pub fn ha_quorate(doc: &Value) -> bool {
-    doc["quorate"].as_bool().unwrap_or(false)
-}
-
-/// `hastat.members[node].alive` (false when absent).
-pub fn ha_member_alive(doc: &Value, node: &str) -> bool {
-    doc["members"][node]["alive"].as_bool().unwrap_or(false)
-}
-
-/// `hastat.groups[group].nodes[node].level` (Null when absent).
-pub fn ha_level<'a>(doc: &'a Value, group: &str, node: &str) -> &'a Value {
-    &doc["groups"][group]["nodes"][node]["level"]
-}
-
-/// `hastat.groups[group].nodes[node].state` ("" when absent).
-pub fn ha_state<'a>(doc: &'a Value, group: &str, node: &str) -> &'a str {
-    doc["groups"][group]["nodes"][node]["state"]
-        .as_str()
-        .unwrap_or("")
-}
-
 /// How long [`wait_joined`] waits.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -997,7 +1047,7 @@ pub fn gen_of(v: &Value) -> Option<u64> {
 
 /// Node `i`'s generation, as its own hastat says.
 pub fn generation(c: &Cluster, i: usize) -> Option<u64> {
-    gen_of(&c.hastat(i)?["generation"])
+    Some(c.status(i)?.generation)
 }
 
 /// Tells whether every node of `live` is quorate and sees exactly the nodes of `live` alive,
@@ -1005,14 +1055,14 @@ pub fn generation(c: &Cluster, i: usize) -> Option<u64> {
 pub fn joined(c: &Cluster, live: &[usize]) -> bool {
     let gens: BTreeMap<usize, Option<u64>> = live.iter().map(|&j| (j, generation(c, j))).collect();
     live.iter().all(|&i| {
-        let Some(h) = c.hastat(i) else {
+        let Some(h) = c.status(i) else {
             return false;
         };
-        ha_quorate(&h)
-            && h["live"].as_u64() == Some(live.len() as u64)
+        h.quorate
+            && h.live == live.len()
             && live.iter().all(|&j| {
-                let m = &h["members"][c.node_name(j)];
-                m["alive"] == true && gens[&j].is_some() && gen_of(&m["generation"]) == gens[&j]
+                let m = h.members.get(&c.node_name(j));
+                m.is_some_and(|m| m.alive && gens[&j] == Some(m.generation))
             })
     })
 }
