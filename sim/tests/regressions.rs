@@ -63,6 +63,11 @@ fn bug3_a_node_partitioned_in_its_plan_window_does_not_start() {
 #[test]
 fn bug4_healing_a_partition_fences_nobody_healthy() {
     assert_clean(113, "symmetric");
+    // Re-pinned when the simulator came to run the node core (its trajectories changed):
+    // this seed fails with the fix reverted (no fencing in the quiet period, settle restart
+    // and quiet period on regaining quorum, cancel when the node comes back), and passes
+    // with it.
+    assert_clean(122, "symmetric");
 }
 
 /// Bug 5 — a failed test is forgotten when the same step stops the group for another
