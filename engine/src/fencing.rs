@@ -309,21 +309,11 @@ impl Engine {
         }
     }
 
-    /// Records an operator's word about `node` (acknowledged off with `mosha fence ack`, or
-    /// fenced by hand with `mosha fence`), for the generation it was lost at, and returns what
-    /// to publish. A fencing pass of ours for it is cancelled at the next step.
+    /// Records an outcome about `node`'s `generation` as this node's own and returns the
+    /// gossip change publishing it: an operator's word (acknowledged off with `mosha fence
+    /// ack`, or fenced by hand with `mosha fence`; a fencing pass of ours for it is then
+    /// cancelled at the next step), or the end of our own pass ([`Engine::fence_result`]).
     pub fn operator_record(
-        &mut self,
-        node: &str,
-        generation: u64,
-        outcome: Outcome,
-        detail: &str,
-    ) -> Vec<Action> {
-        self.publish_record(node, generation, outcome, detail)
-    }
-
-    /// Keeps `node`'s record as this node's own and returns the gossip change publishing it.
-    fn publish_record(
         &mut self,
         node: &str,
         generation: u64,
@@ -375,7 +365,7 @@ impl Engine {
             }
         }
         let outcome = if ok { Outcome::Fenced } else { Outcome::Failed };
-        self.publish_record(node, generation, outcome, detail)
+        self.operator_record(node, generation, outcome, detail)
     }
 }
 

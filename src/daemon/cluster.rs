@@ -271,28 +271,26 @@ impl Cluster {
         }
     }
 
-    /// Hands the core the supervisor's claims.
+    /// Hands the core the supervisor's claims (and forgets those of groups it dropped).
     fn observe_claims(&mut self, sup: &Supervisor) {
-        let claims = sup.status().into_iter().map(|(g, s)| {
-            let claim = engine::Claim {
-                level: s.level,
-                target: s.target,
-                state: s.state,
-            };
-            (g, Some(claim))
-        });
-        let mut claims: Vec<(String, Option<engine::Claim>)> = claims.collect();
-        let gone: Vec<String> = (self.core.view().members.get(&self.me))
-            .map(|m| {
-                m.claims
-                    .keys()
-                    .filter(|g| !claims.iter().any(|(h, _)| h == *g))
-                    .cloned()
-                    .collect()
+        let now: BTreeMap<String, engine::Claim> = (sup.status().into_iter())
+            .map(|(g, s)| {
+                let claim = engine::Claim {
+                    level: s.level,
+                    target: s.target,
+                    state: s.state,
+                };
+                (g, claim)
             })
-            .unwrap_or_default();
-        claims.extend(gone.into_iter().map(|g| (g, None)));
-        self.core.observe(Input::Claims(claims));
+            .collect();
+        let gone: Vec<(String, Option<engine::Claim>)> = (self.core.view().members.get(&self.me))
+            .into_iter()
+            .flat_map(|m| m.claims.keys())
+            .filter(|g| !now.contains_key(*g))
+            .map(|g| (g.clone(), None))
+            .collect();
+        let claims = now.into_iter().map(|(g, c)| (g, Some(c))).chain(gone);
+        self.core.observe(Input::Claims(claims.collect()));
     }
 
     /// Keeps `view` for status while the daemon decides nothing (see
@@ -398,18 +396,8 @@ impl Cluster {
 
     /// Logs an event and runs its alert.
     fn event(&self, e: &Event) {
-        match e {
-            Event::GroupStarted { group, claim } => {
-                self.alerts.run("group-started", "", group, claim)
-            }
-            Event::GroupStopped { group, claim } => {
-                self.alerts.run("group-stopped", "", group, claim)
-            }
-            e => {
-                events::log(e);
-                self.alerts.for_event(e);
-            }
-        }
+        events::log(e);
+        self.alerts.for_event(e);
     }
 
     /// Returns the gossip changes that publish this node's claims as the supervisor has them

@@ -1,8 +1,8 @@
 //! What the daemon says when the engine reports an event: a log line at the level an
 //! operator expects, and the alert command for the events operators are alerted of
-//! (node-lost, fence-ok, fence-failed; group-started and group-stopped come from the claims).
+//! (node-lost, fence-ok, fence-failed, group-started, group-stopped).
 
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::engine::{Event, FenceState};
 
@@ -20,6 +20,8 @@ impl Alerts {
     pub fn for_event(&self, e: &Event) {
         match e {
             Event::NodeLost { node, held } => self.run("node-lost", node, "", &held.join(",")),
+            Event::GroupStarted { group, claim } => self.run("group-started", "", group, claim),
+            Event::GroupStopped { group, claim } => self.run("group-stopped", "", group, claim),
             Event::FenceState { node, state } => match state {
                 FenceState::Done { .. } => self.run("fence-ok", node, "", &state.describe()),
                 FenceState::Failed { .. } => self.run("fence-failed", node, "", &state.describe()),
@@ -112,8 +114,9 @@ pub fn log(e: &Event) {
             "this daemon did not run for a while: its view is stale; holding every group \
              where it is until it has heard the cluster again"
         ),
-        Event::GroupStarted { group, claim } => info!(%group, %claim, "group running here"),
-        Event::GroupStopped { group, claim } => info!(%group, %claim, "group stopped here"),
+        // The supervisor logs each level change already; these run the alert command only.
+        Event::GroupStarted { group, claim } => debug!(%group, %claim, "group running here"),
+        Event::GroupStopped { group, claim } => debug!(%group, %claim, "group stopped here"),
         Event::MembersNotSaved { error } => error!(
             "cannot save the expected membership to DIR/members ({error}): tried again at \
              every step; until it is saved, a restart of this daemon would count quorum \

@@ -155,25 +155,13 @@ impl Observed {
         let Some(old) = self.keys.get(name) else {
             return false;
         };
-        let gone: Vec<String> = old
-            .keys()
+        let gone = (old.keys())
             .filter(|k| !all.contains_key(*k))
-            .cloned()
-            .collect();
-        let mut changes: Vec<(&str, Option<&str>)> =
-            gone.iter().map(|k| (k.as_str(), None)).collect();
-        changes.extend(
-            all.iter()
-                .filter(|(k, v)| is_core_key(k) && old.get(*k) != Some(*v))
-                .map(|(k, v)| (k.as_str(), Some(v.as_str()))),
-        );
-        if changes.is_empty() {
-            return false;
-        }
-        let changes: Vec<(String, Option<String>)> = changes
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
-            .collect();
+            .map(|k| (k.clone(), None));
+        let set = (all.iter())
+            .filter(|(k, v)| is_core_key(k) && old.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), Some(v.clone())));
+        let changes: Vec<(String, Option<String>)> = gone.chain(set).collect();
         self.changes(
             name,
             generation,
