@@ -10,7 +10,7 @@
 //! - [`fence`]: runs fence agents;
 //! - [`gossip`]: membership and key-value gossip over chitchat, every datagram sealed with
 //!   the cluster key and checked before chitchat decodes it;
-//! - [`replica`]: file versions and their chunks in gossip;
+//! - [`replica`]: file versions and their chunks in gossip (the engine crate's);
 //! - [`clstat`], [`hastat`]: the node's and the cluster's status documents;
 //! - [`files`]: atomic writes, bounded reads, change detection by content, the directory lock;
 //! - [`deadline`]: deadlines that cannot overflow;
@@ -31,5 +31,5 @@ pub mod fence;
 pub mod files;
 pub mod gossip;
 pub mod hastat;
-pub mod replica;
+pub use mosha_engine::replica;
 pub mod supervisor;

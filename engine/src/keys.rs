@@ -9,7 +9,10 @@
 //! | `x/<node>` | a [`crate::Record`]: how a lost node was fenced | the engine |
 //! | `b` | a counter | the node core, every [`crate::BEAT`] ms: news still gets out |
 //! | `bye` | `1` | the daemon ([`crate::node::Node::bye`]), at a clean shutdown |
-//! | `f/<file>/<i>`, `f/<file>/v` | chunks of a replicated file, and its version line | the daemon (`mosha::replica`) |
+//! | `f/<file>/<i>`, `f/<file>/v` | chunks of a replicated file, and its version line | the node core ([`crate::node`], encoded by [`crate::replica`]) |
+
+/// The most bytes one gossip value may hold (the gossip layer refuses more).
+pub const MAX_VALUE_BYTES: usize = 8 * 1024;
 
 /// The prefix of a node's keys that carry its claims (`g/<group>`).
 pub const CLAIM_PREFIX: &str = "g/";

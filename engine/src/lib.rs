@@ -2,7 +2,8 @@
 //! told it, with no leader. Pure: no clock, no I/O, no tokio; time and observations come in as
 //! arguments, decisions go out as [`Action`]s, randomness comes from the RNG handed in. The
 //! [`node`] module wraps it in the node core that the daemon and the simulator both drive:
-//! gossip key-values and local observations in, one `Ready` out.
+//! gossip key-values and local observations in, one `Ready` out; [`replica`] encodes the
+//! replicated files (`cltab`, `hactl`, `fencetab`) and their versions as gossip keys.
 //!
 //! Per group, the OpenMosix::HA lifecycle `plan → test → start` (the hactl level), with:
 //! - **rank instead of dice**: the candidates (live nodes of a quorate view that are not in a
@@ -31,6 +32,7 @@ pub mod keys;
 pub mod node;
 mod peers;
 pub mod rank;
+pub mod replica;
 
 #[cfg(test)]
 mod testkit;
@@ -150,6 +152,16 @@ pub enum Event {
     GroupStopped { group: String, claim: String },
     /// The expected membership could not be made durable; it is tried again at every step.
     MembersNotSaved { error: String },
+    /// A new version of a replicated file is in force here: a local edit (`from` is
+    /// `None`), or adopted from the member `from`.
+    FileChanged {
+        file: String,
+        version: String,
+        from: Option<String>,
+    },
+    /// The versions of the replicated files could not be made durable; tried again at every
+    /// step.
+    VersionsNotSaved { error: String },
 }
 
 /// A decision for the daemon to carry out.

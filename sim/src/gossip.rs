@@ -11,7 +11,7 @@ use mosha::engine::keys::{BEAT, CLAIM_PREFIX};
 use mosha::engine::node::Input;
 use mosha::engine::Claim;
 
-use crate::world::{newer_wants, Kind2, Sent, Upd, World};
+use crate::world::{Kind2, Sent, Upd, World};
 
 impl World {
     /// Publishes an update of node `x` to every node that hears it.
@@ -49,24 +49,15 @@ impl World {
         }
     }
 
-    /// Keeps node `x`'s own update in its gossip state (what a resync copies) and, for a
-    /// hactl edit, in its replicated hactl.
+    /// Keeps node `x`'s own update in its gossip state (what a resync copies).
     fn apply_own(&mut self, x: usize, upd: &Upd) {
         let n = &mut self.nodes[x];
-        match upd {
-            Upd::Keys(changes) => {
-                for (k, v) in changes {
-                    match v {
-                        Some(v) => n.published.insert(k.clone(), v.clone()),
-                        None => n.published.remove(k),
-                    };
-                }
-            }
-            Upd::Want(g, l, ver) => {
-                n.want.insert(g.clone(), l.clone());
-                n.want_ver.insert(g.clone(), *ver);
-                n.core.observe(Input::Wanted(n.want.clone()));
-            }
+        let Upd::Keys(changes) = upd;
+        for (k, v) in changes {
+            match v {
+                Some(v) => n.published.insert(k.clone(), v.clone()),
+                None => n.published.remove(k),
+            };
         }
     }
 
@@ -92,16 +83,6 @@ impl World {
         }
         sent.reached.borrow_mut().push(y);
         let matters = match &sent.upd {
-            Upd::Want(g, l, ver) => {
-                let node = &mut self.nodes[y];
-                if node.want_ver.get(g).is_none_or(|old| ver > old) {
-                    node.want_ver.insert(g.clone(), *ver);
-                    node.want.insert(g.clone(), l.clone());
-                    node.core.observe(Input::Wanted(node.want.clone()))
-                } else {
-                    false
-                }
-            }
             Upd::Keys(changes) => {
                 for (k, v) in changes {
                     if let Some(g) = k.strip_prefix(CLAIM_PREFIX) {
@@ -205,10 +186,6 @@ impl World {
             alive: true,
             keys: Some(state),
         });
-        // Nothing is newer than what `obs` has when it has every level in force.
-        if !o.want_synced && newer_wants(a, o) {
-            o.core.observe(Input::Wanted(o.want.clone()));
-        }
         for (g, past) in got_out {
             self.nodes[about].got_out(&g, version, past);
         }

@@ -180,12 +180,9 @@ pub fn final_checks(w: &mut World) {
     if !w.healed {
         return;
     }
-    let missing: Vec<String> = w
-        .gnames
-        .iter()
-        .zip(w.want.iter())
-        .filter(|(g, (l, _))| l == "start" && w.running.get(*g).copied().unwrap_or(0) == 0)
-        .map(|(g, _)| g.clone())
+    let missing: Vec<String> = (w.truth().into_iter())
+        .filter(|(g, l)| l == "start" && w.running.get(g).copied().unwrap_or(0) == 0)
+        .map(|(g, _)| g)
         .collect();
     if !missing.is_empty() {
         let bound = liveness_bound(&w.cfg, &w.timing);

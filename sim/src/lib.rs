@@ -5,6 +5,7 @@
 //! also run against a model of OpenMosix::HA 0.555 for comparison.
 
 pub mod faults;
+pub mod files;
 pub mod gossip;
 pub mod invariants;
 pub mod lifecycle;

@@ -5,7 +5,7 @@
 use rand::RngExt;
 
 use crate::faults::Fault;
-use crate::world::{Kind2, Upd, World};
+use crate::world::{Kind2, World};
 
 impl World {
     /// Kills every process of node `x` (machine off or daemon restart).
@@ -49,12 +49,7 @@ impl World {
             self.cfg.clone(),
         );
         let generation = self.gen_counter;
-        // A fresh daemon knows hactl from its disk copy: the truth at this instant.
-        for (g, (l, ver)) in self.gnames.iter().zip(self.want.iter()) {
-            self.nodes[x].want.insert(g.clone(), l.clone());
-            self.nodes[x].want_ver.insert(g.clone(), *ver);
-        }
-        self.nodes[x].want_synced = true;
+        // A fresh daemon starts from the hactl on its disk (it learns newer ones by gossip).
         let names = self.names.clone();
         self.nodes[x].reset(kind, generation, seed, &cfg, &names);
         self.nodes[x].boot += 1;
@@ -126,15 +121,8 @@ impl World {
             Fault::Unclog(x) => self.unclog(x),
             Fault::Hactl { node, group, level } => {
                 if self.nodes[node].ok() {
-                    let ver = (self.nodes[node].local(self.now), node);
                     let g = self.gnames[group].clone();
-                    if ver > self.want[group].1 {
-                        self.want[group] = (level.clone(), ver);
-                    }
-                    // A level in force changed, or the editor wrote an older one over its own.
-                    self.nodes.iter_mut().for_each(|n| n.want_synced = false);
-                    self.publish(node, Upd::Want(g, level, ver));
-                    self.dirty(node);
+                    self.edit_hactl(node, &g, &level);
                 }
             }
             Fault::HealAll => {

@@ -11,6 +11,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
 use crate::openmosix::Om;
+use mosha::engine::node::FileVersion;
+use mosha::replica::{self, Version};
+
+/// The replicated file the simulator carries (see `files`).
+pub const HACTL: &str = "hactl";
 
 /// Which policy a run drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -50,11 +55,9 @@ pub struct Node {
     pub rng: ChaCha12Rng,
     /// The hactl level in force here per group, as its replicated hactl says.
     pub want: BTreeMap<String, String>,
-    /// Version of each group's hactl level in `want`: (edit time, editor).
-    pub want_ver: BTreeMap<String, (u64, usize)>,
-    /// Whether `want_ver` holds every group's level in force (since its daemon started and
-    /// no hactl edit since): then no peer can have a newer one, and a resync skips them.
-    pub want_synced: bool,
+    /// Its disk's hactl: the version in force when its daemon last changed it, and its text
+    /// (what a restarted daemon starts from).
+    pub disk: (Version, String),
     /// The supervisor's true claims (only groups that hold something).
     pub claims: BTreeMap<String, Claim>,
     /// The pending supervisor operation per group (to drop superseded completions).
@@ -113,8 +116,7 @@ impl Node {
             om: None,
             rng: rng(seed, 1),
             want: BTreeMap::new(),
-            want_ver: BTreeMap::new(),
-            want_synced: false,
+            disk: (Version::zero(), String::new()),
             claims: BTreeMap::new(),
             op: BTreeMap::new(),
             published: BTreeMap::new(),
@@ -136,7 +138,7 @@ impl Node {
     }
 
     /// Starts a fresh daemon: new core (knowing only itself), new generation, nothing
-    /// published; it knows the hactl levels of `want`.
+    /// published; it starts from the hactl on its disk, whose levels `want` holds.
     pub fn reset(
         &mut self,
         kind: Kind,
@@ -157,6 +159,13 @@ impl Node {
             names.clone(),
             rng(mix, 0),
         );
+        let (version, text) = &self.disk;
+        core.observe(Input::FileLoaded {
+            file: HACTL.to_string(),
+            text: (!version.is_zero()).then(|| text.clone()),
+            recorded: Some(recorded(version, text)),
+            mtime_ms: 0,
+        });
         core.observe(Input::Wanted(self.want.clone()));
         core.observe(Input::Fencing(Fencing {
             default: Some(fence_policy()),
@@ -242,4 +251,12 @@ fn rng(seed: u64, stream: u64) -> ChaCha12Rng {
 /// Returns the fencing policy every node gets: configured, 10 s per pass.
 pub fn fence_policy() -> Policy {
     Policy::Configured { timeout: 10_000 }
+}
+
+/// Returns how `text` at `version` is recorded on a node's disk.
+pub fn recorded(version: &Version, text: &str) -> FileVersion {
+    FileVersion {
+        version: version.clone(),
+        hash: replica::content_hash(text),
+    }
 }

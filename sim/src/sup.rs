@@ -2,7 +2,7 @@
 //! out its `Ready`: the modelled supervisor (a level change takes a modelled delay, tests can
 //! be slow or fail), publications over modelled gossip, fence passes run by modelled agents.
 
-use mosha::engine::node::{Input, Ready};
+use mosha::engine::node::{Durable, Input, Ready};
 use mosha::engine::{Action, Claim, Event, State, PLAN, STOP, TEST};
 use rand::RngExt;
 
@@ -16,6 +16,7 @@ impl World {
         self.stats.steps += 1;
         let local = self.nodes[x].local(self.now);
         if self.p.kind == Kind::OpenMosix {
+            self.get_latest(x);
             let node = &mut self.nodes[x];
             let om = node.om.as_mut().expect("an OpenMosix node has its monitor");
             let c = om.cycle(&node.name, node.core.view(), &mut node.rng);
@@ -38,9 +39,14 @@ impl World {
         }
         self.feed_beats(x);
         let ready = self.nodes[x].core.ready(local);
+        // The disks never fail here.
         if ready.persist.is_some() {
-            self.nodes[x].core.advance(Ok(()));
+            self.nodes[x].core.advance(Durable::Members, Ok(()));
         }
+        if ready.versions.is_some() {
+            self.nodes[x].core.advance(Durable::Versions, Ok(()));
+        }
+        self.adopt(x, &ready.adopt);
         self.apply(x, ready);
         let wake = (self.nodes[x].core.next_wakeup()).map(|w| self.nodes[x].global(w, self.now));
         if let Some(w) = wake {

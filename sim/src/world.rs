@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::collections::BTreeSet;
 
 use mosha::engine::Config;
+use mosha::replica::Version;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha12Rng;
 
@@ -27,8 +28,6 @@ pub const TICK: u64 = 50;
 pub enum Upd {
     /// Changes of the publisher's keys, as its node core published them (`None`: deleted).
     Keys(Vec<(String, Option<String>)>),
-    /// A hactl level, with its version (the replicated hactl, modelled).
-    Want(String, String, (u64, usize)),
 }
 
 /// An update on its way, with the nodes it reached so far: once it reached one, gossip
@@ -172,8 +171,8 @@ pub struct World {
     pub plan: Plan,
     /// Whether everything was healed.
     pub healed: bool,
-    /// Truth: the hactl level in force per group, with its version.
-    pub want: Vec<(String, (u64, usize))>,
+    /// The text of every hactl version made (see `files`); the newest is the truth.
+    pub hactl: BTreeMap<Version, String>,
     /// Group names.
     pub gnames: Vec<String>,
     /// Node names (the membership every node persisted).
@@ -203,10 +202,17 @@ impl World {
             .saturating_sub(crate::net::liveness_bound(&cfg, &timing));
         let plan = faults::plan(p.seed, &p.profile, n, p.groups, heal_at.max(1));
         let gnames: Vec<String> = (0..p.groups).map(|g| format!("g{g}")).collect();
-        let want = gnames
-            .iter()
-            .map(|_| ("start".to_string(), (0, 0)))
+        let want: BTreeMap<String, String> = (gnames.iter())
+            .map(|g| (g.clone(), "start".to_string()))
             .collect();
+        // Every node's disk holds the first hactl, every group at `start`, made before the
+        // cluster started.
+        let first = Version {
+            ms: 1,
+            seq: 0,
+            node: "n0".to_string(),
+        };
+        let text = World::hactl_text(&want);
         let mut nodes = Vec::with_capacity(n);
         let names: BTreeSet<String> = (0..n).map(|i| format!("n{i}")).collect();
         for i in 0..n {
@@ -218,10 +224,8 @@ impl World {
                 &cfg,
                 &names,
             );
-            node.want = gnames
-                .iter()
-                .map(|g| (g.clone(), "start".to_string()))
-                .collect();
+            node.want = want.clone();
+            node.disk = (first.clone(), text.clone());
             node.reset(
                 p.kind,
                 i as u64 + 1,
@@ -247,7 +251,7 @@ impl World {
             cfg,
             plan,
             healed: false,
-            want,
+            hactl: [(first, text)].into(),
             gnames,
             names,
             running: BTreeMap::new(),
@@ -486,31 +490,4 @@ impl World {
     pub fn gen_counter(&self) -> u64 {
         self.gen_counter
     }
-}
-
-/// Copies into `o`'s hactl the levels of `a` that are newer than its own, or unknown to
-/// it. Both version maps are sorted by group: one merge walk, no lookup. Returns whether any
-/// level changed.
-pub(crate) fn newer_wants(a: &Node, o: &mut Node) -> bool {
-    let mut mine = o.want_ver.iter_mut().peekable();
-    let mut missing = Vec::new();
-    let mut changed = false;
-    for (g, ver) in &a.want_ver {
-        while mine.next_if(|(h, _)| *h < g).is_some() {}
-        match mine.next_if(|(h, _)| *h == g) {
-            Some((_, old)) if ver > old => {
-                *old = *ver;
-                let l = a.want.get(g).cloned().unwrap_or_default();
-                changed |= o.want.insert(g.clone(), l.clone()) != Some(l);
-            }
-            Some(_) => {}
-            None => missing.push((g, ver)),
-        }
-    }
-    for (g, ver) in missing {
-        o.want_ver.insert(g.clone(), *ver);
-        let l = a.want.get(g).cloned().unwrap_or_default();
-        changed |= o.want.insert(g.clone(), l.clone()) != Some(l);
-    }
-    changed
 }

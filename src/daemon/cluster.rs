@@ -2,7 +2,8 @@
 //! hands the core what it observed (the gossip view, the supervisor's claims, the files in
 //! force, fence results, operator commands), carries out the core's [`Ready`] (tells the
 //! supervisor, publishes, runs fence agents, logs, persists the expected membership before
-//! advancing), and replicates cltab, hactl and fencetab. Every decision is the core's.
+//! advancing), and replicates cltab, hactl and fencetab (validates edits, writes the
+//! versions the core adopts). Every decision is the core's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,14 +16,14 @@ use super::events::{self, Alerts};
 pub use super::members::read_members;
 use super::members::Members;
 use super::notices::Notices;
-use super::replicated::{self, Change, Replicated};
+use super::replicated::{self, Replicated};
 use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
-use crate::engine::node::{self, Input, Node, Ready};
+use crate::engine::node::{self, Durable, Input, Node, Ready};
 use crate::engine::{self, Event, Policy};
 use crate::fence::{OsAgents, Runner};
 use crate::files;
 use crate::gossip::ClusterView;
-use crate::replica::Hlc;
+use crate::replica::Version;
 use crate::supervisor::{Os, Supervisor};
 
 fn validate_cltab(file: &str, text: &str) -> Result<(), Vec<Problem>> {
@@ -71,7 +72,6 @@ pub fn fencing(tab: &Fencetab) -> node::Fencing {
 pub struct Cluster {
     pub(super) me: String,
     pub(super) dir: PathBuf,
-    hlc: Hlc,
     /// The replicated cltab.
     pub cltab_file: Replicated,
     /// The replicated hactl.
@@ -97,6 +97,8 @@ pub struct Cluster {
     /// The node core: every decision.
     pub(super) core: Node,
     pub(super) last_view: Option<ClusterView>,
+    /// The versions of cltab, hactl and fencetab parsed into `cltab`, `hactl`, `fencetab`.
+    parsed: [Version; 3],
 }
 
 impl Cluster {
@@ -113,25 +115,33 @@ impl Cluster {
         rng: ChaCha12Rng,
         alert: Option<String>,
     ) -> Result<Cluster, String> {
-        let mut hlc = Hlc::default();
-        let cltab_file = Replicated::open(dir, "cltab", files::DEFAULT_MODE, me, validate_cltab);
-        let hactl_file = Replicated::open(dir, "hactl", files::DEFAULT_MODE, me, validate_hactl);
-        // The fencetab may hold passwords: readable by root only, on every node.
-        let fencetab_file = Replicated::open(dir, "fencetab", 0o600, me, validate_fencetab);
-        hlc.observe(&cltab_file.version);
-        hlc.observe(&hactl_file.version);
-        hlc.observe(&fencetab_file.version);
-        let fencetab = Fencetab::parse("fencetab", &fencetab_file.text).unwrap_or_default();
-        let cltab = Cltab::parse("cltab", &cltab_file.text).unwrap_or_default();
-        let hactl = Hactl::parse("hactl", &hactl_file.text).unwrap_or_default();
         let (members, expected) = Members::open(dir)?;
         let mut core = Node::new(me, generation, cfg, expected, rng);
+        let mut recorded = replicated::read_versions(dir);
+        let mut open = |name, mode, validate| {
+            let (file, loaded) = Replicated::open(dir, name, mode, validate, recorded.remove(name));
+            core.observe(loaded);
+            file
+        };
+        let cltab_file = open(
+            "cltab",
+            files::DEFAULT_MODE,
+            validate_cltab as replicated::Validator,
+        );
+        let hactl_file = open("hactl", files::DEFAULT_MODE, validate_hactl);
+        // The fencetab may hold passwords: readable by root only, on every node.
+        let fencetab_file = open("fencetab", 0o600, validate_fencetab);
+        let text = |name| core.file(name).map_or("", |(_, t)| t);
+        let fencetab = Fencetab::parse("fencetab", text("fencetab")).unwrap_or_default();
+        let cltab = Cltab::parse("cltab", text("cltab")).unwrap_or_default();
+        let hactl = Hactl::parse("hactl", text("hactl")).unwrap_or_default();
+        let version = |name| core.file(name).map(|(v, _)| v.clone()).unwrap_or_default();
+        let parsed = [version("cltab"), version("hactl"), version("fencetab")];
         core.observe(Input::Wanted(wanted(&cltab, &hactl)));
         core.observe(Input::Fencing(fencing(&fencetab)));
         Ok(Cluster {
             me: me.to_string(),
             dir: dir.to_path_buf(),
-            hlc,
             cltab_file,
             hactl_file,
             cltab,
@@ -148,6 +158,7 @@ impl Cluster {
             notices: Notices::new(Instant::now(), super::wall_ms()),
             core,
             last_view: None,
+            parsed,
         })
     }
 
@@ -176,53 +187,76 @@ impl Cluster {
         &self.core
     }
 
-    /// Reads edits of the local files (settled by `now`) and newer versions from peers.
-    /// Returns whether the cltab in force changed (the supervisor must be reconfigured).
-    fn sync_files(&mut self, view: &ClusterView, now: Instant, wall_ms: u64) -> bool {
-        let peers = || {
-            view.members
-                .iter()
-                .filter(|(n, _)| **n != self.me)
-                .map(|(n, m)| (n.as_str(), &m.keys))
-        };
-        let mut changed = [false, false, false];
-        for (i, (file, validate)) in [
-            (
-                &mut self.cltab_file,
-                validate_cltab as replicated::Validator,
-            ),
-            (&mut self.hactl_file, validate_hactl),
-            (&mut self.fencetab_file, validate_fencetab),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if file.poll_local(now, &mut self.hlc, wall_ms, &self.me, validate) == Change::Applied {
-                changed[i] = true;
-            }
-            if file.poll_peers(&mut self.hlc, peers(), validate, &mut self.notices)
-                == Change::Applied
-            {
-                changed[i] = true;
+    /// Returns the version in force of replicated file `name` (zero: none).
+    pub fn version(&self, name: &str) -> Version {
+        self.core
+            .file(name)
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Hands the core the edits of the local files that settled by `now` (`wall_ms`: the
+    /// wall clock, for their versions).
+    fn poll_local_files(&mut self, now: Instant, wall_ms: u64) {
+        for file in [
+            &mut self.cltab_file,
+            &mut self.hactl_file,
+            &mut self.fencetab_file,
+        ] {
+            if let Some(edit) = file.poll_local(now, self.core.file(file.name), wall_ms) {
+                self.core.observe(edit);
             }
         }
+    }
+
+    /// Carries out the core's offers to adopt a peer's newer file, reading it from `view`.
+    fn adopt_files(&mut self, offers: &[node::Adopt], view: &ClusterView) {
+        for offer in offers {
+            let file = match offer.file.as_str() {
+                "cltab" => &mut self.cltab_file,
+                "hactl" => &mut self.hactl_file,
+                "fencetab" => &mut self.fencetab_file,
+                _ => continue,
+            };
+            // The first member that publishes the text whole.
+            let outcome = (offer.from.iter())
+                .filter_map(|m| Some((m, &view.members.get(m)?.keys)))
+                .find_map(|(m, keys)| file.adopt(offer, m, keys, &mut self.notices));
+            if let Some(outcome) = outcome {
+                self.core.observe(outcome);
+            }
+        }
+    }
+
+    /// Parses the files whose version in force changed since they were last parsed, and
+    /// hands the core what changed. Returns whether the cltab changed (the supervisor must
+    /// be reconfigured).
+    fn parse_changed_files(&mut self) -> bool {
+        let now = [
+            self.version("cltab"),
+            self.version("hactl"),
+            self.version("fencetab"),
+        ];
+        let changed: Vec<bool> = (now.iter().zip(&self.parsed))
+            .map(|(a, b)| a != b)
+            .collect();
+        if !changed.contains(&true) {
+            return false;
+        }
+        let text = |name| self.core.file(name).map_or("", |(_, t)| t);
         if changed[0] {
-            self.cltab = Cltab::parse(
-                &self.cltab_file.path().display().to_string(),
-                &self.cltab_file.text,
-            )
-            .unwrap_or_default();
+            let path = self.cltab_file.path().display().to_string();
+            self.cltab = Cltab::parse(&path, text("cltab")).unwrap_or_default();
             for w in &self.cltab.warnings {
                 warn!("{w}");
             }
         }
         if changed[1] {
-            self.hactl = Hactl::parse("hactl", &self.hactl_file.text).unwrap_or_default();
+            self.hactl = Hactl::parse("hactl", text("hactl")).unwrap_or_default();
             info!(groups = self.hactl.groups.len(), "hactl in force changed");
         }
         if changed[2] {
-            self.fencetab =
-                Fencetab::parse("fencetab", &self.fencetab_file.text).unwrap_or_default();
+            self.fencetab = Fencetab::parse("fencetab", text("fencetab")).unwrap_or_default();
             let off = self.fencetab.disabled();
             if !off.is_empty() {
                 warn!(nodes = ?off, "fencing is turned OFF (none) for these nodes: their groups are recovered without fencing, which is unsafe");
@@ -232,18 +266,12 @@ impl Cluster {
         if changed[0] || changed[1] {
             self.core
                 .observe(Input::Wanted(wanted(&self.cltab, &self.hactl)));
-        }
-        if changed.iter().any(|c| *c) {
-            replicated::save_versions(
-                &self.dir,
-                &[&self.cltab_file, &self.hactl_file, &self.fencetab_file],
-                &mut self.notices,
-            );
             let hactl_path = self.hactl_file.path().display().to_string();
             for w in config::cross_check(&self.cltab, &self.hactl, &hactl_path) {
                 warn!("{w}");
             }
         }
+        self.parsed = now;
         changed[0]
     }
 
@@ -314,13 +342,12 @@ impl Cluster {
         if let Some(m) = self.members.poll(now) {
             self.core.observe(Input::Expected(m));
         }
-        if self.sync_files(&view, now, wall_ms) {
+        self.poll_local_files(now, wall_ms);
+        if self.parse_changed_files() {
             sup.configure(now, os, &self.cltab);
             sup.retell_all(now, os);
         }
-        let mut publish = self.cltab_file.publication();
-        publish.extend(self.hactl_file.publication());
-        publish.extend(self.fencetab_file.publication());
+        let mut publish = Vec::new();
         for i in super::commands::carry_out(&self.dir, self.core.engine(), &view) {
             self.core.observe(i);
         }
@@ -341,6 +368,11 @@ impl Cluster {
         self.observe_view(&view);
         self.observe_claims(sup);
         let ready = self.core.ready(now_ms);
+        self.adopt_files(&ready.adopt, &view);
+        if self.parse_changed_files() {
+            sup.configure(now, os, &self.cltab);
+            sup.retell_all(now, os);
+        }
         publish.extend(self.carry(ready, sup, os, now));
         // One look at the supervisor after the tells: the claims to publish, and the view
         // hastat shows until the next step.
@@ -389,7 +421,14 @@ impl Cluster {
         if let Some(m) = &ready.persist {
             let written = self.members.write(m);
             self.notices.outcome("write members", &written);
-            self.core.advance(written.map_err(|e| e.to_string()));
+            self.core
+                .advance(Durable::Members, written.map_err(|e| e.to_string()));
+        }
+        if let Some(v) = &ready.versions {
+            let written = replicated::save_versions(&self.dir, v);
+            self.notices.outcome("write .mosha-versions.json", &written);
+            self.core
+                .advance(Durable::Versions, written.map_err(|e| e.to_string()));
         }
         ready.publish
     }

@@ -122,5 +122,18 @@ pub fn log(e: &Event) {
              every step; until it is saved, a restart of this daemon would count quorum \
              from the membership before"
         ),
+        Event::FileChanged {
+            file,
+            version,
+            from: None,
+        } => info!(%file, %version, "local edit accepted; spreading it to the cluster"),
+        Event::FileChanged {
+            file,
+            version,
+            from: Some(from),
+        } => info!(%file, %version, %from, "adopted a newer version from the cluster"),
+        Event::VersionsNotSaved { error } => error!(
+            "cannot save the file versions to DIR/.mosha-versions.json ({error}): tried again              at every step; until they are saved, a restart would take the files in force              for edits made here at their modification time"
+        ),
     }
 }

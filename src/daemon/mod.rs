@@ -1,10 +1,10 @@
 //! `mosha run`: the one event loop of a node. It feeds the node core
-//! ([`crate::engine::node`]) gossip (membership, peers' claims), the replicated files in
-//! force, the supervisor's state and ticks; carries out the core's decisions on the
+//! ([`crate::engine::node`]) gossip (membership, peers' claims, file versions), local edits of the replicated files
+//! (validated), the supervisor's state and ticks; carries out the core's decisions on the
 //! supervisor, gossip, fence agents and `DIR/members`; writes clstat and hastat; and on
 //! SIGTERM/SIGINT stops every group and exits leaving no process behind.
 //!
-//! Layout: [`cluster`] (the cluster step, driving the core), [`replicated`] (cltab, hactl and fencetab over
+//! Layout: [`cluster`] (the cluster step, driving the core), [`replicated`] (the local side of cltab, hactl and fencetab over
 //! gossip), [`members`] (the expected membership's file), [`notices`] (repeated errors said
 //! once), [`commands`] (operator commands), [`keys`] (the gossip key file), [`identity`] (one
 //! daemon per node name), [`events`] (event logs, alerts), `report` (hastat).
@@ -134,7 +134,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut sup = Supervisor::new(opts.supervisor.clone());
     let t0 = Instant::now();
     sup.configure(t0.into_std(), &mut os, &cluster.cltab);
-    info!(generation, cltab = %cluster.cltab_file.version, hactl = %cluster.hactl_file.version, "gossip started");
+    info!(generation, cltab = %cluster.version("cltab"), hactl = %cluster.version("hactl"), "gossip started");
 
     let clstat_path = dir.join("clstat.json");
     let hastat_path = dir.join("hastat.json");

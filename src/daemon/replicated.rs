@@ -1,11 +1,12 @@
-//! A configuration file replicated through gossip (`cltab`, `hactl`): local edits are
-//! validated and published with a new hybrid-logical-clock version; a newer valid version
-//! published by any node is adopted and written to the local file atomically. An invalid file
-//! is never published: the node where it was edited logs every error and keeps the last good
-//! version in force.
+//! The local side of a configuration file replicated through gossip (`cltab`, `hactl`,
+//! `fencetab`): local edits are validated and handed to the node core, which versions and
+//! publishes them; a newer version that the core offers to adopt is read from gossip,
+//! validated, and written to the local file atomically. An invalid file is never published:
+//! the node where it was edited logs every error and keeps the last good version in force.
 //!
-//! Versions survive restarts in `DIR/.mosha-versions.json`, so a restarted node neither loses
-//! its place nor mistakes its own file for a fresh edit.
+//! Versions survive restarts in `DIR/.mosha-versions.json` (written when the core says,
+//! synced), so a restarted node neither loses its place nor mistakes its own file for a
+//! fresh edit.
 //!
 //! A local edit is taken only once the file has settled ([`files::SETTLE`]), and a file larger
 //! than [`replica::MAX_FILE_BYTES`] is rejected like any invalid one, without being read whole.
@@ -17,28 +18,20 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
 use super::notices::Notices;
 use crate::config::{text, Problem};
+use crate::engine::node::{Adopt, FileVersion, Input};
 use crate::files::{self, Content, Watched};
-use crate::replica::{self, Hlc, Version};
+use crate::replica::{self, Version};
 
 /// The files the size limit of replicated files is for, in messages.
 const KIND: &str = "replicated files";
 
-/// What happened to a replicated file at a poll.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Nothing new.
-    None,
-    /// A new version is in force (a valid local edit, or adopted from a peer).
-    Applied,
-    /// A local edit was rejected; the last good version stays in force.
-    Rejected,
-}
-
-/// One replicated file.
+/// The local side of one replicated file: the file on disk, watched for edits, validated,
+/// written when the node core adopts a peer's version. Which version is in force is the
+/// core's ([`crate::engine::node::Files`]).
 #[derive(Debug)]
 pub struct Replicated {
     /// The file's name (`cltab`), also its gossip key prefix.
@@ -46,16 +39,9 @@ pub struct Replicated {
     /// The mode an adopted version is written with.
     mode: u32,
     watched: Watched,
-    /// The version in force.
-    pub version: Version,
-    /// The text in force (the last good one).
-    pub text: String,
+    validate: Validator,
     /// Every error of the rejected local edit, if the file on disk is not the one in force.
     pub errors: Vec<String>,
-    /// Versions published by peers that failed validation here (logged once).
-    refused: Vec<Version>,
-    /// The gossip keys published for the version in force.
-    published: BTreeMap<String, String>,
     /// The last text rejected, so that it is reported once.
     rejected_text: Option<String>,
 }
@@ -76,11 +62,20 @@ fn record_path(dir: &Path) -> PathBuf {
     dir.join(".mosha-versions.json")
 }
 
-fn read_record(dir: &Path) -> Record {
-    match files::read_bounded(&record_path(dir), files::MAX_READ_BYTES) {
+/// Returns the versions the last run recorded, by file (none if the record is missing or
+/// damaged: every file then counts as edited at its modification time).
+pub fn read_versions(dir: &Path) -> BTreeMap<String, FileVersion> {
+    let record: Record = match files::read_bounded(&record_path(dir), files::MAX_READ_BYTES) {
         Content::Text(t) => serde_json::from_str(&t).unwrap_or_default(),
         _ => Record::default(),
-    }
+    };
+    (record.files.into_iter())
+        .filter_map(|(name, f)| {
+            let version = f.version.parse::<Version>().ok()?;
+            let hash = u64::from_str_radix(&f.hash, 16).ok()?;
+            Some((name, FileVersion { version, hash }))
+        })
+        .collect()
 }
 
 /// Returns what is wrong with a file that holds no text the parsers can look at (too large,
@@ -100,38 +95,41 @@ pub(super) fn unusable(path: &str, content: &Content, kind: &str) -> Option<Prob
 pub type Validator = fn(&str, &str) -> Result<(), Vec<Problem>>;
 
 impl Replicated {
-    /// Opens `dir/name`, with the version recorded for it if the file is unchanged since;
-    /// a file changed while the daemon was down counts as an edit made at its mtime. The text
-    /// is validated (at once: the first read does not wait for the file to settle): an invalid
-    /// file starts with nothing in force. Adopted versions will be written with `mode`.
+    /// Opens `dir/name` and returns it with what the node core is to be told of it: its
+    /// text if valid (validated at once: the first read does not wait for the file to
+    /// settle), the version `recorded` for it and its modification time. An invalid file
+    /// starts with nothing in force. Adopted versions will be written with `mode`.
     pub fn open(
         dir: &Path,
         name: &'static str,
         mode: u32,
-        me: &str,
         validate: Validator,
-    ) -> Replicated {
+        recorded: Option<FileVersion>,
+    ) -> (Replicated, Input) {
         let path = dir.join(name);
         let mut r = Replicated {
             name,
             mode,
             watched: Watched::new(path.clone()),
-            version: Version::zero(),
-            text: String::new(),
+            validate,
             errors: Vec::new(),
-            refused: Vec::new(),
-            published: BTreeMap::new(),
             rejected_text: None,
+        };
+        let loaded = |text| Input::FileLoaded {
+            file: name.to_string(),
+            text,
+            recorded: recorded.clone(),
+            mtime_ms: mtime_ms(&path),
         };
         let text = match r.watched.poll(Instant::now()) {
             Some(Content::Text(t)) => t,
             Some(other) => {
                 if let Some(p) = unusable(&path.display().to_string(), &other, KIND) {
-                    r.reject(&format!("{other:?}"), &[p]);
+                    r.reject(&format!("{other:?}"), &[p], None);
                 }
-                return r;
+                return (r, loaded(None));
             }
-            None => return r,
+            None => return (r, loaded(None)),
         };
         if mode & 0o077 == 0 {
             use std::os::unix::fs::PermissionsExt;
@@ -140,32 +138,13 @@ impl Replicated {
                 warn!(file = %path.display(), mode = format!("{now:o}"), "readable by others, and it may hold passwords: chmod 600 it (adopted versions are written 600)");
             }
         }
-        let hash = format!("{:016x}", replica::content_hash(&text));
-        let recorded = read_record(dir)
-            .files
-            .remove(name)
-            .filter(|f| f.hash == hash)
-            .and_then(|f| f.version.parse::<Version>().ok());
-        let version = recorded.unwrap_or_else(|| {
-            let ms = std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(1, |d| d.as_millis() as u64);
-            Version {
-                ms,
-                seq: 0,
-                node: me.to_string(),
-            }
-        });
         match validate(&path.display().to_string(), &text) {
-            Ok(()) => {
-                r.version = version;
-                r.text = text;
+            Ok(()) => (r, loaded(Some(text))),
+            Err(problems) => {
+                r.reject(&text, &problems, None);
+                (r, loaded(None))
             }
-            Err(problems) => r.reject(&text, &problems),
         }
-        r
     }
 
     /// Returns the file's path.
@@ -173,17 +152,13 @@ impl Replicated {
         self.watched.path()
     }
 
-    fn reject(&mut self, text: &str, problems: &[Problem]) {
+    fn reject(&mut self, text: &str, problems: &[Problem], in_force: Option<&Version>) {
         if self.rejected_text.as_deref() == Some(text) {
             return;
         }
-        let kept = if self.version.is_zero() {
-            "no valid version yet: nothing from this file is in force".to_string()
-        } else {
-            format!(
-                "keeping the last good configuration, version {}",
-                self.version
-            )
+        let kept = match in_force {
+            None => "no valid version yet: nothing from this file is in force".to_string(),
+            Some(v) => format!("keeping the last good configuration, version {v}"),
         };
         error!(file = %self.path().display(), errors = problems.len(), "file rejected; {kept}");
         for p in problems {
@@ -193,151 +168,121 @@ impl Replicated {
         self.rejected_text = Some(text.to_string());
     }
 
-    /// Checks the local file for an edit that has settled by `now`. A valid one gets a new
-    /// version from `hlc`.
+    /// Checks the local file for an edit that has settled by `now`, against the version in
+    /// force (`in_force`, the core's). Returns a valid edit, for the core
+    /// ([`Input::FileEdited`], at wall clock `wall_ms`); an invalid one is logged with every
+    /// error and kept in [`Replicated::errors`].
     pub fn poll_local(
         &mut self,
         now: Instant,
-        hlc: &mut Hlc,
+        in_force: Option<(&Version, &str)>,
         wall_ms: u64,
-        me: &str,
-        validate: Validator,
-    ) -> Change {
-        let text = match self.watched.poll(now) {
-            None => return Change::None,
-            Some(other @ (Content::TooLarge(_) | Content::Unreadable(_))) => {
+    ) -> Option<Input> {
+        let version = in_force.map(|(v, _)| v);
+        let text = match self.watched.poll(now)? {
+            other @ (Content::TooLarge(_) | Content::Unreadable(_)) => {
                 if let Some(p) = unusable(&self.path().display().to_string(), &other, KIND) {
-                    self.reject(&format!("{other:?}"), &[p]);
+                    self.reject(&format!("{other:?}"), &[p], version);
                 }
-                return Change::Rejected;
+                return None;
             }
-            Some(Content::Missing) => {
-                if self.text.is_empty() {
-                    return Change::None;
+            Content::Missing => {
+                if let Some(v) = version {
+                    warn!(file = %self.path().display(), "file deleted; keeping version {v} in force (write an empty file to clear it)");
                 }
-                warn!(file = %self.path().display(), "file deleted; keeping version {} in force (write an empty file to clear it)", self.version);
-                return Change::None;
+                return None;
             }
-            Some(Content::Text(t)) => t,
+            Content::Text(t) => t,
         };
-        if text == self.text {
+        if in_force.is_some_and(|(_, t)| t == text) || (in_force.is_none() && text.is_empty()) {
             self.errors.clear();
             self.rejected_text = None;
-            return Change::None;
+            return None;
         }
-        match validate(&self.path().display().to_string(), &text) {
+        match (self.validate)(&self.path().display().to_string(), &text) {
             Ok(()) => {
-                self.version = hlc.tick(wall_ms, me);
-                info!(file = %self.path().display(), version = %self.version, "local edit accepted; spreading it to the cluster");
-                self.text = text;
                 self.errors.clear();
                 self.rejected_text = None;
-                Change::Applied
+                Some(Input::FileEdited {
+                    file: self.name.to_string(),
+                    text,
+                    wall_ms,
+                })
             }
             Err(problems) => {
-                self.reject(&text, &problems);
-                Change::Rejected
+                self.reject(&text, &problems, version);
+                None
             }
         }
     }
 
-    /// Adopts the newest valid version that a peer publishes, if newer than ours, and writes
-    /// it to the local file (with the file's mode); a failure to write is reported to
-    /// `notices` and tried again at the next poll.
-    pub fn poll_peers<'a>(
+    /// Carries out the core's offer to adopt `offer`, whose text member `from` publishes in
+    /// `keys`: validated, then written to the local file (with the file's mode).
+    /// Returns what the core is to be told: adopted, or refused (logged with every error).
+    /// Nothing while the text has not all arrived, or when it cannot be written (reported
+    /// to `notices`; the offer stands at the next step).
+    pub fn adopt(
         &mut self,
-        hlc: &mut Hlc,
-        peers: impl Iterator<Item = (&'a str, &'a BTreeMap<String, String>)>,
-        validate: Validator,
+        offer: &Adopt,
+        from: &str,
+        keys: &BTreeMap<String, String>,
         notices: &mut Notices,
-    ) -> Change {
-        let mut best: Option<(Version, String, &str)> = None;
-        for (node, keys) in peers {
-            let Some(p) = replica::read_published(self.name, keys) else {
-                continue;
-            };
-            let Some(content) = p.content else { continue };
-            if p.version > self.version
-                && !self.refused.contains(&p.version)
-                && best.as_ref().is_none_or(|(v, _, _)| p.version > *v)
-            {
-                best = Some((p.version, content, node));
-            }
+    ) -> Option<Input> {
+        let published = replica::read_published(self.name, keys)?;
+        if published.version != offer.version {
+            return None;
         }
-        let Some((version, text, from)) = best else {
-            return Change::None;
-        };
-        hlc.observe(&version);
-        if let Err(problems) = validate(&self.path().display().to_string(), &text) {
+        let text = published.content?;
+        let version = &offer.version;
+        if let Err(problems) = (self.validate)(&self.path().display().to_string(), &text) {
             error!(file = self.name, %version, from, "a peer published an invalid file; ignoring it");
             for p in problems {
                 error!("{p}");
             }
-            self.refused.push(version);
-            return Change::None;
+            return Some(Input::FileRefused {
+                file: self.name.to_string(),
+                version: version.clone(),
+            });
         }
         let written = files::write_atomic_mode(self.path(), text.as_bytes(), self.mode);
         let what = format!("write the adopted {}", self.name);
         notices.outcome(&what, &written);
-        if written.is_err() {
-            return Change::None;
-        }
-        info!(file = %self.path().display(), %version, from, "adopted a newer version from the cluster");
-        self.version = version;
-        self.text = text;
+        written.ok()?;
         self.errors.clear();
         self.rejected_text = None;
-        Change::Applied
-    }
-
-    /// Returns the gossip changes that publish the version in force (chunks before the
-    /// version key; stale chunks deleted), or nothing if it is already published.
-    pub fn publication(&mut self) -> Vec<(String, Option<String>)> {
-        if self.version.is_zero() {
-            return Vec::new();
-        }
-        let keys = match replica::publish_keys(self.name, &self.version, &self.text) {
-            Ok(k) => k,
-            Err(e) => {
-                error!(file = %self.path().display(), "cannot publish: {e}");
-                return Vec::new();
-            }
-        };
-        let wanted: BTreeMap<String, String> = keys.iter().cloned().collect();
-        if wanted == self.published {
-            return Vec::new();
-        }
-        let mut out: Vec<(String, Option<String>)> = keys
-            .into_iter()
-            .filter(|(k, v)| self.published.get(k) != Some(v))
-            .map(|(k, v)| (k, Some(v)))
-            .collect();
-        let nchunks = wanted.len().saturating_sub(1);
-        for k in replica::stale_keys(self.name, &self.published, nchunks) {
-            out.push((k, None));
-        }
-        self.published = wanted;
-        out
+        Some(Input::FileAdopted {
+            file: self.name.to_string(),
+            version: version.clone(),
+            text,
+            from: from.to_string(),
+        })
     }
 }
 
-/// Persists the versions in force, so that a restart keeps them; a failure is reported to
-/// `notices`.
-pub fn save_versions(dir: &Path, files: &[&Replicated], notices: &mut Notices) {
-    let mut rec = Record::default();
-    for f in files {
-        if f.version.is_zero() {
-            continue;
-        }
-        rec.files.insert(
-            f.name.to_string(),
-            RecordedFile {
+/// Returns the modification time of `path` in ms since the Unix epoch (1 if unknown).
+fn mtime_ms(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(1, |d| d.as_millis().try_into().unwrap_or(u64::MAX))
+}
+
+/// Makes the versions in force durable (file and directory synced), so that a restart keeps
+/// them.
+///
+/// # Errors
+/// Fails when the record cannot be written.
+pub fn save_versions(dir: &Path, versions: &BTreeMap<String, FileVersion>) -> std::io::Result<()> {
+    let files = (versions.iter())
+        .map(|(name, f)| {
+            let rec = RecordedFile {
                 version: f.version.to_string(),
-                hash: format!("{:016x}", replica::content_hash(&f.text)),
-            },
-        );
-    }
-    let text = serde_json::to_string_pretty(&rec).unwrap_or_default();
-    let written = files::write_atomic(&record_path(dir), text.as_bytes());
-    notices.outcome("write .mosha-versions.json", &written);
+                hash: format!("{:016x}", f.hash),
+            };
+            (name.clone(), rec)
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&Record { files }).unwrap_or_default();
+    files::write_atomic(&record_path(dir), text.as_bytes())
 }

@@ -90,7 +90,7 @@ impl Cluster {
             h.files.insert(
                 name.to_string(),
                 FileStat {
-                    version: f.version.to_string(),
+                    version: self.version(name).to_string(),
                     ok: f.errors.is_empty(),
                     errors: f.errors.clone(),
                 },

@@ -43,7 +43,7 @@ pub use view::{ClusterView, MemberView, Shadow};
 
 /// Largest value, in bytes, a node may publish: far below the 65,507-byte datagram ceiling, so
 /// one value always fits a delta with its key and the membership digest.
-pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+pub const MAX_VALUE_BYTES: usize = crate::engine::keys::MAX_VALUE_BYTES;
 
 /// Largest key, in bytes, a node may publish.
 pub const MAX_KEY_BYTES: usize = 256;

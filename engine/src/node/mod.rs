@@ -11,6 +11,7 @@
 //! until it has heard the cluster again), the publication of this node's claims, and the
 //! expected membership waiting to be persisted.
 
+pub mod files;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +20,9 @@ use rand_chacha::ChaCha12Rng;
 
 use crate::claim::Claim;
 use crate::fencing::Outcome;
+use crate::replica::Version;
 use crate::{keys, Action, Config, Engine, Event, Millis, View, PLAN, STOP, TEST};
+pub use files::{Adopt, FileVersion, Files};
 pub use view::{is_core_key, Fencing, Observed};
 
 /// Something the driver observed, for [`Node::observe`].
@@ -70,6 +73,40 @@ pub enum Input {
     /// The driver's loop was running at `now` (a driver that skips idle ticks says so, so
     /// that the gap is not taken for a freeze).
     Awake { now: Millis },
+    /// Replicate `file`, which holds `text` as the daemon starts (`None`: no valid text),
+    /// with the version `recorded` by the last run and the file's modification time (see
+    /// [`Files::load`]).
+    FileLoaded {
+        file: String,
+        text: Option<String>,
+        recorded: Option<FileVersion>,
+        mtime_ms: u64,
+    },
+    /// An operator edited `file` here; `text` is valid. `wall_ms`: the wall clock, for its
+    /// version.
+    FileEdited {
+        file: String,
+        text: String,
+        wall_ms: u64,
+    },
+    /// The text of an [`Adopt`] offer was valid and is written to the local file.
+    FileAdopted {
+        file: String,
+        version: Version,
+        text: String,
+        from: String,
+    },
+    /// The text of an [`Adopt`] offer is invalid here.
+    FileRefused { file: String, version: Version },
+}
+
+/// What the driver made durable, for [`Node::advance`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    /// The expected membership of [`Ready::persist`].
+    Members,
+    /// The file versions of [`Ready::versions`].
+    Versions,
 }
 
 /// What the driver carries out after a step.
@@ -87,8 +124,14 @@ pub struct Ready {
     /// Tell the operator (logs, alerts).
     pub events: Vec<Event>,
     /// Make this expected membership durable (file, then directory, synced), then call
-    /// [`Node::advance`] with the outcome.
+    /// [`Node::advance`] with [`Durable::Members`] and the outcome.
     pub persist: Option<BTreeSet<String>>,
+    /// Newer versions of replicated files that peers announce: read, validate and write
+    /// each, and report with [`Input::FileAdopted`] or [`Input::FileRefused`].
+    pub adopt: Vec<Adopt>,
+    /// Make these file versions durable, then call [`Node::advance`] with
+    /// [`Durable::Versions`] and the outcome.
+    pub versions: Option<BTreeMap<String, FileVersion>>,
 }
 
 impl Ready {
@@ -121,6 +164,8 @@ pub struct Node {
     /// The expected membership not yet durable, and whether its last write failed.
     unsaved: Option<BTreeSet<String>>,
     save_failed: bool,
+    /// The replicated files.
+    files: Files,
 }
 
 impl Node {
@@ -147,6 +192,7 @@ impl Node {
             outcomes: Vec::new(),
             unsaved: None,
             save_failed: false,
+            files: Files::default(),
         }
     }
 
@@ -159,6 +205,11 @@ impl Node {
     /// supervisor's claims.
     pub fn view(&self) -> &View {
         &self.observed.view
+    }
+
+    /// Returns the version in force of replicated file `file`, with its text.
+    pub fn file(&self, file: &str) -> Option<(&Version, &str)> {
+        self.files.get(file)
     }
 
     /// Returns what the core knows of the cluster, keys included.
@@ -241,6 +292,40 @@ impl Node {
                 self.last_awake = Some(self.last_awake.map_or(now, |t| t.max(now)));
                 false
             }
+            Input::FileLoaded {
+                file,
+                text,
+                recorded,
+                mtime_ms,
+            } => {
+                let me = self.engine.me().to_string();
+                self.files.load(&me, &file, text, recorded, mtime_ms);
+                true
+            }
+            Input::FileEdited {
+                file,
+                text,
+                wall_ms,
+            } => {
+                let me = self.engine.me().to_string();
+                let e = self.files.edited(&me, &file, text, wall_ms);
+                self.pending.events.extend(e);
+                true
+            }
+            Input::FileAdopted {
+                file,
+                version,
+                text,
+                from,
+            } => {
+                let e = self.files.adopted(&file, version, text, &from);
+                self.pending.events.extend(e);
+                true
+            }
+            Input::FileRefused { file, version } => {
+                self.files.refused(&file, version);
+                true
+            }
         }
     }
 
@@ -293,6 +378,9 @@ impl Node {
         if let Some(m) = &self.unsaved {
             out.persist = Some(m.clone());
         }
+        out.publish.extend(self.files.publication());
+        out.adopt = self.files.offers(&self.observed.announced);
+        out.versions = self.files.unsaved();
         out
     }
 
@@ -304,9 +392,15 @@ impl Node {
         out
     }
 
-    /// Tells the core that the expected membership of the last [`Ready::persist`] was made
-    /// durable (`Ok`), or why not: it is offered again at every step until it is.
-    pub fn advance(&mut self, persisted: Result<(), String>) {
+    /// Tells the core that what the last [`Ready`] said to make durable (`what`: the
+    /// expected membership, or the file versions) was (`Ok`), or why not: it is offered again
+    /// at every step until it is.
+    pub fn advance(&mut self, what: Durable, persisted: Result<(), String>) {
+        if what == Durable::Versions {
+            let e = self.files.saved(persisted);
+            self.pending.events.extend(e);
+            return;
+        }
         match persisted {
             Ok(()) => {
                 self.unsaved = None;

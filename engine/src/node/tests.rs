@@ -160,17 +160,17 @@ fn the_expected_membership_is_offered_until_it_is_durable() {
     let r = n.ready(50);
     let want: BTreeSet<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
     assert_eq!(r.persist.as_ref(), Some(&want));
-    n.advance(Err("disk full".into()));
+    n.advance(Durable::Members, Err("disk full".into()));
     let r = n.ready(100);
     assert_eq!(r.persist.as_ref(), Some(&want), "offered again");
     assert!(r
         .events
         .iter()
         .any(|e| matches!(e, Event::MembersNotSaved { error } if error == "disk full")));
-    n.advance(Err("disk full".into()));
+    n.advance(Durable::Members, Err("disk full".into()));
     let r = n.ready(150);
     assert!(r.events.is_empty(), "said once: {:?}", r.events);
-    n.advance(Ok(()));
+    n.advance(Durable::Members, Ok(()));
     assert_eq!(n.ready(200).persist, None);
 }
 
@@ -219,6 +219,7 @@ fn a_peer_view_is_decoded_from_its_keys_and_a_new_generation_starts_blank() {
             ("g/web", "start start DONE"),
             ("c/db", "test"),
             ("f/cltab/v", "ignored"),
+            ("f/cltab/0", "a chunk"),
         ],
     ));
     assert!(n.observe(keys("b", &[("x/z", Some(&r.encode()))])));
@@ -227,8 +228,8 @@ fn a_peer_view_is_decoded_from_its_keys_and_a_new_generation_starts_blank() {
     assert_eq!(n.view().records["z"], r);
     assert_eq!(
         n.observed().keys_of("b").unwrap().1.len(),
-        4,
-        "no file keys"
+        5,
+        "version keys, no chunks"
     );
     // A state change alone decides nothing; a new beat neither.
     assert!(!n.observe(keys("b", &[("g/web", Some("start start FAILED"))])));
@@ -306,4 +307,95 @@ fn a_peer_known_from_heartbeats_only_does_not_count_for_quorum() {
     });
     let events = run(&mut n, &[], 3050, 3500);
     assert!(!n.engine().quorate(), "{events:?}");
+}
+
+fn load(file: &str, text: Option<&str>) -> Input {
+    Input::FileLoaded {
+        file: file.to_string(),
+        text: text.map(str::to_string),
+        recorded: None,
+        mtime_ms: 1,
+    }
+}
+
+/// A file edited on one node reaches another through gossip keys alone: the second core
+/// offers to adopt it, is told it was written, publishes it in turn, and wants it made
+/// durable; an older announcement is never offered, a refused one not twice.
+#[test]
+fn a_file_edit_spreads_through_the_cores_and_only_forward() {
+    let mut a = node("a", &["a", "b"]);
+    let mut b = node("b", &["a", "b"]);
+    for n in [&mut a, &mut b] {
+        n.observe(load("hactl", Some("web stop\n")));
+    }
+    a.observe(Input::FileEdited {
+        file: "hactl".into(),
+        text: "web start\n".into(),
+        wall_ms: 5000,
+    });
+    let ra = a.ready(0);
+    assert!(ra
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::FileChanged { file, from: None, .. } if file == "hactl")));
+    let published: BTreeMap<String, String> = (ra.publish.iter())
+        .filter(|(k, _)| k.starts_with("f/hactl/"))
+        .map(|(k, v)| (k.clone(), v.clone().unwrap()))
+        .collect();
+    assert_eq!(published.len(), 2, "one chunk and the version key");
+    assert!(ra.versions.is_some());
+    a.advance(Durable::Versions, Ok(()));
+    assert!(a.ready(50).versions.is_none(), "durable now");
+
+    b.observe(member("a", 1, &[]));
+    let changes: Vec<(&str, Option<&str>)> = (published.iter())
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect();
+    assert!(b.observe(keys("a", &changes)), "a new version matters");
+    let rb = b.ready(0);
+    let (version, _) = a.file("hactl").unwrap();
+    assert_eq!(rb.adopt.len(), 1);
+    assert_eq!(&rb.adopt[0].version, version);
+    assert_eq!(rb.adopt[0].from, ["a"]);
+    // The driver read, validated and wrote it.
+    let (text, _) = crate::replica::read_published("hactl", &published)
+        .map(|p| (p.content.unwrap(), p.version))
+        .unwrap();
+    b.observe(Input::FileAdopted {
+        file: "hactl".into(),
+        version: version.clone(),
+        text,
+        from: "a".into(),
+    });
+    let rb = b.ready(50);
+    assert!(rb.adopt.is_empty(), "nothing newer");
+    assert!(
+        rb.publish.iter().any(|(k, _)| k == "f/hactl/v"),
+        "b publishes it too"
+    );
+    assert!(rb.versions.is_some());
+    assert_eq!(b.file("hactl"), a.file("hactl"));
+    // b's next edit outranks a's although b's wall clock is behind.
+    b.observe(Input::FileEdited {
+        file: "hactl".into(),
+        text: "web 2\n".into(),
+        wall_ms: 10,
+    });
+    assert!(b.file("hactl").unwrap().0 > a.file("hactl").unwrap().0);
+
+    // A version that fails validation here is not offered again.
+    let bad = crate::replica::Version {
+        ms: u64::MAX / 2,
+        seq: 0,
+        node: "a".into(),
+    };
+    let line = crate::replica::publish_keys("hactl", &bad, "junk").unwrap();
+    let v = &line.last().unwrap().1;
+    b.observe(keys("a", &[("f/hactl/v", Some(v))]));
+    assert_eq!(b.ready(100).adopt.len(), 1);
+    b.observe(Input::FileRefused {
+        file: "hactl".into(),
+        version: bad,
+    });
+    assert!(b.ready(150).adopt.is_empty());
 }

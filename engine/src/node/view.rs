@@ -1,7 +1,8 @@
 //! The node core's picture of the cluster, kept up to date from gossip key-values as they
 //! change: each member's keys as published (only those the core reads, see
 //! [`crate::keys`]), decoded once into the engine's [`View`], the best fencing record about
-//! each node from every member's `x/` keys, and the news (beat changes) of each member.
+//! each node from every member's `x/` keys, the version of each replicated file that each
+//! member announces, and the news (beat changes) of each member.
 //! Work is proportional to what changed, not to the cluster's size.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,16 +10,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::claim::Claim;
 use crate::fencing::{Policy, Record};
 use crate::keys::{BEAT, BYE, CLAIM_PREFIX, COOLDOWN_PREFIX, RECORD_PREFIX};
-use crate::{Member, Millis, View};
+use crate::{replica, Member, Millis, View};
+
+use super::files::Announced;
 
 /// Tells whether the node core reads gossip key `key` (claims, cooldowns, records, beat,
-/// bye); the others (replicated files) are the daemon's business.
+/// bye, the version keys of replicated files); the chunks of replicated files are read by
+/// the driver, from gossip, only when the core offers to adopt a version.
 pub fn is_core_key(key: &str) -> bool {
     key == BEAT
         || key == BYE
         || key.starts_with(CLAIM_PREFIX)
         || key.starts_with(COOLDOWN_PREFIX)
         || key.starts_with(RECORD_PREFIX)
+        || replica::file_of_version_key(key).is_some()
 }
 
 /// How each node is fenced: per node, with a default for the others (the fencetab's `*`).
@@ -58,6 +63,8 @@ pub struct Observed {
     /// Members whose news arrived since the last step.
     fresh: BTreeSet<String>,
     fencing: Fencing,
+    /// The version of each replicated file that each member announces.
+    pub(super) announced: Announced,
     /// The instant of the last step.
     pub(super) now: Millis,
     /// The engine's news timeout (a member quiet that long no longer counts).
@@ -250,6 +257,9 @@ impl Observed {
             } else {
                 m.cooldown.remove(g)
             };
+        }
+        if let Some(file) = replica::file_of_version_key(key) {
+            return (self.announced).set(file, name, value.and_then(replica::announced_version));
         }
         if let Some(victim) = key.strip_prefix(RECORD_PREFIX) {
             let by = self.records.entry(victim.to_string()).or_default();

@@ -8,8 +8,9 @@
 //! `f/cltab/v` = `"<version> <hash-hex> <nchunks> <len>"`.
 //!
 //! This module does no I/O, reads no clock and knows nothing of chitchat: the caller passes wall
-//! clock readings in, and hands the keys to [`crate::gossip`]. Choosing which published version to
-//! adopt, and writing it to disk, belong to the caller.
+//! clock readings in. Which version is in force, which published one to adopt, and what to
+//! publish are the node core's ([`crate::node`]); reading files, validating them and writing
+//! them belong to its driver (the daemon's `mosha::gossip` carries the keys).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,7 +24,7 @@ pub const CHUNK_BYTES: usize = 4096;
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
 /// Prefix of every key this module produces.
-const KEY_PREFIX: &str = crate::engine::keys::FILE_PREFIX;
+const KEY_PREFIX: &str = crate::keys::FILE_PREFIX;
 
 /// Suffix (after `f/<file>/`) of the key carrying a file's version line.
 const VERSION_SUFFIX: &str = "v";
@@ -55,6 +56,13 @@ impl Version {
     /// Tells whether this is the "no file" version.
     pub fn is_zero(&self) -> bool {
         *self == Version::zero()
+    }
+}
+
+impl Default for Version {
+    /// Returns [`Version::zero`].
+    fn default() -> Version {
+        Version::zero()
     }
 }
 
@@ -152,7 +160,7 @@ pub fn content_hash(content: &str) -> u64 {
 ///
 /// The keys come in the order they must be applied: every chunk first, the `v` key last. The
 /// caller must SET the chunk keys before the `v` key (in one call of
-/// [`crate::gossip::Gossip::publish`], which applies changes in order): chitchat sends a node's
+/// the daemon's `Gossip::publish`, which applies changes in order): chitchat sends a node's
 /// updates in the order they were made, so a peer never sees a version whose chunks have not been
 /// sent. After that, the caller deletes the [`stale_keys`] of a shorter previous publication.
 ///
@@ -233,6 +241,21 @@ pub fn read_published(file: &str, keys: &BTreeMap<String, String>) -> Option<Pub
         version: header.version,
         content,
     })
+}
+
+/// Returns the file whose version key `key` is (`f/<file>/v`), or `None` for any other key.
+pub fn file_of_version_key(key: &str) -> Option<&str> {
+    let file = key
+        .strip_prefix(KEY_PREFIX)?
+        .strip_suffix(VERSION_SUFFIX)?
+        .strip_suffix('/')?;
+    check_file_name(file).ok().map(|()| file)
+}
+
+/// Returns the version that a version key's value (`"<version> <hash-hex> <nchunks> <len>"`)
+/// announces, or `None` if it does not parse.
+pub fn announced_version(line: &str) -> Option<Version> {
+    parse_version_line(line).ok().map(|h| h.version)
 }
 
 /// The parsed `v` key of a publication.
@@ -487,7 +510,7 @@ mod tests {
                 "{key}: {} bytes",
                 value.len()
             );
-            assert!(value.len() <= crate::gossip::MAX_VALUE_BYTES);
+            assert!(value.len() <= crate::keys::MAX_VALUE_BYTES);
         }
     }
 
