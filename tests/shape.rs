@@ -1,8 +1,10 @@
 //! The shape of the code, checked: no source file over 600 lines of non-test code, and no
 //! import circle between the files of a crate (`src/`, `engine/src/`, `sim/src/`).
 //!
-//! - A file's non-test code is everything before its first `#[cfg(test)]` at the start of a
-//!   line; files named `tests*.rs` or `*_tests.rs` are test code.
+//! - A file's non-test code is everything but its test items: a `#[cfg(test)]` at the start
+//!   of a line before a one-line item (`mod tests;`) drops the two lines, one before a block
+//!   (`mod tests {`) ends the code there; files named `tests*.rs` or `*_tests.rs` are test
+//!   code.
 //! - An import is a path a file names outside comments: `use crate::a::b`, `crate::a::b::f`,
 //!   or `super::x` (a sibling). It is resolved to the file that holds the module (`a/b.rs`,
 //!   `a/b/mod.rs`, or `a.rs` when `b` is an item of `a`). A module's own parent (the file
@@ -45,12 +47,37 @@ fn is_test_file(rel: &Path) -> bool {
 
 /// The file's code before its tests, without comments.
 fn code(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .take_while(|l| !l.starts_with("#[cfg(test)]"))
-        .map(|l| l.split("//").next().unwrap_or("").to_string())
-        .collect()
+    non_test(&std::fs::read_to_string(path).unwrap())
+}
+
+/// The lines of `text` that are not test code, without comments: a `#[cfg(test)]` at the
+/// start of a line followed by a one-line item (`mod tests;`) drops those two lines; one
+/// followed by a block (`mod tests {`) ends the file's code there.
+fn non_test(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].starts_with("#[cfg(test)]") {
+            match lines.get(i + 1) {
+                Some(next) if next.trim_end().ends_with(';') => {
+                    i += 2;
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        out.push(lines[i].split("//").next().unwrap_or("").to_string());
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn test_code_is_told_from_the_rest() {
+    let text =
+        "mod a;\n#[cfg(test)]\nmod tests;\nfn f() {}\nfn g() {}\n#[cfg(test)]\nmod more {\n}\n";
+    assert_eq!(non_test(text), ["mod a;", "fn f() {}", "fn g() {}"]);
 }
 
 /// The module path of a file: `daemon/cluster.rs` → `daemon::cluster`; `lib.rs`, `main.rs`

@@ -1,0 +1,260 @@
+//! The engine's view of the membership: who is alive and what they hold, who was lost
+//! (cleanly or not, and so who must be fenced before recovery), the expected membership that
+//! grows with every live member, and quorum over it (a member counts only while news from it
+//! arrives and it is more than heartbeats). Called from [`Engine::step`](crate::Engine::step)
+//! before any group is looked at.
+
+use std::collections::BTreeSet;
+
+use crate::{keys, peers, Action, Claim, Engine, Event, Lost, Member, Millis, Record, View};
+
+impl Engine {
+    /// Notes who is alive and what they hold; records unclean losses and returns. Returns the
+    /// members that came alive (sorted).
+    pub(crate) fn track_members(
+        &mut self,
+        now: Millis,
+        view: &View,
+        settled_in: bool,
+        out: &mut Vec<Action>,
+    ) -> Vec<String> {
+        // Still alive, or back with a new generation (a restart, whose daemon stopped the old
+        // processes before it started anything), is no change.
+        let changes = self.peers.update(&self.me, view);
+        for (name, peer) in &changes.departed {
+            let left = view.members.get(name).is_some_and(|m| m.left);
+            if left && peer.held.is_empty() {
+                // A clean shutdown: nothing to fence, and nothing to alarm anyone about.
+                out.push(Action::Event(Event::NodeLeft { node: name.clone() }));
+                continue;
+            }
+            out.push(Action::Event(Event::NodeLost {
+                node: name.clone(),
+                held: peer.held.iter().cloned().collect(),
+            }));
+            let mut lost = Lost::new(peer.generation, peer.held.clone(), now);
+            // What we knew of it was nothing (blank) or long stale: no news from it for much
+            // longer than its death takes to detect (a dead node's beats and heartbeats stop
+            // together), so it may have held anything when it died (found by the simulator:
+            // this node's own gossip was clogged and it had been deaf to the member's state).
+            let stale = |m: &Member| {
+                m.quiet_since
+                    .is_some_and(|t| now >= t + 4 * self.cfg.news_timeout)
+            };
+            lost.unknown = view.members.get(name).is_some_and(|m| m.blank || stale(m));
+            self.lost.insert(name.clone(), lost);
+        }
+        // Members that are dead with claims on groups, though we never saw them alive (they
+        // fell silent before we started): as lost as any (found by the simulator). Only after
+        // our start-up wait, so that peers we simply have not heard yet are not taken for lost.
+        if settled_in {
+            for (name, m) in peers::others(view, &self.me) {
+                if m.alive || self.lost.contains_key(name) {
+                    continue;
+                }
+                if changes.departed(name) {
+                    continue; // handled above as a transition
+                }
+                let held = m.held();
+                if (held.is_empty() && !m.blank) || self.seen_dead.contains(name) {
+                    continue;
+                }
+                self.seen_dead.insert(name.clone());
+                let mut lost = Lost::new(m.generation, held, now);
+                lost.unknown = m.blank;
+                self.lost.insert(name.clone(), lost);
+            }
+            // Expected members of which nothing at all is known: every peer that could tell
+            // restarted too, say, while this one hung. It may run anything (found by the
+            // simulator: two restarted daemons started the groups of a hung third).
+            for name in &self.expected {
+                if *name == self.me
+                    || view.members.contains_key(name)
+                    || self.lost.contains_key(name)
+                    || self.seen_dead.contains(name)
+                {
+                    continue;
+                }
+                self.seen_dead.insert(name.clone());
+                out.push(Action::Event(Event::NeverHeard { node: name.clone() }));
+                // Its generation is unknown, so a record in force now may be about an
+                // earlier life: only a record made from now on opens the gate.
+                let old = [view.records.get(name), self.own_records.get(name)];
+                let old: Vec<Record> = old.into_iter().flatten().cloned().collect();
+                self.obsolete.entry(name.clone()).or_default().extend(old);
+                let mut lost = Lost::new(0, BTreeSet::new(), now);
+                lost.unknown = true;
+                self.lost.insert(name.clone(), lost);
+            }
+        }
+        if !changes.arrived.is_empty() {
+            self.quiet_until = self.quiet_until.max(now + self.cfg.startup_wait);
+        }
+        for n in &changes.arrived {
+            self.came_alive.insert(n.clone(), now);
+            self.seen_dead.remove(n);
+        }
+        for (n, _) in &changes.departed {
+            self.came_alive.remove(n);
+        }
+        // Only a member that just came alive can be found lost: the others were alive at
+        // the last step already, and left the lost then.
+        for name in &changes.arrived {
+            if let Some(lost) = self.lost.remove(name) {
+                self.peers.forget_fence(name);
+                out.push(Action::Event(Event::NodeBack { node: name.clone() }));
+                if lost.attempts.running_since.is_some() {
+                    out.push(Action::CancelFence { node: name.clone() });
+                }
+                // Whatever record exists now is about the loss that just ended.
+                let old: Vec<Record> = [view.records.get(name), self.own_records.get(name)]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                self.obsolete.entry(name.clone()).or_default().extend(old);
+                if self.own_records.remove(name).is_some() {
+                    out.push(Action::Publish {
+                        key: keys::record(name),
+                        value: None,
+                    });
+                }
+            }
+        }
+        // What gossip still tells about a lost node counts too: claims it made where we could
+        // not see them (we were partitioned away) reach us only later, with it still dead
+        // (found by the simulator: such a group was recovered without fencing).
+        for (name, lost) in &mut self.lost {
+            let Some(m) = view.members.get(name).filter(|m| !m.alive) else {
+                continue;
+            };
+            if m.generation > lost.generation {
+                let unknown = lost.unknown && m.blank;
+                *lost = Lost::new(m.generation, std::mem::take(&mut lost.held), now);
+                lost.unknown = unknown;
+            }
+            for (g, c) in &m.claims {
+                if c.holds() && !lost.held.contains(g) {
+                    lost.held.insert(g.clone());
+                }
+            }
+        }
+        // A lost node's groups that now run elsewhere (here included) are no longer its own.
+        let mine = view.members.get(&self.me);
+        for lost in self.lost.values_mut() {
+            lost.held.retain(|g| {
+                let here = mine.and_then(|m| m.claims.get(g)).is_some_and(Claim::holds);
+                !here && !self.peers.held(g)
+            });
+        }
+        changes.arrived
+    }
+
+    /// Grows the expected membership with the live members and recomputes quorum: this node
+    /// and the live members that it has news from.
+    pub(crate) fn update_quorum(
+        &mut self,
+        now: Millis,
+        view: &View,
+        arrived: &[String],
+        out: &mut Vec<Action>,
+    ) -> bool {
+        // The live members: the others alive, and this node when the view has it.
+        let me_live = view.members.contains_key(&self.me);
+        let timeout = self.cfg.news_timeout;
+        let mut quiet = BTreeSet::new();
+        // Members that said goodbye (a clean shutdown) hold nothing and are going: they count
+        // for nothing, and their silence is no alarm (it is not a one-way link).
+        let mut leaving = 0;
+        for (n, m) in &view.members {
+            if !m.alive || *n == self.me {
+                continue;
+            }
+            if m.left {
+                leaving += 1;
+                continue;
+            }
+            // Known from heartbeats only (a new generation whose state has not reached us):
+            // no news from it has ever arrived, so it does not count either (found by the
+            // simulator running the node core: a clogged node counted a peer that had just
+            // restarted, stayed quorate, and started groups that the others started too).
+            if m.blank {
+                leaving += 1;
+                continue;
+            }
+            let Some(t) = m.quiet_since else {
+                continue;
+            };
+            if now >= t + timeout {
+                quiet.insert(n.clone());
+            } else {
+                self.wake_at(t + timeout);
+            }
+        }
+        for n in quiet.difference(&self.no_news) {
+            let ms = view.members[n].quiet_since.map_or(0, |t| now - t);
+            out.push(Action::Event(Event::NoNews {
+                node: n.clone(),
+                ms,
+            }));
+        }
+        for n in self.no_news.difference(&quiet) {
+            if view.members.get(n).is_some_and(|m| m.alive) {
+                out.push(Action::Event(Event::NewsBack { node: n.clone() }));
+            }
+        }
+        self.no_news = quiet;
+        // Members without news, those known from heartbeats only, and those leaving, do not
+        // count.
+        let live =
+            (self.peers.len() + usize::from(me_live)).saturating_sub(self.no_news.len() + leaving);
+        let before = self.expected.len();
+        // This node is always expected, and every member alive at the last step was added
+        // then: only those that just came alive can be new, unless the set was replaced.
+        let new: Vec<&str> = if std::mem::take(&mut self.expected_replaced) {
+            self.peers.names().collect()
+        } else {
+            arrived.iter().map(String::as_str).collect()
+        };
+        for n in new {
+            if !self.expected.contains(n) {
+                self.expected.insert(n.to_string());
+            }
+        }
+        if self.expected.len() != before {
+            out.push(Action::Members(self.expected.clone()));
+        }
+        let expected = self.expected.len();
+        let quorate = live * 2 > expected || (self.cfg.two_node && expected == 2 && live >= 1);
+        let holds = view
+            .members
+            .get(&self.me)
+            .is_some_and(|m| m.claims.values().any(Claim::holds));
+        match (self.quorate, quorate) {
+            // At start nothing is lost, unless this node already holds something.
+            (None, false) if !holds => {
+                self.waiting = true;
+                out.push(Action::Event(Event::QuorumWaiting { live, expected }))
+            }
+            (Some(true) | None, false) => {
+                out.push(Action::Event(Event::QuorumLost { live, expected }))
+            }
+            (Some(false), true) => {
+                out.push(Action::Event(if std::mem::take(&mut self.waiting) {
+                    Event::QuorumReached { live, expected }
+                } else {
+                    Event::QuorumRegained { live, expected }
+                }));
+                // Back from the minority: look again before fencing anyone it lost meanwhile
+                // (found by the simulator: it fenced majority nodes not yet seen back).
+                for lost in self.lost.values_mut() {
+                    lost.since = self.last_now;
+                }
+                self.quiet_until = self.quiet_until.max(self.last_now + self.cfg.startup_wait);
+            }
+            _ => {}
+        }
+        self.quorate = Some(quorate);
+        quorate
+    }
+}

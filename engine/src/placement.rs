@@ -1,0 +1,180 @@
+//! The engine's per-group decisions, one group at a time: a holder resolves conflicts and
+//! moves along plan → test → the wanted level (recording a failed test as a cooldown); a
+//! candidate waits for its rank's turn and plans; cooldowns end. Called from
+//! [`Engine::step`](crate::Engine::step), which owns the loop over groups.
+
+use rand::Rng;
+
+use crate::{
+    keys, rank, tell, Action, Candidate, Claim, Engine, Event, FenceState, GroupMemory, Millis,
+    State, PLAN, STOP, TEST,
+};
+
+impl Engine {
+    /// This node holds `group`: resolve conflicts, then move along plan → test → want.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn step_holder(
+        &mut self,
+        now: Millis,
+        group: &str,
+        want: &str,
+        mine: &Claim,
+        others: &[(&str, &Claim)],
+        mem: &mut GroupMemory,
+        out: &mut Vec<Action>,
+    ) {
+        if mine.leaving() {
+            return; // stopping; nothing to decide until it is done
+        }
+        let my_priority = rank::priority(group, &self.me, mine.phase());
+        let settle = self.cfg.startup_wait;
+        let came_alive = &self.came_alive;
+        let winner = others
+            .iter()
+            .filter(|(_, c)| !c.leaving())
+            .filter(|(n, _)| came_alive.get(*n).is_none_or(|t| now >= t + settle))
+            .map(|(n, c)| (rank::priority(group, n, c.phase()), *n))
+            .filter(|(p, _)| *p > my_priority)
+            .max();
+        if let Some((_, to)) = winner {
+            mem.hold_off_until = now + self.cfg.yield_backoff;
+            mem.need_since = None;
+            mem.planned_at = None;
+            out.push(Action::Event(Event::Yielding {
+                group: group.to_string(),
+                to: to.to_string(),
+            }));
+            out.push(tell(group, STOP));
+            return;
+        }
+        if mine.level != mine.target || !mine.state.settled() {
+            return; // in transition
+        }
+        if mine.state == State::Failed {
+            self.record_failure(now, group, &mine.level, out);
+            out.push(tell(group, STOP));
+            return;
+        }
+        if now < self.frozen_until {
+            self.wake = Some(
+                self.wake
+                    .map_or(self.frozen_until, |w| w.min(self.frozen_until)),
+            );
+            return; // just resumed from a freeze: look before moving on
+        }
+        let next = match mine.level.as_str() {
+            PLAN if want == PLAN => None,
+            PLAN => {
+                let at = *mem.planned_at.get_or_insert(now);
+                let due = at + self.cfg.plan_window;
+                if now < due {
+                    self.wake = Some(self.wake.map_or(due, |w| w.min(due)));
+                }
+                (now >= due).then_some(TEST)
+            }
+            TEST if want == TEST => None,
+            TEST => Some(want),
+            level if level != want => Some(want),
+            _ => None,
+        };
+        // Moving forward needs the group to ourselves: a yielding or outranked claim must be
+        // gone first.
+        if let Some(level) = next {
+            if others.is_empty() {
+                out.push(tell(group, level));
+            }
+        }
+    }
+
+    /// Starts a test-failure cooldown for `group` here and publishes it.
+    pub(crate) fn record_failure(
+        &mut self,
+        now: Millis,
+        group: &str,
+        level: &str,
+        out: &mut Vec<Action>,
+    ) {
+        self.cooldown
+            .insert(group.to_string(), now + self.cfg.test_cooldown);
+        out.push(Action::Event(Event::TestFailed {
+            group: group.to_string(),
+            level: level.to_string(),
+        }));
+        out.push(Action::Publish {
+            key: keys::cooldown(group),
+            value: Some(level.to_string()),
+        });
+    }
+
+    /// This node does not hold `group`: plan it when nobody does and our rank's turn came.
+    pub(crate) fn step_candidate(
+        &mut self,
+        now: Millis,
+        group: &str,
+        c: Candidate,
+        mem: &mut GroupMemory,
+        rng: &mut dyn Rng,
+        out: &mut Vec<Action>,
+    ) {
+        // The recovery gate (`gated`): a group that a lost node held waits for that node's
+        // fencing.
+        let Candidate { ready, gated, held } = c;
+        mem.planned_at = None;
+        if held || gated || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group)
+        {
+            mem.need_since = None;
+            let until = mem.hold_off_until;
+            if now < until {
+                self.wake_at(until);
+            }
+            return;
+        }
+        // Our rank: how many eligible nodes come before us (rank::order's order, without
+        // sorting everyone; kept between steps while the live members stay the same).
+        let r = self.peers.rank(&self.me, group);
+        if mem.need_since.is_none() {
+            mem.need_since = Some(now);
+            mem.jitter = rng.next_u64() % (self.cfg.slot / 4).max(1);
+        }
+        let since = mem.need_since.unwrap_or(now);
+        let turn = since + r as Millis * self.cfg.slot + mem.jitter;
+        if now < turn {
+            self.wake_at(turn);
+            return;
+        }
+        mem.need_since = None;
+        for (node, lost) in &self.lost {
+            if lost.held.contains(group) && lost.fence == FenceState::Disabled {
+                out.push(Action::Event(Event::RecoveringUnfenced {
+                    group: group.to_string(),
+                    from: node.clone(),
+                }));
+            }
+        }
+        out.push(Action::Event(Event::Planning {
+            group: group.to_string(),
+            rank: r,
+        }));
+        out.push(tell(group, PLAN));
+    }
+
+    /// Ends cooldowns that are over and withdraws their gossip keys.
+    pub(crate) fn expire_cooldowns(&mut self, now: Millis, out: &mut Vec<Action>) {
+        let over: Vec<String> = self
+            .cooldown
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(g, _)| g.clone())
+            .collect();
+        if let Some(next) = self.cooldown.values().filter(|u| **u > now).min().copied() {
+            self.wake_at(next);
+        }
+        for g in over {
+            self.cooldown.remove(&g);
+            out.push(Action::Publish {
+                key: keys::cooldown(&g),
+                value: None,
+            });
+        }
+    }
+}
