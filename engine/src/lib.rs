@@ -221,10 +221,11 @@ pub struct Lost {
     pub generation: u64,
     /// The groups it held when last seen alive and that run nowhere else yet.
     pub held: BTreeSet<String>,
-    /// Nothing at all is known of it: it is in the expected membership but this daemon has
-    /// had no word from it, nor of it, since it started. It may run any group, so no group
-    /// that runs nowhere in sight is recovered before it is fenced (Pacemaker's
-    /// startup-fencing).
+    /// What it held is not known: this daemon has had no word from it, nor of it, since it
+    /// started; or it was lost with a stale or blank view; or this node regained quorum
+    /// since it was lost (the majority may have given it groups meanwhile). It may run any
+    /// group, so no group that runs nowhere in sight is recovered before it is fenced
+    /// (Pacemaker's startup-fencing).
     pub unknown: bool,
     /// When it was found lost.
     pub since: Millis,
@@ -390,8 +391,10 @@ impl Engine {
             mem.planned_at = None;
             mem.need_since = None;
         }
+        // What it knew the lost held is as old as the freeze: they may hold anything.
         for lost in self.lost.values_mut() {
             lost.since = now;
+            lost.unknown = true;
         }
     }
 
@@ -461,7 +464,8 @@ impl Engine {
                 } else {
                     Vec::new()
                 };
-                self.step_holder(now, group, want, claim, &others, &mut mem, &mut out);
+                let gated = gate_all || gated.contains(group.as_str());
+                self.step_holder(now, group, want, claim, &others, gated, &mut mem, &mut out);
             } else {
                 let quiet = (started + self.cfg.startup_wait).max(self.quiet_until);
                 let ready = now >= quiet;

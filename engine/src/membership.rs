@@ -41,7 +41,10 @@ impl Engine {
                 m.quiet_since
                     .is_some_and(|t| now >= t + 4 * self.cfg.news_timeout)
             };
-            lost.unknown = view.members.get(name).is_some_and(|m| m.blank || stale(m));
+            // So may a member found lost just after this node was frozen: what it knows of
+            // it is as old as the freeze (its silence was forgiven, see `resumed`).
+            let frozen = now < self.frozen_until;
+            lost.unknown = frozen || view.members.get(name).is_some_and(|m| m.blank || stale(m));
             self.lost.insert(name.clone(), lost);
         }
         // Members that are dead with claims on groups, though we never saw them alive (they
@@ -246,9 +249,15 @@ impl Engine {
                     Event::QuorumRegained { live, expected }
                 }));
                 // Back from the minority: look again before fencing anyone it lost meanwhile
-                // (found by the simulator: it fenced majority nodes not yet seen back).
+                // (found by the simulator: it fenced majority nodes not yet seen back). And
+                // what this node knows a still-lost member held dates from before it lost
+                // quorum: the majority may have given it groups since, and the state that
+                // says so may never reach us (it died after the heal, before anyone relayed
+                // it): it may hold anything until it is fenced (found by the simulator: a
+                // healed node recovered groups the dead member had started meanwhile).
                 for lost in self.lost.values_mut() {
                     lost.since = self.last_now;
+                    lost.unknown = true;
                 }
                 self.quiet_until = self.quiet_until.max(self.last_now + self.cfg.startup_wait);
             }

@@ -20,6 +20,7 @@ impl Engine {
         want: &str,
         mine: &Claim,
         others: &[(&str, &Claim)],
+        gated: bool,
         mem: &mut GroupMemory,
         out: &mut Vec<Action>,
     ) {
@@ -78,9 +79,12 @@ impl Engine {
             _ => None,
         };
         // Moving forward needs the group to ourselves: a yielding or outranked claim must be
-        // gone first.
+        // gone first. And a plan or a test goes no further while a lost node that may run the
+        // group is not fenced (found by the simulator: a node planned, hung, resumed with a
+        // stale view and tested a group that a member lost meanwhile had started).
+        let before_want = matches!(mine.level.as_str(), PLAN | TEST);
         if let Some(level) = next {
-            if others.is_empty() {
+            if others.is_empty() && !(gated && before_want) {
                 out.push(tell(group, level));
             }
         }

@@ -378,3 +378,44 @@ fn a_record_from_an_earlier_loss_never_opens_the_gate_again() {
     );
     assert_eq!(fences(&out), ["b"], "b is fenced anew");
 }
+
+#[test]
+fn a_node_back_from_the_minority_recovers_nothing_before_the_lost_are_fenced() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let mut r = testkit::rng(1);
+    let mut a = Engine::new("a", cfg(), BTreeSet::new());
+    let mut v = view(true, policy); // b runs web
+    v.want.insert("db".into(), "start".into());
+    (v.members.get_mut("c").unwrap().claims)
+        .insert("db".into(), Claim::settled("start", State::Done));
+    a.step(0, &v, &mut r);
+    // a is cut off alone: b and c are lost to it, and it has no quorum.
+    v.members.get_mut("b").unwrap().alive = false;
+    v.members.get_mut("c").unwrap().alive = false;
+    for t in (1000..10_000).step_by(500) {
+        a.step(t, &v, &mut r);
+    }
+    // Meanwhile the majority moved db to b. The partition heals and b dies before its new
+    // state reaches a: a hears c again (db no longer there) and regains quorum.
+    let c = v.members.get_mut("c").unwrap();
+    c.alive = true;
+    c.claims.clear();
+    for t in (10_000..20_000).step_by(50) {
+        let out = a.step(t, &v, &mut r);
+        assert!(!plans(&out), "t={t}: b, lost before the heal, may hold db");
+    }
+    // b's fencing is recorded: now a may recover.
+    v.records.insert(
+        "b".into(),
+        Record {
+            generation: 7,
+            outcome: Outcome::Fenced,
+            by: "c".into(),
+            detail: String::new(),
+        },
+    );
+    let planned = (20_000..25_000)
+        .step_by(50)
+        .any(|t| plans(&a.step(t, &v, &mut r)));
+    assert!(planned);
+}
