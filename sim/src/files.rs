@@ -30,10 +30,19 @@ impl World {
         want.iter().map(|(g, l)| format!("{g} {l}\n")).collect()
     }
 
-    /// Returns the hactl levels in force at the newest version anyone made: the truth that
-    /// every node converges to once the faults heal.
+    /// Returns the hactl levels of the newest version on the disk of a node that is up: the
+    /// truth that the up nodes converge to once the faults heal. An edit made on a node
+    /// that went down before it spread is in force nowhere until that node is back, as with
+    /// the daemon (found by the simulator: a node edited hactl while cut off, and was
+    /// powered off by a late fencing right after the heal).
     pub fn truth(&self) -> BTreeMap<String, String> {
-        let (_, text) = self.hactl.last_key_value().expect("the first hactl");
+        let newest = (self.nodes.iter().filter(|n| n.ok()))
+            .map(|n| &n.disk)
+            .max_by(|a, b| a.0.cmp(&b.0));
+        let text = match newest {
+            Some((_, text)) => text,
+            None => self.hactl.last_key_value().expect("the first hactl").1,
+        };
         levels(text, &self.gnames).expect("every version made is valid")
     }
 

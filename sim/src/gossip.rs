@@ -19,6 +19,11 @@ impl World {
         self.stats.publishes += 1;
         self.nodes[x].pub_ver += 1;
         let ver = self.nodes[x].pub_ver;
+        let times = &mut self.nodes[x].pub_times;
+        times.push_back((ver, self.now));
+        if times.len() > crate::node::PUB_TIMES {
+            times.pop_front();
+        }
         self.apply_own(x, &upd);
         let upd = Rc::new(Sent {
             upd,
@@ -94,17 +99,24 @@ impl World {
                     }
                 }
                 let fname = self.nodes[from].name.clone();
+                // The observer now has everything `from` published: its beats reach it
+                // again from here (see `feed_beats`), news the daemon's 50 ms loop would
+                // see at its next tick. A node whose peers all fell quiet has no wake-up of
+                // its own, so it is stepped now (found by the simulator: a node that had
+                // lost quorum for no news stayed out of it long after the news came back).
+                let caught_up = ver == self.nodes[from].pub_ver;
                 let node = &mut self.nodes[y];
                 let known = node.core.view().members.get(&fname).map(|m| m.generation);
                 if known != Some(generation) {
                     return; // a resync brings the new generation
                 }
                 node.seen_ver.insert(fname.clone(), ver);
-                node.core.observe(Input::Keys {
+                let changed = node.core.observe(Input::Keys {
                     name: fname,
                     generation,
                     changes: changes.clone(),
-                })
+                });
+                changed || caught_up
             }
         };
         if matters {
@@ -230,6 +242,7 @@ impl World {
             return;
         }
         let beat = self.beat_value();
+        let every = self.cfg.beat;
         let links = &self.links;
         let (before, rest) = self.nodes.split_at_mut(x);
         let (me, after) = rest.split_first_mut().expect("node x");
@@ -237,12 +250,24 @@ impl World {
             .chain(after.iter().enumerate().map(|(i, o)| (x + 1 + i, o)));
         for (z, other) in others {
             // A beat arrives with the state before it (chitchat sends a node's keys in
-            // version order): only to an observer that has everything `z` published.
-            let current = me.seen_ver.get(&other.name) == Some(&other.pub_ver);
-            if other.ok() && links.heard(x, z) && current {
+            // version order): an observer that has everything `z` published has its latest
+            // beat; one still missing updates has the last beat `z` published before the
+            // first of them.
+            let seen = me.seen_ver.get(&other.name).copied();
+            let value = match seen {
+                Some(s) if s == other.pub_ver => Some(beat.clone()),
+                Some(s) => (other.pub_times.iter())
+                    .find(|(v, _)| *v == s + 1)
+                    .map(|(_, t)| (t.saturating_sub(1) / every).to_string()),
+                None => None,
+            };
+            if let Some(value) = value.filter(|_| other.ok() && links.heard(x, z)) {
                 // Ignored unless `x` knows this generation of it (a resync brings a new one).
-                me.core
-                    .observe_keys(&other.name, other.generation, [(BEAT, Some(beat.as_str()))]);
+                me.core.observe_keys(
+                    &other.name,
+                    other.generation,
+                    [(BEAT, Some(value.as_str()))],
+                );
             }
         }
     }

@@ -3,7 +3,7 @@
 //! brain instead, the core only builds the view), its gossip state, its supervisor's true
 //! claims, and its clock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use mosha::engine::node::{Fencing, Input, Node as Core};
 use mosha::engine::{Claim, Config, Policy, PLAN};
@@ -13,6 +13,9 @@ use rand_chacha::ChaCha12Rng;
 use crate::openmosix::Om;
 use mosha::engine::node::FileVersion;
 use mosha::replica::{self, Version};
+
+/// How many publication times a node keeps (see [`Node::pub_times`]).
+pub const PUB_TIMES: usize = 256;
 
 /// The replicated file the simulator carries (see `files`).
 pub const HACTL: &str = "hactl";
@@ -90,6 +93,10 @@ pub struct Node {
     pub boot: u64,
     /// How many updates this daemon published (the version of its state).
     pub pub_ver: u64,
+    /// When each of its last updates was published (version, time), oldest first, at most
+    /// [`PUB_TIMES`]: which beat reaches an observer still missing some (see
+    /// `World::feed_beats`).
+    pub pub_times: VecDeque<(u64, u64)>,
     /// The version of each member's state that the view reflects (for relaying the state of
     /// dead members the way gossip does: a newer version replaces an older one).
     pub seen_ver: BTreeMap<String, u64>,
@@ -131,6 +138,7 @@ impl Node {
             nonquorate_since: None,
             boot: 0,
             pub_ver: 0,
+            pub_times: VecDeque::new(),
             seen_ver: BTreeMap::new(),
         };
         n.reset(kind, generation, seed, cfg, names);
@@ -180,6 +188,7 @@ impl Node {
         self.cooldown_until.clear();
         self.next_step = None;
         self.pub_ver = 0;
+        self.pub_times.clear();
         self.seen_ver.clear();
         self.out_claims.clear();
         self.fenced_off = false;
