@@ -14,7 +14,8 @@ use crate::hastat::Hastat;
 
 const CLTAB: &str = include_str!("../cltab-examples/cluster/cltab");
 const HACTL: &str = include_str!("../cltab-examples/cluster/hactl");
-const NODES: usize = 3;
+/// How many nodes the demo runs (its `--help` says so in words).
+pub const NODES: usize = 3;
 
 /// One demo node: its directory, address and daemon process.
 struct Node {

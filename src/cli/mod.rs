@@ -15,8 +15,12 @@ use clap::{Parser, Subcommand};
 
 /// mosha: a leaderless high-availability layer for Linux clusters.
 ///
-/// Every node runs the same daemon. It supervises the processes of the resource groups defined
-/// in `cltab` (group:tag:levels:mode:command) at the level `hactl` asks for (group level).
+/// Every node runs the same daemon; there is no head node. Each supervises the processes of
+/// the resource groups defined in `cltab` (group:tag:levels:mode:command), places each group
+/// that `hactl` wants (group level) on exactly one node through plan, test and start, fences
+/// a lost peer (DIR/fencetab) before its groups start elsewhere, and stops its groups when it
+/// loses quorum. `cltab`, `hactl` and `fencetab` may be edited on any node: the newest valid
+/// edit spreads to every node.
 #[derive(Debug, Parser)]
 #[command(name = "mosha", version, about, long_about)]
 pub struct Cli {
@@ -32,10 +36,11 @@ enum Command {
     /// `mosha keygen`): the daemon refuses to start without a private, valid key file unless
     /// --insecure.
     ///
-    /// Reads DIR/cltab and DIR/hactl, re-reads them every 50 ms and takes an edit once the
-    /// file has not changed for 200 ms, and writes DIR/clstat.json. A file with errors is
-    /// rejected with every error logged; the daemon keeps running on the last good
-    /// configuration. SIGTERM or SIGINT stops every group (running its `stop` level entries)
+    /// Reads DIR/cltab, DIR/hactl and DIR/fencetab, re-reads them every 50 ms and takes an
+    /// edit once the file has not changed for 200 ms; the newest valid edit made on any node
+    /// spreads to every node. Writes this node's status to DIR/clstat.json and the cluster's
+    /// to DIR/hastat.json (see `mosha status`). A file with errors is rejected with every
+    /// error logged; the daemon keeps running on the last good configuration. SIGTERM or SIGINT stops every group (running its `stop` level entries)
     /// and exits 0; a second signal kills at once. Exits 2 at once when DIR is in use by
     /// another mosha, read-only or not writable, or an option is out of range.
     Run(Box<run::RunArgs>),
@@ -44,7 +49,7 @@ enum Command {
     ///
     /// Exits 0 when every file present is valid (warnings allowed), 1 when not.
     Check {
-        /// The node directory holding cltab and hactl.
+        /// The node directory holding cltab, hactl, fencetab and authkey.
         #[arg(long, default_value = "/etc/mosha")]
         dir: PathBuf,
     },
@@ -84,8 +89,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Shows mosha at work: one node on cltab-examples/basic in a temporary directory, a
-    /// service killed and respawned, the group taken down through hactl. Cleans up on exit.
+    /// Shows mosha at work: three nodes on loopback in a temporary directory, running
+    /// cltab-examples/cluster: where each group is placed, the node running `web` powered off
+    /// and its groups failing over (fenced first through fence_dummy when it is installed),
+    /// and the node back. Cleans up on exit.
     Demo,
     /// Prints a new random cluster key (256 bits, 64 hex digits) for DIR/authkey.
     ///
