@@ -276,6 +276,13 @@ impl Hastat {
 
     /// Renders the document as a clustat-like table for `mosha status`.
     pub fn render(&self) -> String {
+        self.render_with(false)
+    }
+
+    /// Renders the document as tables; `verbose` prints generations in full (they are
+    /// shortened to their last 6 digits otherwise, which tell two lives of a node apart).
+    pub fn render_with(&self, verbose: bool) -> String {
+        let gen = |g: u64| short_generation(g, verbose);
         let mut out = String::new();
         let quorum = if self.quorate {
             "quorate"
@@ -286,7 +293,7 @@ impl Hastat {
             out,
             "Cluster as seen by {} (generation {}): {}, {} of {} expected members live",
             self.node,
-            self.generation,
+            gen(self.generation),
             quorum,
             self.live,
             self.expected.len()
@@ -314,7 +321,7 @@ impl Hastat {
                 " {:<16} {:<8} {:>20} {:>12}  {}",
                 name,
                 if m.alive { "online" } else { "OFFLINE" },
-                m.generation,
+                gen(m.generation),
                 heard,
                 m.addr
             );
@@ -361,7 +368,8 @@ impl Hastat {
             let _ = writeln!(
                 out,
                 "\n Fencing {node} (generation {}): {}{waiting}",
-                f.generation, f.detail
+                gen(f.generation),
+                f.detail
             );
         }
         for (node, groups) in &self.not_fenced {
@@ -398,12 +406,12 @@ impl Hastat {
             for p in &self.problems {
                 let _ = writeln!(
                     out,
-                    "   {}: {} ({} times since unix {:.1}, last at {:.1}){}",
+                    "   {}: {} ({} times, first {}, last {}){}",
                     p.what,
                     p.error,
                     p.count,
-                    p.first_at_ms as f64 / 1000.0,
-                    p.last_at_ms as f64 / 1000.0,
+                    self.when(p.first_at_ms),
+                    self.when(p.last_at_ms),
                     if p.failing { "" } else { "; works again" }
                 );
             }
@@ -421,6 +429,20 @@ impl Hastat {
             }
         }
         out
+    }
+
+    /// Says when `at_ms` (unix ms) was, as seen when the document was written ("12 s before");
+    /// a document without its write time gives the unix time.
+    fn when(&self, at_ms: u64) -> String {
+        if self.written_at_ms == 0 {
+            return format!("at unix {:.1}", at_ms as f64 / 1000.0);
+        }
+        let s = self.written_at_ms.saturating_sub(at_ms) / 1000;
+        match s {
+            0..=119 => format!("{s} s before"),
+            120..=7199 => format!("{} min before", s / 60),
+            _ => format!("{} h before", s / 3600),
+        }
     }
 
     /// Says how old the document is at `now_ms` (unix ms) and whether it is stale: older than
@@ -449,6 +471,15 @@ impl Hastat {
             Holder::Unknown(e) => format!("cannot tell whether a daemon runs on {dir} ({e})"),
         };
         (format!("stale: {ago}, {why}"), true)
+    }
+}
+
+/// Returns generation `g` in full when `verbose`, else its last 6 digits.
+fn short_generation(g: u64, verbose: bool) -> String {
+    if verbose || g < 1_000_000 {
+        g.to_string()
+    } else {
+        format!("…{:06}", g % 1_000_000)
     }
 }
 
@@ -555,5 +586,9 @@ mod tests {
             text.contains("write clstat.json: No space left on device (os error 28) (12 times"),
             "{text}"
         );
+        // Generations are short unless verbose.
+        assert!(!text.contains("1795302790678602465"), "{text}");
+        assert!(text.contains("…602465"), "{text}");
+        assert!(h.render_with(true).contains("1795302790678602465"));
     }
 }

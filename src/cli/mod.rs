@@ -88,6 +88,9 @@ enum Command {
         /// Prints the hastat document as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Prints generations in full (the tables show their last 6 digits).
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Shows mosha at work: three nodes on loopback in a temporary directory, running
     /// cltab-examples/cluster: where each group is placed, the node running `web` powered off
@@ -110,7 +113,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Check { dir } => check::check(&dir),
-        Command::Status { dir, json } => status::status(&dir, json),
+        Command::Status { dir, json, verbose } => status::status(&dir, json, verbose),
         Command::Fence {
             args,
             dir,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::daemon;
 
 /// Prints the cluster status from `dir/hastat.json`.
-pub(super) fn status(dir: &Path, json: bool) -> ExitCode {
+pub(super) fn status(dir: &Path, json: bool, verbose: bool) -> ExitCode {
     let path = dir.join("hastat.json");
     // hastat grows with the cluster (about 1 KB per member and per group): 64 MiB is far
     // more than any real one, and bounds what a damaged file can make us read.
@@ -49,7 +49,7 @@ pub(super) fn status(dir: &Path, json: bool) -> ExitCode {
     if json {
         print!("{text}");
     } else {
-        print!("{}\n {}: {age}\n", h.render(), path.display());
+        print!("{}\n {}: {age}\n", h.render_with(verbose), path.display());
     }
     if stale {
         eprintln!("mosha status: {}: {age}", path.display());
