@@ -343,10 +343,7 @@ impl Cluster {
             self.core.observe(Input::Expected(m));
         }
         self.poll_local_files(now, wall_ms);
-        if self.parse_changed_files() {
-            sup.configure(now, os, &self.cltab);
-            sup.retell_all(now, os);
-        }
+        self.take_changed_files(sup, os, now);
         let mut publish = Vec::new();
         for i in super::commands::carry_out(&self.dir, self.core.engine(), &view) {
             self.core.observe(i);
@@ -369,16 +366,22 @@ impl Cluster {
         self.observe_claims(sup);
         let ready = self.core.ready(now_ms);
         self.adopt_files(&ready.adopt, &view);
-        if self.parse_changed_files() {
-            sup.configure(now, os, &self.cltab);
-            sup.retell_all(now, os);
-        }
+        self.take_changed_files(sup, os, now);
         publish.extend(self.carry(ready, sup, os, now));
         // One look at the supervisor after the tells: the claims to publish, and the view
         // hastat shows until the next step.
         publish.extend(self.claim_changes(sup));
         self.last_view = Some(view);
         publish
+    }
+
+    /// Reparses the files whose version in force changed (a local edit, an adopted one) and
+    /// hands a new cltab to the supervisor.
+    fn take_changed_files(&mut self, sup: &mut Supervisor, os: &mut dyn Os, now: Instant) {
+        if self.parse_changed_files() {
+            sup.configure(now, os, &self.cltab);
+            sup.retell_all(now, os);
+        }
     }
 
     /// Carries out `ready`; returns its gossip changes.

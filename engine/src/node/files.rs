@@ -110,8 +110,9 @@ struct Replica {
     text: String,
     /// Versions that peers announce and that failed validation here.
     refused: BTreeSet<Version>,
-    /// The keys published for the version in force.
+    /// The keys published, and the version they publish (zero: none yet).
     published: BTreeMap<String, String>,
+    published_version: Version,
 }
 
 /// Every replicated file of this node (see the module documentation).
@@ -236,7 +237,9 @@ impl Files {
     pub fn publication(&mut self) -> Vec<(String, Option<String>)> {
         let mut out = Vec::new();
         for (file, r) in &mut self.files {
-            if r.version.is_zero() {
+            // Every change of the text comes with a new version: an unchanged version needs
+            // no new keys (and its text, up to a MiB, is not split again at every step).
+            if r.version.is_zero() || r.published_version == r.version {
                 continue;
             }
             // The driver refuses a file over the size limit before the core sees it: an
@@ -245,6 +248,7 @@ impl Files {
                 continue;
             };
             let wanted: BTreeMap<String, String> = keys.iter().cloned().collect();
+            r.published_version = r.version.clone();
             if wanted == r.published {
                 continue;
             }
