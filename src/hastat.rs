@@ -183,6 +183,25 @@ pub struct GroupStat {
     pub running_on: Vec<String>,
     /// Every live node that holds the group (plans, tests, runs or stops it), with its claim.
     pub nodes: BTreeMap<String, NodeGroupStat>,
+    /// A planned move under way (`mosha move`): requested, or handed off and not yet taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<MoveStat>,
+    /// Live nodes in cooldown for the group: a test of it failed there, and they are no
+    /// candidates for it until the cooldown ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cooldown_on: Vec<String>,
+}
+
+/// A planned move of a group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveStat {
+    /// The node it leaves.
+    pub from: String,
+    /// The node it goes to.
+    pub to: String,
+    /// `requested` (the holder has not stopped it yet) or `handed-off` (the holder stopped
+    /// it for `to`).
+    pub stage: String,
 }
 
 /// A group on one node.
@@ -351,6 +370,26 @@ impl Hastat {
                     name, g.want, node, level, c.state
                 );
             }
+        }
+        let mut notes = String::new();
+        for (name, g) in &self.groups {
+            if let Some(m) = &g.moving {
+                let _ = writeln!(
+                    notes,
+                    " {name}: moving from {} to {} ({})",
+                    m.from, m.to, m.stage
+                );
+            }
+            if !g.cooldown_on.is_empty() {
+                let _ = writeln!(
+                    notes,
+                    " {name}: in cooldown on {} (a test failed there; no candidate until it ends)",
+                    g.cooldown_on.join(", ")
+                );
+            }
+        }
+        if !notes.is_empty() {
+            let _ = write!(out, "\n{notes}");
         }
         if !self.fencing_off.is_empty() {
             let _ = writeln!(

@@ -10,46 +10,17 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
     generation, index_of, joined, keys, strings, wait_joined, Cluster, ClusterOpts, Timer,
 };
+use common::witness::{cltab_of, hactl_of, lock_held, server, service, srv};
 use serde_json::Value;
 
 /// How long a cluster may take to form, or a change to settle (generous: the tests run in
 /// parallel on small machines).
 const SETTLE: Duration = Duration::from_secs(30);
-
-/// A respawn entry at `level` that holds `SHARED/<lock>.lock` while it runs, and appends
-/// `<lock> <node>` to `SHARED/collisions` if it finds the lock taken.
-fn service(group: &str, tag: &str, level: &str, lock: &str) -> String {
-    format!(
-        "{group}:{tag}:{level}:respawn:flock -n {{SHARED}}/{lock}.lock -c 'exec sleep 100000' \
-         || echo \"{lock} $MOSHA_NODE\" >> {{SHARED}}/collisions\n"
-    )
-}
-
-/// The server of `group` (tag `<group>-srv`, level `start`, lock `<group>.lock`).
-fn server(group: &str) -> String {
-    service(group, &srv(group), "start", group)
-}
-
-/// The tag of `group`'s server.
-fn srv(group: &str) -> String {
-    format!("{group}-srv")
-}
-
-/// A cltab with one server per group.
-fn cltab_of(groups: &[&str]) -> String {
-    groups.iter().map(|g| server(g)).collect()
-}
-
-/// An hactl that wants every group at `level`.
-fn hactl_of(groups: &[&str], level: &str) -> String {
-    groups.iter().map(|g| format!("{g} {level}\n")).collect()
-}
 
 fn start(nodes: usize, cltab: String, hactl: String, netns: bool) -> Cluster {
     Cluster::start(ClusterOpts {
@@ -78,18 +49,6 @@ fn running_pid(c: &Cluster, i: usize, group: &str, tag: &str) -> Option<u64> {
     (e["state"] == "running")
         .then(|| e["pid"].as_u64())
         .flatten()
-}
-
-/// Tells whether someone holds `SHARED/<lock>.lock` (a non-blocking `flock` from here fails).
-fn lock_held(c: &Cluster, lock: &str) -> bool {
-    let path = c.shared().join(format!("{lock}.lock"));
-    let st = Command::new("flock")
-        .arg("-n")
-        .arg(&path)
-        .arg("true")
-        .status()
-        .expect("running flock");
-    !st.success()
 }
 
 /// The `comm` of every process of node `i` other than its daemon.

@@ -6,6 +6,8 @@
 //! |---|---|---|
 //! | `g/<group>` | a [`crate::Claim`]: `level target STATE` | the node core, for each group this node holds |
 //! | `c/<group>` | `1` | the engine, while a test of the group failed here (cooldown) |
+//! | `m/<group>` | `<to> <from>`: an operator asked to move the group from `from` to `to` | the engine ([`crate::moves`]), until the move is under way or moot |
+//! | `h/<group>` | `<to>`: this node stopped the group to hand it to `to` | the engine ([`crate::moves`]), until `to` runs it or the hand-off lapses |
 //! | `x/<node>` | a [`crate::Record`]: how a lost node was fenced | the engine |
 //! | `b` | a counter | the node core, every [`crate::BEAT`] ms: news still gets out |
 //! | `bye` | `1` | the daemon ([`crate::node::Node::bye`]), at a clean shutdown |
@@ -18,6 +20,10 @@ pub const MAX_VALUE_BYTES: usize = 8 * 1024;
 pub const CLAIM_PREFIX: &str = "g/";
 /// The prefix of a node's keys that say a group's test failed there (`c/<group>`).
 pub const COOLDOWN_PREFIX: &str = "c/";
+/// The prefix of the keys that carry move requests (`m/<group>`).
+pub const MOVE_PREFIX: &str = "m/";
+/// The prefix of the keys that carry hand-offs (`h/<group>`).
+pub const HANDOFF_PREFIX: &str = "h/";
 /// The prefix of the keys that carry fencing records (`x/<victim>`).
 pub const RECORD_PREFIX: &str = "x/";
 /// The key whose value a node changes every beat: peers that see it change know that this
@@ -41,4 +47,14 @@ pub fn cooldown(group: &str) -> String {
 /// Returns the fencing-record key of `node`.
 pub fn record(node: &str) -> String {
     format!("{RECORD_PREFIX}{node}")
+}
+
+/// Returns the move-request key of `group`.
+pub fn move_request(group: &str) -> String {
+    format!("{MOVE_PREFIX}{group}")
+}
+
+/// Returns the hand-off key of `group`.
+pub fn handoff(group: &str) -> String {
+    format!("{HANDOFF_PREFIX}{group}")
 }

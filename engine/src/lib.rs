@@ -34,6 +34,7 @@ mod config;
 pub mod fencing;
 pub mod keys;
 mod membership;
+pub mod moves;
 pub mod node;
 mod peers;
 mod placement;
@@ -56,6 +57,7 @@ use rand::Rng;
 pub use claim::{Claim, State, PLAN, STOP, TEST};
 pub use config::{Config, BEAT, MAX_SLOT, PLAN_MARGIN, TICK};
 pub use fencing::{FenceState, Outcome, Policy, Record};
+pub use moves::MoveRequest;
 
 /// Time in the engine: milliseconds on the caller's monotonic clock.
 pub type Millis = u64;
@@ -84,6 +86,10 @@ pub struct Member {
     /// None of its state ever reached us (not even its beat): it is known from heartbeats
     /// only. If it dies, what it held is unknown.
     pub blank: bool,
+    /// Its operators' requests to move groups, by group (see [`moves`]).
+    pub moves: BTreeMap<String, MoveRequest>,
+    /// The groups it stopped to hand to another node, with that node (see [`moves`]).
+    pub handoffs: BTreeMap<String, String>,
 }
 
 impl Member {
@@ -152,6 +158,15 @@ pub enum Event {
     /// is stale; every group is held where it is until the cluster was heard again
     /// (reported by the node core, [`node::Node`]).
     Frozen { ms: Millis },
+    /// This node stops a group to hand it to `to` (a planned move).
+    HandingOff { group: String, to: String },
+    /// A move of `group` to `to` requested or handed off here did not happen (`why`); the
+    /// group is placed as usual.
+    MoveAbandoned {
+        group: String,
+        to: String,
+        why: String,
+    },
     /// A group reached its run level here (`claim`: how it stands).
     GroupStarted { group: String, claim: String },
     /// A group that ran here stopped holding anything here.
@@ -200,6 +215,9 @@ struct GroupMemory {
     planned_at: Option<Millis>,
     /// Until when this node does not plan the group (after yielding).
     hold_off_until: Millis,
+    /// This node planned the group because its holder handed it here (see [`moves`]): no
+    /// plan window.
+    handed: bool,
 }
 
 /// Where a group this node does not hold stands, for [`Engine::step_candidate`].
@@ -211,6 +229,8 @@ struct Candidate {
     gated: bool,
     /// Another live node holds it.
     held: bool,
+    /// Whether a hand-off names this node, or another, for it.
+    handed: moves::Handed,
 }
 
 /// A member that stopped being alive without a clean shutdown, or that this daemon never
@@ -300,6 +320,12 @@ pub struct Engine {
     no_news: BTreeSet<String>,
     /// No group moves forward before this: the node was frozen and its view is stale.
     frozen_until: Millis,
+    /// This node's move requests (made by an operator here), by group.
+    requests: BTreeMap<String, moves::Pending<MoveRequest>>,
+    /// A request was made since the last step.
+    requests_unpublished: bool,
+    /// The groups this node handed off, with the node they are handed to.
+    handoffs: BTreeMap<String, moves::Pending<String>>,
 }
 
 impl Engine {
@@ -330,6 +356,9 @@ impl Engine {
             last_now: 0,
             no_news: BTreeSet::new(),
             frozen_until: 0,
+            requests: BTreeMap::new(),
+            requests_unpublished: false,
+            handoffs: BTreeMap::new(),
         }
     }
 
@@ -414,6 +443,8 @@ impl Engine {
         let quorate = self.update_quorum(now, view, &arrived, &mut out);
         self.expire_cooldowns(now, &mut out);
         self.step_fencing(now, view, quorate, &mut out);
+        self.tend_moves(now, view, &mut out);
+        let sight = self.moves_in_sight(view);
 
         let empty = Member::default();
         let mine = view.members.get(&self.me).unwrap_or(&empty);
@@ -465,7 +496,10 @@ impl Engine {
                     Vec::new()
                 };
                 let gated = gate_all || gated.contains(group.as_str());
-                self.step_holder(now, group, want, claim, &others, gated, &mut mem, &mut out);
+                let alone = others.is_empty() && !claim.leaving();
+                if !(alone && self.hand_off(now, view, group, claim, &sight, &mut out)) {
+                    self.step_holder(now, group, want, claim, &others, gated, &mut mem, &mut out);
+                }
             } else {
                 let quiet = (started + self.cfg.startup_wait).max(self.quiet_until);
                 let ready = now >= quiet;
@@ -473,7 +507,13 @@ impl Engine {
                     self.wake_at(quiet);
                 }
                 let gated = gate_all || gated.contains(group.as_str());
-                let c = Candidate { ready, gated, held };
+                let handed = sight.handed(group, &self.me);
+                let c = Candidate {
+                    ready,
+                    gated,
+                    held,
+                    handed,
+                };
                 self.step_candidate(now, group, c, &mut mem, rng, &mut out);
             }
             kept.push((key, mem));

@@ -142,6 +142,17 @@ impl Engine {
                 }
             }
         }
+        // So does a hand-off to a lost node that nobody saw it take: it may have taken it
+        // and started it out of everyone's sight, since it takes a group handed to it without
+        // a plan window (found by the simulator: the target hung right after it started the
+        // group, before its claim got out, and the old holder started it again).
+        for (g, to) in view.members.values().flat_map(|m| &m.handoffs) {
+            if let Some(lost) = self.lost.get_mut(to) {
+                if !lost.held.contains(g) {
+                    lost.held.insert(g.clone());
+                }
+            }
+        }
         // A lost node's groups that now run elsewhere (here included) are no longer its own.
         let mine = view.members.get(&self.me);
         for lost in self.lost.values_mut() {

@@ -5,6 +5,7 @@
 
 use rand::Rng;
 
+use crate::moves::Handed;
 use crate::{
     keys, rank, tell, Action, Candidate, Claim, Engine, Event, FenceState, GroupMemory, Millis,
     State, PLAN, STOP, TEST,
@@ -41,6 +42,7 @@ impl Engine {
             mem.hold_off_until = now + self.cfg.yield_backoff;
             mem.need_since = None;
             mem.planned_at = None;
+            mem.handed = false;
             out.push(Action::Event(Event::Yielding {
                 group: group.to_string(),
                 to: to.to_string(),
@@ -67,7 +69,12 @@ impl Engine {
             PLAN if want == PLAN => None,
             PLAN => {
                 let at = *mem.planned_at.get_or_insert(now);
-                let due = at + self.cfg.plan_window;
+                // A group handed here needs no window (see `moves`).
+                let due = if mem.handed {
+                    at
+                } else {
+                    at + self.cfg.plan_window
+                };
                 if now < due {
                     self.wake = Some(self.wake.map_or(due, |w| w.min(due)));
                 }
@@ -122,15 +129,36 @@ impl Engine {
     ) {
         // The recovery gate (`gated`): a group that a lost node held waits for that node's
         // fencing.
-        let Candidate { ready, gated, held } = c;
+        let Candidate {
+            ready,
+            gated,
+            held,
+            handed,
+        } = c;
         mem.planned_at = None;
-        if held || gated || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group)
+        mem.handed = false;
+        if held
+            || gated
+            || handed == Handed::ToOther
+            || now < mem.hold_off_until
+            || !ready
+            || self.cooldown.contains_key(group)
         {
             mem.need_since = None;
             let until = mem.hold_off_until;
             if now < until {
                 self.wake_at(until);
             }
+            return;
+        }
+        if handed == Handed::ToMe {
+            mem.need_since = None;
+            mem.handed = true;
+            out.push(Action::Event(Event::Planning {
+                group: group.to_string(),
+                rank: 0,
+            }));
+            out.push(tell(group, PLAN));
             return;
         }
         // Our rank: how many eligible nodes come before us (rank::order's order, without

@@ -396,10 +396,7 @@ fn a_cluster_places_every_group_exactly_once_and_moves_them_when_a_node_dies() {
                             alive: !dead.contains(n),
                             generation: 1,
                             claims: claims[n].clone(),
-                            cooldown: BTreeSet::new(),
-                            left: false,
-                            quiet_since: None,
-                            blank: false,
+                            ..Member::default()
                         };
                         (n.to_string(), m)
                     })

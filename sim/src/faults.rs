@@ -31,6 +31,13 @@ pub enum Fault {
         group: usize,
         level: String,
     },
+    /// An operator on `node` moves `group` to node `to` (`mosha move`): the request names
+    /// the holder that node sees (none: nothing is asked, as the daemon would refuse).
+    Move {
+        node: usize,
+        group: usize,
+        to: usize,
+    },
     /// Heal everything: restart down nodes, unhang, unclog, heal partitions, agents succeed.
     HealAll,
 }
@@ -67,11 +74,15 @@ pub struct Profile {
     pub drift_ppm: i64,
     /// Whether one-way and swizzle clogging are among the faults.
     pub clogs: bool,
+    /// How many operator moves to schedule (drawn from a stream of their own, so that the
+    /// other faults of a seed are those of the profile without moves).
+    pub moves: usize,
 }
 
 impl Profile {
-    /// Returns the profile called `name`: `none`, `default`, `heavy`, or `symmetric` (the
-    /// default without one-way or swizzle clogging).
+    /// Returns the profile called `name`: `none`, `default`, `heavy`, `symmetric` (the
+    /// default without one-way or swizzle clogging), or `operator` (the default's faults, and
+    /// operator moves at random moments among them).
     pub fn named(name: &str) -> Option<Profile> {
         let p = |faults, loss, bad_agents, test_fail, slow_tests, drift_ppm| Profile {
             name: name.to_string(),
@@ -82,6 +93,7 @@ impl Profile {
             slow_tests,
             drift_ppm,
             clogs: true,
+            moves: 0,
         };
         Some(match name {
             "none" => p(0, 0.0, false, 0.0, 0.0, 0),
@@ -89,6 +101,10 @@ impl Profile {
             "heavy" => p(12, 0.05, true, 0.2, 0.3, 2000),
             "symmetric" => Profile {
                 clogs: false,
+                ..p(4, 0.01, true, 0.1, 0.2, 500)
+            },
+            "operator" => Profile {
+                moves: 6,
                 ..p(4, 0.01, true, 0.1, 0.2, 500)
             },
             _ => return None,
@@ -201,6 +217,18 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
                 s.push((t, Fault::Crash(node)));
                 s.push((t + dur, Fault::Restart(node)));
             }
+        }
+    }
+    if prof.moves > 0 && g > 0 && n > 1 {
+        let mut ops = ChaCha12Rng::seed_from_u64(seed ^ 0x0be7_a70e);
+        for _ in 0..prof.moves {
+            let t = start + ops.random_range(0..window);
+            let (node, group, to) = (
+                ops.random_range(0..n),
+                ops.random_range(0..g),
+                ops.random_range(0..n),
+            );
+            s.push((t, Fault::Move { node, group, to }));
         }
     }
     s.retain(|(t, _)| *t < heal_at);

@@ -1,6 +1,6 @@
 //! Node lifecycle and fault injection: crashes, hangs, daemon restarts with a new
-//! generation, power-offs by fence agents, partitions, clogging, hactl edits, and the final
-//! heal.
+//! generation, power-offs by fence agents, partitions, clogging, hactl edits, operator moves,
+//! and the final heal.
 
 use rand::RngExt;
 
@@ -8,6 +8,34 @@ use crate::faults::Fault;
 use crate::world::{Kind2, World};
 
 impl World {
+    /// An operator on node `x` asks to move `group` to node `to`, naming the holder `x` sees
+    /// (as `mosha move` does; with no single holder in sight, or the target holding it, the
+    /// daemon refuses and nothing is asked). Whether `to` can take it is left to the holder:
+    /// the asker's view may be stale anyway.
+    pub fn ask_move(&mut self, x: usize, group: &str, to: usize) {
+        let view = self.nodes[x].core.view();
+        let holders: Vec<&String> = (view.members.iter())
+            .filter(|(_, m)| m.alive && m.claims.get(group).is_some_and(|c| c.holds()))
+            .map(|(n, _)| n)
+            .collect();
+        let to = format!("n{to}");
+        let [from] = holders.as_slice() else {
+            return;
+        };
+        if **from == to {
+            return;
+        }
+        let from = from.to_string();
+        self.log(|| format!("operator on n{x}: move {group} from {from} to {to}"));
+        let input = mosha::engine::node::Input::Move {
+            group: group.to_string(),
+            to,
+            from,
+        };
+        self.nodes[x].core.observe(input);
+        self.dirty(x);
+    }
+
     /// Kills every process of node `x` (machine off or daemon restart).
     pub fn kill_processes(&mut self, x: usize) {
         let groups: Vec<String> = self.nodes[x].claims.keys().cloned().collect();
@@ -123,6 +151,12 @@ impl World {
                 if self.nodes[node].ok() {
                     let g = self.gnames[group].clone();
                     self.edit_hactl(node, &g, &level);
+                }
+            }
+            Fault::Move { node, group, to } => {
+                if self.nodes[node].ok() {
+                    let g = self.gnames[group].clone();
+                    self.ask_move(node, &g, to);
                 }
             }
             Fault::HealAll => {

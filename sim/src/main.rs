@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     };
     let Some(profile) = Profile::named(&a.profile) else {
         eprintln!(
-            "sim: unknown fault profile {} (none, default, heavy)",
+            "sim: unknown fault profile {} (none, default, symmetric, heavy, operator)",
             a.profile
         );
         return ExitCode::from(2);

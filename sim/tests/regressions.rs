@@ -230,3 +230,17 @@ fn bug11_a_held_plan_waits_for_the_fencing_of_a_lost_member() {
 fn model_beats_reach_an_observer_that_is_catching_up() {
     assert_clean_at(3, 60_000, 8464, "default");
 }
+
+/// Bug 12 — found by the `operator` profile (planned moves at random moments): a node
+/// handed a group by a planned move takes it without a plan window, and one started it and
+/// hung (or died) before its claim got out; the old holder saw the target lost, dropped its
+/// hand-off and started the group again: (a) and (b). Fixed: a hand-off to a lost node that
+/// nobody saw take the group counts as that node holding it (the group waits for its
+/// fencing), and the hand-off stays until then. Replay:
+/// `cargo run -p sim --release -- --nodes 5 --groups 10 --duration 60 --seeds 7549..7550 --faults operator --only-ours --trace`
+#[test]
+fn bug12_a_group_handed_to_a_node_that_is_lost_waits_for_its_fencing() {
+    assert_clean_at(5, 60_000, 7549, "operator");
+    assert_clean_at(5, 60_000, 3372, "operator");
+    assert_clean_at(3, 60_000, 8558, "operator");
+}

@@ -15,7 +15,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// (`Ok` when it was carried out, `Err` with the reason when refused or unanswered). The
 /// command is written whole in `dir` first, then renamed in, so that the daemon never finds
 /// half of it.
-fn drop_command(dir: &Path, name: &str, text: &str) -> Result<String, String> {
+pub(super) fn drop_command(dir: &Path, name: &str, text: &str) -> Result<String, String> {
     let cmds = dir.join("commands");
     std::fs::create_dir_all(&cmds).map_err(|e| format!("{}: {e}", cmds.display()))?;
     let reply = crate::daemon::commands::reply_path(&cmds, name);
@@ -38,7 +38,7 @@ fn drop_command(dir: &Path, name: &str, text: &str) -> Result<String, String> {
                     .to_string()),
             };
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
     // Not taken: withdraw it, so that it is not carried out by a daemon started later.
     let withdrawn = std::fs::remove_file(&path).is_ok();

@@ -1,10 +1,12 @@
 //! The `mosha` command line: the [`Cli`] and its commands, one file each as mini-redis's
 //! `cmd/` does: [`run`] (the daemon), [`check`] (offline validation), [`fence`] (fence or
-//! acknowledge by hand), [`status`], [`keygen`]; `demo` is [`crate::demo`].
+//! acknowledge by hand), [`moving`] (`mosha move`), [`status`], [`keygen`]; `demo` is
+//! [`crate::demo`].
 
 mod check;
 mod fence;
 mod keygen;
+mod moving;
 mod run;
 mod status;
 
@@ -76,6 +78,28 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Moves GROUP from the node running it to NODE (or to the best-ranked node that can take
+    /// it), like `clusvcadm -r`.
+    ///
+    /// The node running GROUP stops it (its stop entries run) and hands it to NODE, which
+    /// plans, tests and starts it; no other node starts it meanwhile. Nothing stays behind once
+    /// it is done. If NODE cannot run it (its test fails), it is placed as usual: back where it
+    /// was, or on the next node. Refused when GROUP is not running settled on one node, or
+    /// NODE is not alive or in cooldown for it. Works from any node; the local daemon answers
+    /// within 10 s.
+    Move {
+        /// The group to move.
+        group: String,
+        /// Where to (default: the best-ranked node that can take it).
+        node: Option<String>,
+        /// The node directory (the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+        /// Waits until GROUP runs on NODE (60 s at most) and prints the time it took; exits 1
+        /// if it runs elsewhere instead.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Shows the cluster as this node sees it (members, quorum, where each group runs),
     /// read from DIR/hastat.json, and how old that is.
     ///
@@ -120,6 +144,12 @@ pub fn main() -> ExitCode {
             yes,
             force,
         } => fence::fence(&dir, &args, yes, force),
+        Command::Move {
+            group,
+            node,
+            dir,
+            wait,
+        } => moving::move_group(&dir, &group, node.as_deref(), wait),
         Command::Keygen => keygen::keygen(),
         Command::Demo => match crate::demo::run() {
             Ok(()) => ExitCode::SUCCESS,

@@ -345,7 +345,7 @@ impl Cluster {
         self.poll_local_files(now, wall_ms);
         self.take_changed_files(sup, os, now);
         let mut publish = Vec::new();
-        for i in super::commands::carry_out(&self.dir, self.core.engine(), &view) {
+        for i in super::commands::carry_out(&self.dir, &self.core, &view) {
             self.core.observe(i);
         }
         for r in self.runner.take_results() {

@@ -1,7 +1,9 @@
 //! Operator commands handed to the daemon through `DIR/commands/`: `ack-NODE` (written by
 //! `mosha fence ack NODE`) and `fenced-NODE` (written by `mosha fence NODE` once it fenced the
-//! node by hand). Each becomes a fencing record for the node's lost generation, and the
-//! daemon answers in `DIR/commands/.reply-NAME`, which the command waits for.
+//! node by hand), each a fencing record for the node's lost generation; and `move-GROUP`
+//! (written by `mosha move GROUP [NODE]`, the target node in the file or nothing), checked
+//! against the cluster as this node sees it and handed to the node core as a move request.
+//! The daemon answers in `DIR/commands/.reply-NAME`, which the command waits for.
 //!
 //! An acknowledgement lets a node's groups start elsewhere, so it is refused for a node the
 //! cluster does not show as lost (alive, or never lost since this daemon started) unless the
@@ -12,8 +14,8 @@ use std::path::Path;
 
 use tracing::{error, warn};
 
-use crate::engine::node::Input;
-use crate::engine::{Engine, Outcome};
+use crate::engine::node::{Input, Node};
+use crate::engine::{rank, Engine, Outcome, State};
 use crate::files;
 use crate::gossip::ClusterView;
 
@@ -34,7 +36,7 @@ const MAX_COMMAND_BYTES: usize = 4096;
 /// Carries out the commands waiting in `dir/commands/`, checked against what `engine` and
 /// `view` know, answering each in `.reply-NAME`; returns the records for the node core. At most [`MAX_PER_STEP`] commands per call, each read up to
 /// [`MAX_COMMAND_BYTES`]; anything else found there is answered as an unknown command.
-pub fn carry_out(dir: &Path, engine: &Engine, view: &ClusterView) -> Vec<Input> {
+pub fn carry_out(dir: &Path, core: &Node, view: &ClusterView) -> Vec<Input> {
     let dir = dir.join("commands");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
@@ -53,7 +55,13 @@ pub fn carry_out(dir: &Path, engine: &Engine, view: &ClusterView) -> Vec<Input> 
             _ => Ok(String::new()),
         };
         let _ = std::fs::remove_file(e.path());
-        let answer = text.and_then(|text| command(engine, &name, &text, view, &mut out));
+        let answer = text.and_then(|text| match name.strip_prefix("move-") {
+            Some(group) => move_command(core, group, text.trim()).map(|(done, i)| {
+                out.push(i);
+                done
+            }),
+            None => command(core.engine(), &name, &text, view, &mut out),
+        });
         let reply = match &answer {
             Ok(done) => format!("ok: {done}\n"),
             Err(why) => {
@@ -66,6 +74,89 @@ pub fn carry_out(dir: &Path, engine: &Engine, view: &ClusterView) -> Vec<Input> 
         }
     }
     out
+}
+
+/// Checks a request to move `group` to `to` (empty: the best-ranked node that can take it)
+/// against the core's view; returns what will be done and the input for the core, or why
+/// not.
+fn move_command(core: &Node, group: &str, to: &str) -> Result<(String, Input), String> {
+    let view = core.view();
+    let Some(want) = view.want.get(group) else {
+        return Err(format!("no group {group:?} in cltab"));
+    };
+    if crate::engine::claim::is_stopped_level(want) {
+        return Err(format!(
+            "{group} is not wanted (hactl has it at stop): there is nothing to move"
+        ));
+    }
+    if !core.engine().quorate() {
+        return Err("this node has no quorum: nothing moves".to_string());
+    }
+    let live = view.members.iter().filter(|(_, m)| m.alive);
+    let holders: Vec<(&String, &crate::engine::Claim)> = live
+        .clone()
+        .filter_map(|(n, m)| Some((n, m.claims.get(group).filter(|c| c.holds())?)))
+        .collect();
+    let from = match holders.as_slice() {
+        [] => {
+            return Err(format!(
+                "{group} runs nowhere: nothing to move (it is placed as usual)"
+            ))
+        }
+        [(n, c)]
+            if c.level == *want
+                && c.target == *want
+                && matches!(c.state, State::Done | State::Passed) =>
+        {
+            n.as_str()
+        }
+        [(n, c)] => {
+            return Err(format!(
+                "{group} is not settled on {n} ({c}): try again once it runs"
+            ))
+        }
+        _ => {
+            let on: Vec<&str> = holders.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(format!(
+                "{group} is held by {} at once: try again once one of them runs it",
+                on.join(" and ")
+            ));
+        }
+    };
+    let can_take = |n: &str| -> Result<(), String> {
+        match view.members.get(n) {
+            None => Err(format!("no node {n:?} is known")),
+            Some(_) if n == from => Err(format!("{group} already runs on {n}")),
+            Some(m) if !m.alive || m.left => Err(format!("{n} is not alive")),
+            Some(m) if m.blank => Err(format!(
+                "{n} is alive but its state has not reached this node yet"
+            )),
+            Some(m) if m.cooldown.contains(group) => Err(format!(
+                "{n} is in cooldown for {group} (its test failed there)"
+            )),
+            Some(_) => Ok(()),
+        }
+    };
+    let to = if to.is_empty() {
+        let able = live
+            .map(|(n, _)| n.as_str())
+            .filter(|n| can_take(n).is_ok());
+        match rank::order(group, able).first() {
+            Some(n) => n.to_string(),
+            None => return Err(format!("no other node can take {group}")),
+        }
+    } else {
+        crate::config::check_name("node name", to)?;
+        can_take(to)?;
+        to.to_string()
+    };
+    warn!(%group, %from, %to, "operator: move requested");
+    let input = Input::Move {
+        group: group.to_string(),
+        to: to.clone(),
+        from: from.to_string(),
+    };
+    Ok((format!("moving {group} from {from} to {to}"), input))
 }
 
 /// Carries out one command; returns what was done, or why not.

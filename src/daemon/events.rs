@@ -82,6 +82,12 @@ pub fn log(e: &Event) {
         Event::TestFailed { group, level } => {
             warn!(%group, %level, "group failed here: cooldown, it goes to another node")
         }
+        Event::HandingOff { group, to } => {
+            info!(%group, to = %to, "planned move: stopping the group here to hand it to {to}")
+        }
+        Event::MoveAbandoned { group, to, why } => {
+            warn!(%group, to = %to, "planned move to {to} did not happen: {why}; the group is placed as usual")
+        }
         Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
         Event::NodeLeft { node } => info!(%node, "member left (a clean shutdown)"),
         Event::NodeBack { node } => info!(%node, "member back"),

@@ -10,8 +10,8 @@ use super::notices::Notices;
 use crate::engine::{self, FenceState, Outcome};
 use crate::gossip::{ClusterView, GossipStats};
 use crate::hastat::{
-    FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, NodeGroupStat, RejectingStat,
-    SecurityStat, ShadowStat,
+    FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, MoveStat, NodeGroupStat,
+    RejectingStat, SecurityStat, ShadowStat,
 };
 
 impl Cluster {
@@ -62,6 +62,22 @@ impl Cluster {
             for (node, m) in &ev.members {
                 if !m.alive {
                     continue;
+                }
+                if m.cooldown.contains(group) {
+                    g.cooldown_on.push(node.clone());
+                }
+                if let Some(to) = m.handoffs.get(group) {
+                    g.moving = Some(MoveStat {
+                        from: node.clone(),
+                        to: to.clone(),
+                        stage: "handed-off".to_string(),
+                    });
+                } else if let Some(r) = m.moves.get(group).filter(|_| g.moving.is_none()) {
+                    g.moving = Some(MoveStat {
+                        from: r.from.clone(),
+                        to: r.to.clone(),
+                        stage: "requested".to_string(),
+                    });
                 }
                 if let Some(c) = m.claims.get(group).filter(|c| c.holds()) {
                     if c.level == c.target

@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod wire;
+pub mod witness;
 
 use std::fs::OpenOptions;
 use std::io::Write;

@@ -70,6 +70,13 @@ pub enum Input {
         outcome: Outcome,
         detail: String,
     },
+    /// An operator here asked to move `group` from `from` (the node that runs it) to `to`
+    /// (see [`crate::moves`]); the request is published at the next step.
+    Move {
+        group: String,
+        to: String,
+        from: String,
+    },
     /// The driver's loop was running at `now` (a driver that skips idle ticks says so, so
     /// that the gap is not taken for a freeze).
     Awake { now: Millis },
@@ -284,7 +291,7 @@ impl Node {
                 true
             }
             // Outcomes are the engine's at the next step, at that step's time.
-            i @ (Input::FenceDone { .. } | Input::Operator { .. }) => {
+            i @ (Input::FenceDone { .. } | Input::Operator { .. } | Input::Move { .. }) => {
                 self.outcomes.push(i);
                 true
             }
@@ -368,6 +375,10 @@ impl Node {
                 } => self
                     .engine
                     .operator_record(&node, generation, outcome, &detail),
+                Input::Move { group, to, from } => {
+                    self.engine.request_move(now, &group, &to, &from);
+                    Vec::new()
+                }
                 _ => Vec::new(),
             };
             self.take(a);
@@ -524,3 +535,5 @@ impl Node {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_moves;

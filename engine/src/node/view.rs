@@ -9,8 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::claim::Claim;
 use crate::fencing::{Policy, Record};
-use crate::keys::{BEAT, BYE, CLAIM_PREFIX, COOLDOWN_PREFIX, RECORD_PREFIX};
-use crate::{replica, Member, Millis, View};
+use crate::keys::{
+    BEAT, BYE, CLAIM_PREFIX, COOLDOWN_PREFIX, HANDOFF_PREFIX, MOVE_PREFIX, RECORD_PREFIX,
+};
+use crate::{replica, Member, Millis, MoveRequest, View};
 
 use super::files::Announced;
 
@@ -23,6 +25,8 @@ pub fn is_core_key(key: &str) -> bool {
         || key.starts_with(CLAIM_PREFIX)
         || key.starts_with(COOLDOWN_PREFIX)
         || key.starts_with(RECORD_PREFIX)
+        || key.starts_with(MOVE_PREFIX)
+        || key.starts_with(HANDOFF_PREFIX)
         || replica::file_of_version_key(key).is_some()
 }
 
@@ -257,6 +261,23 @@ impl Observed {
             } else {
                 m.cooldown.remove(g)
             };
+        }
+        if let Some(g) = key.strip_prefix(MOVE_PREFIX) {
+            let new = value.and_then(MoveRequest::decode);
+            let old = match new.clone() {
+                Some(r) => m.moves.insert(g.to_string(), r),
+                None => m.moves.remove(g),
+            };
+            return old != new;
+        }
+        if let Some(g) = key.strip_prefix(HANDOFF_PREFIX) {
+            // One node name.
+            let new = value.filter(|v| !v.is_empty() && !v.contains(' '));
+            let old = match new {
+                Some(to) => m.handoffs.insert(g.to_string(), to.to_string()),
+                None => m.handoffs.remove(g),
+            };
+            return old.as_deref() != new;
         }
         if let Some(file) = replica::file_of_version_key(key) {
             return (self.announced).set(file, name, value.and_then(replica::announced_version));
