@@ -47,24 +47,26 @@ impl Engine {
             lost.unknown = frozen || view.members.get(name).is_some_and(|m| m.blank || stale(m));
             self.lost.insert(name.clone(), lost);
         }
-        // Members that are dead with claims on groups, though we never saw them alive (they
-        // fell silent before we started): as lost as any (found by the simulator). Only after
-        // our start-up wait, so that peers we simply have not heard yet are not taken for lost.
+        // Members that are dead though we never saw them alive (they fell silent before we
+        // started) and did not say goodbye: as lost as any (found by the simulator). What we
+        // know of them is what peers relay, which may be stale (a peer deaf while the member
+        // still took groups, the only peer that saw it restarted since), so they may hold
+        // anything until fenced: Pacemaker's startup-fencing (found by the simulator: a
+        // restarted node started a group that a dead member had been handed, as the one peer
+        // left had been clogged then). A member already fenced has its record in view and
+        // holds nothing up. Only after our start-up wait, so that peers we simply have not
+        // heard yet are not taken for lost.
         if settled_in {
             for (name, m) in peers::others(view, &self.me) {
-                if m.alive || self.lost.contains_key(name) {
+                if m.alive || m.left || self.lost.contains_key(name) {
                     continue;
                 }
-                if changes.departed(name) {
-                    continue; // handled above as a transition
-                }
-                let held = m.held();
-                if (held.is_empty() && !m.blank) || self.seen_dead.contains(name) {
-                    continue;
+                if changes.departed(name) || self.seen_dead.contains(name) {
+                    continue; // handled above as a transition, or already once
                 }
                 self.seen_dead.insert(name.clone());
-                let mut lost = Lost::new(m.generation, held, now);
-                lost.unknown = m.blank;
+                let mut lost = Lost::new(m.generation, m.held(), now);
+                lost.unknown = true;
                 self.lost.insert(name.clone(), lost);
             }
             // Expected members of which nothing at all is known: every peer that could tell

@@ -110,6 +110,13 @@ impl World {
                 if known != Some(generation) {
                     return; // a resync brings the new generation
                 }
+                // Gossip never applies a version older than one it has: a resync (which
+                // brings everything) may overtake an update still in flight (found by the
+                // simulator: a stale claim came back after a resync and held a group at
+                // `plan` for good).
+                if node.seen_ver.get(&fname).is_some_and(|&seen| seen >= ver) {
+                    return;
+                }
                 node.seen_ver.insert(fname.clone(), ver);
                 let changed = node.core.observe(Input::Keys {
                     name: fname,

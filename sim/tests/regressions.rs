@@ -244,3 +244,25 @@ fn bug12_a_group_handed_to_a_node_that_is_lost_waits_for_its_fencing() {
     assert_clean_at(5, 60_000, 3372, "operator");
     assert_clean_at(3, 60_000, 8558, "operator");
 }
+
+/// Bug 13 — found by the `operator` profile: the only node that had seen a member take a
+/// group (handed to it) crashed and restarted, the member died, and the one other node had
+/// been clogged meanwhile: what it relayed of the member was stale, and the restarted node
+/// trusted it and started the group unfenced: (b). Fixed: a member that a node never saw
+/// alive (it died before this daemon started) and that did not say goodbye may hold
+/// anything until it is fenced (Pacemaker's startup-fencing). Replay:
+/// `cargo run -p sim --release -- --nodes 3 --groups 10 --duration 60 --seeds 6356..6357 --faults operator --only-ours --trace`
+#[test]
+fn bug13_a_restarted_node_takes_a_member_it_never_saw_alive_for_unknown() {
+    assert_clean_at(3, 60_000, 6356, "operator");
+}
+
+/// Model correction: gossip never applies a version older than one it has. A resync (an
+/// unclogged node gets everyone's state anew) could overtake an update still in flight, and
+/// the stale update then brought back a claim its node had dropped: the group stayed at
+/// `plan` on a node that saw another still leaving it, past the end of the run: (e). Replay:
+/// `cargo run -p sim --release -- --nodes 5 --groups 10 --duration 60 --seeds 9439..9440 --faults heavy --only-ours --trace`
+#[test]
+fn model_gossip_applies_no_older_version() {
+    assert_clean_at(5, 60_000, 9439, "heavy");
+}
