@@ -121,10 +121,20 @@ impl Engine {
         out: &mut Vec<Action>,
     ) {
         // The recovery gate (`gated`): a group that a lost node held waits for that node's
-        // fencing.
-        let Candidate { ready, gated, held } = c;
+        // fencing. A node its `only=` option leaves out (`barred`) never plans it.
+        let Candidate {
+            ready,
+            gated,
+            held,
+            barred,
+        } = c;
         mem.planned_at = None;
-        if held || gated || now < mem.hold_off_until || !ready || self.cooldown.contains_key(group)
+        if held
+            || gated
+            || barred
+            || now < mem.hold_off_until
+            || !ready
+            || self.cooldown.contains_key(group)
         {
             mem.need_since = None;
             let until = mem.hold_off_until;
@@ -133,7 +143,7 @@ impl Engine {
             }
             return;
         }
-        // Our rank: how many eligible nodes come before us (rank::order's order, without
+        // Our rank: how many eligible nodes come before us (rank::order_placed's order, without
         // sorting everyone; kept between steps while the live members stay the same).
         let r = self.peers.rank(&self.me, group);
         if mem.need_since.is_none() {
