@@ -7,7 +7,8 @@
 //!
 //! Per group, the OpenMosix::HA lifecycle `plan → test → start` (the hactl level), with:
 //! - **rank instead of dice**: the candidates (live nodes of a quorate view that are not in a
-//!   test-failure cooldown for the group) are ordered by rendezvous hashing; the node ranked `r`
+//!   test-failure cooldown for the group, and that its `only=` option allows) are ordered by
+//!   its `prefer=` list, then by rendezvous hashing ([`Placement`]); the node ranked `r`
 //!   waits `r × slot` (plus jitter inside its slot) after it sees the group unplaced, and plans
 //!   only if nobody claimed it meanwhile;
 //! - **plan window**: a node moves from `plan` to `test`, and from `test` to the wanted level,
@@ -49,6 +50,8 @@ mod tests;
 mod tests_fencing;
 #[cfg(test)]
 mod tests_news;
+#[cfg(test)]
+mod tests_placement;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,6 +61,7 @@ pub use claim::{Claim, State, PLAN, STOP, TEST};
 pub use config::{Config, BEAT, MAX_SLOT, PLAN_MARGIN, TICK};
 pub use fencing::{FenceState, Outcome, Policy, Record};
 pub use moves::MoveRequest;
+pub use rank::Placement;
 
 /// Time in the engine: milliseconds on the caller's monotonic clock.
 pub type Millis = u64;
@@ -114,6 +118,8 @@ pub struct View {
     pub policy: BTreeMap<String, Policy>,
     /// The best fencing record about each node, from every member's `x/` keys.
     pub records: BTreeMap<String, Record>,
+    /// The placement options of the groups that have some (hactl's `prefer=`, `only=`).
+    pub placement: BTreeMap<String, Placement>,
 }
 
 /// Something an operator should hear about; the daemon logs it.
@@ -231,6 +237,8 @@ struct Candidate {
     held: bool,
     /// Whether a hand-off names this node, or another, for it.
     handed: moves::Handed,
+    /// Its `only=` option leaves this node out.
+    barred: bool,
 }
 
 /// A member that stopped being alive without a clean shutdown, or that this daemon never
@@ -508,11 +516,13 @@ impl Engine {
                 }
                 let gated = gate_all || gated.contains(group.as_str());
                 let handed = sight.handed(group, &self.me);
+                let barred = (view.placement.get(group)).is_some_and(|p| !p.allows(&self.me));
                 let c = Candidate {
                     ready,
                     gated,
                     held,
                     handed,
+                    barred,
                 };
                 self.step_candidate(now, group, c, &mut mem, rng, &mut out);
             }

@@ -93,12 +93,15 @@ impl<'v> InSight<'v> {
     }
 }
 
-/// Tells whether `to` may take `group` as `view` shows it: alive, heard in full, and not in
-/// cooldown for the group.
-fn can_take(view: &View, to: &str, group: &str) -> bool {
-    view.members
-        .get(to)
-        .is_some_and(|m| m.alive && !m.blank && !m.left && !m.cooldown.contains(group))
+/// Tells whether `to` may take `group` as `view` shows it: alive, heard in full, not in
+/// cooldown for the group, and allowed by its `only=` option.
+pub fn can_take(view: &View, to: &str, group: &str) -> bool {
+    let allowed = (view.placement.get(group)).is_none_or(|p| p.allows(to));
+    allowed
+        && view
+            .members
+            .get(to)
+            .is_some_and(|m| m.alive && !m.blank && !m.left && !m.cooldown.contains(group))
 }
 
 impl Engine {

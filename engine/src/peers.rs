@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use super::rank::Weigher;
+use super::rank::{self, Placement, Weigher};
 use super::{Claim, Member, View};
 
 /// A member (not this node) that was alive at the last step, as it was then.
@@ -60,38 +60,49 @@ struct Entry {
     cooldown: BTreeSet<String>,
 }
 
-/// How many live members rank before this node for one key (a group, or the fencing of a
-/// lost node), kept up to date as members come and go.
+/// How many live members rank before this node for one key (a group, under its placement
+/// options, or the fencing of a lost node), kept up to date as members come and go.
 #[derive(Debug, Clone, Copy)]
 struct Count {
     /// The key's weigher.
     weigher: Weigher,
     /// This node's own weight for the key.
     mine: u64,
+    /// This node's place in the key's preference list ([`Placement::preference`]; 0 without
+    /// options).
+    preference: usize,
     /// The members counted.
     before: usize,
 }
 
 impl Count {
-    /// Returns the count of `key` for node `me`, with nobody counted yet.
-    fn new(key: &str, me: &str) -> Count {
+    /// Returns the count of `key` (placed by `placement`) for node `me`, with nobody counted
+    /// yet.
+    fn new(key: &str, me: &str, placement: Option<&Placement>) -> Count {
         let weigher = Weigher::new(key);
         Count {
             weigher,
             mine: weigher.weight(me),
+            preference: placement.map_or(0, |p| p.preference(me)),
             before: 0,
         }
     }
 
-    /// Tells whether `node` ranks before `me` for the key (rank::order's order).
-    fn outranks(&self, node: &str, me: &str) -> bool {
+    /// Tells whether `node` ranks before `me` for the key placed by `placement` (the key's
+    /// [`Count::new`] placement; rank::order_placed's order): a node it leaves out never does.
+    fn outranks(&self, node: &str, me: &str, placement: Option<&Placement>) -> bool {
+        let preference = match placement {
+            None => 0,
+            Some(p) if !p.allows(node) => return false,
+            Some(p) => p.preference(node),
+        };
         let w = self.weigher.weight(node);
-        w > self.mine || (w == self.mine && node < me)
+        rank::key(preference, w, node) < rank::key(self.preference, self.mine, me)
     }
 
     /// Counts `node` in (`up`) or out.
-    fn count(&mut self, node: &str, me: &str, up: bool) {
-        if self.outranks(node, me) {
+    fn count(&mut self, node: &str, me: &str, placement: Option<&Placement>, up: bool) {
+        if self.outranks(node, me, placement) {
             if up {
                 self.before += 1;
             } else {
@@ -117,6 +128,8 @@ pub(super) struct Peers {
     holders: Vec<Vec<usize>>,
     /// Per group asked about: the live members not in cooldown for it that rank before us.
     ranks: BTreeMap<String, Count>,
+    /// The placement options the kept `ranks` were counted with (the last step's view's).
+    placement: BTreeMap<String, Placement>,
     /// Per lost node asked about: the live members that rank before us as its fencer.
     fence_ranks: BTreeMap<String, Count>,
 }
@@ -184,6 +197,17 @@ impl Peers {
         // In passes, each a short loop over what the one before gathered: the view's pieces
         // lie all over memory, and a short loop lets the processor fetch many at once.
         let now: Vec<(&String, &Member)> = others(view, me).filter(|(_, m)| m.alive).collect();
+        if self.placement != view.placement {
+            // New options for a group reorder its rank: count it again when next asked for.
+            let old = &self.placement;
+            let new = &view.placement;
+            let changed = (old.iter().filter(|(g, p)| new.get(*g) != Some(p)))
+                .chain(new.iter().filter(|(g, p)| old.get(*g) != Some(p)));
+            for (g, _) in changed {
+                self.ranks.remove(g);
+            }
+            self.placement.clone_from(&view.placement);
+        }
         // How many come in the same order on both sides: all of them, unless someone came
         // or went.
         let common = (now.iter().zip(self.names()))
@@ -227,6 +251,7 @@ impl Peers {
     /// scratch.
     fn check(&self, me: &str, view: &View) {
         let now: Vec<(&String, &Member)> = others(view, me).filter(|(_, m)| m.alive).collect();
+        assert_eq!(self.placement, view.placement, "the placement options");
         assert!(self.names().eq(now.iter().map(|(n, _)| n.as_str())));
         for ((_, e), (n, m)) in self.iter().zip(&now) {
             let held: Vec<&String> = e.held.iter().map(|&g| &self.groups[g]).collect();
@@ -350,36 +375,40 @@ impl Peers {
     fn count(&mut self, me: &str, name: &str, cooldown: &BTreeSet<String>, up: bool) {
         for (g, c) in &mut self.ranks {
             if !cooldown.contains(g) {
-                c.count(name, me, up);
+                c.count(name, me, self.placement.get(g), up);
             }
         }
         for c in self.fence_ranks.values_mut() {
-            c.count(name, me, up);
+            c.count(name, me, None, up);
         }
     }
 
-    /// Returns how many live members not in cooldown for `group` rank before `me` for it.
+    /// Returns how many live members not in cooldown for `group`, and that its placement
+    /// options allow, rank before `me` for it.
     pub fn rank(&mut self, me: &str, group: &str) -> usize {
         let c = match self.ranks.get(group) {
             Some(c) => *c,
             None => {
-                let mut c = Count::new(group, me);
-                c.before = self
-                    .iter()
-                    .filter(|(n, e)| !e.cooldown.contains(group) && c.outranks(n, me))
-                    .count();
+                let mut c = Count::new(group, me, self.placement.get(group));
+                c.before = self.recount(me, group, &c);
                 self.ranks.insert(group.to_string(), c);
                 c
             }
         };
         debug_assert_eq!(
             c.before,
-            self.iter()
-                .filter(|(n, e)| !e.cooldown.contains(group) && c.outranks(n, me))
-                .count(),
+            self.recount(me, group, &c),
             "the kept rank of {me} for {group} matches a recount"
         );
         c.before
+    }
+
+    /// Counts from scratch the live members that `c` (the count of `group`) counts.
+    fn recount(&self, me: &str, group: &str, c: &Count) -> usize {
+        let placement = self.placement.get(group);
+        (self.iter())
+            .filter(|(n, e)| !e.cooldown.contains(group) && c.outranks(n, me, placement))
+            .count()
     }
 
     /// Returns how many live members rank before `me` as the fencer of `node`.
@@ -387,15 +416,15 @@ impl Peers {
         let c = match self.fence_ranks.get(node) {
             Some(c) => *c,
             None => {
-                let mut c = Count::new(&format!("fence/{node}"), me);
-                c.before = self.names().filter(|n| c.outranks(n, me)).count();
+                let mut c = Count::new(&format!("fence/{node}"), me, None);
+                c.before = self.names().filter(|n| c.outranks(n, me, None)).count();
                 self.fence_ranks.insert(node.to_string(), c);
                 c
             }
         };
         debug_assert_eq!(
             c.before,
-            self.names().filter(|n| c.outranks(n, me)).count(),
+            self.names().filter(|n| c.outranks(n, me, None)).count(),
             "the kept fencing rank of {me} for {node} matches a recount"
         );
         c.before

@@ -128,17 +128,19 @@ impl Engine {
         out: &mut Vec<Action>,
     ) {
         // The recovery gate (`gated`): a group that a lost node held waits for that node's
-        // fencing.
+        // fencing. A node its `only=` option leaves out (`barred`) never plans it.
         let Candidate {
             ready,
             gated,
             held,
             handed,
+            barred,
         } = c;
         mem.planned_at = None;
         mem.handed = false;
         if held
             || gated
+            || barred
             || handed == Handed::ToOther
             || now < mem.hold_off_until
             || !ready
@@ -161,7 +163,7 @@ impl Engine {
             out.push(tell(group, PLAN));
             return;
         }
-        // Our rank: how many eligible nodes come before us (rank::order's order, without
+        // Our rank: how many eligible nodes come before us (rank::order_placed's order, without
         // sorting everyone; kept between steps while the live members stay the same).
         let r = self.peers.rank(&self.me, group);
         if mem.need_since.is_none() {

@@ -1,6 +1,10 @@
-//! Deterministic ranking of nodes for a group (rendezvous hashing) and the priority that
-//! settles a conflict between two claims. Every node computes the same numbers from the same
-//! names, so no message is needed to agree on who goes first.
+//! Deterministic ranking of nodes for a group (rendezvous hashing, after the group's
+//! [`Placement`] options) and the priority that settles a conflict between two claims. Every
+//! node computes the same numbers from the same names, so no message is needed to agree on
+//! who goes first.
+
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
 
 /// Returns the rendezvous weight of `node` for `group`: a 64-bit hash of both names. The node
 /// with the highest weight among the candidates is ranked first.
@@ -42,11 +46,57 @@ fn fnv(mut h: u64, bytes: impl Iterator<Item = u8>) -> u64 {
     h
 }
 
+/// A group's placement options (hactl's `prefer=` and `only=`): which nodes may run it, and
+/// which come first. The default, no option, ranks every node by weight alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Placement {
+    /// The preferred nodes, best first: a node listed ranks before the nodes listed after it
+    /// and before every node not listed (those rank among themselves by weight).
+    pub prefer: Vec<String>,
+    /// The only nodes that may run the group (`None`: any node). A node left out is never a
+    /// candidate for it and ranks before nobody.
+    pub only: Option<BTreeSet<String>>,
+}
+
+impl Placement {
+    /// Tells whether `node` may run the group.
+    pub fn allows(&self, node: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.contains(node))
+    }
+
+    /// Returns where `node` stands in the preference list: its index, or the list's length
+    /// for a node not listed.
+    pub fn preference(&self, node: &str) -> usize {
+        (self.prefer.iter().position(|n| n == node)).unwrap_or(self.prefer.len())
+    }
+}
+
+/// Returns the key that orders a node for a group, lowest first: its `preference` (see
+/// [`Placement::preference`]; 0 without options), then the highest `weight`, then its name.
+/// The one rule of [`order_placed`] and of the ranks the engine keeps between steps.
+pub fn key(preference: usize, weight: u64, node: &str) -> (usize, Reverse<u64>, &str) {
+    (preference, Reverse(weight), node)
+}
+
 /// Returns `nodes` ordered best first for `group` (highest weight; names break ties).
 pub fn order<'a>(group: &str, nodes: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    order_placed(group, None, nodes)
+}
+
+/// Returns the nodes of `nodes` that `placement` allows, ordered best first for `group`:
+/// preferred ones in their order, then the highest weight; names break ties. Without
+/// options, [`order`].
+pub fn order_placed<'a>(
+    group: &str,
+    placement: Option<&Placement>,
+    nodes: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
     let w = Weigher::new(group);
-    let mut v: Vec<&str> = nodes.into_iter().collect();
-    v.sort_by(|a, b| w.weight(b).cmp(&w.weight(a)).then(a.cmp(b)));
+    let preference = |n: &str| placement.map_or(0, |p| p.preference(n));
+    let mut v: Vec<&str> = (nodes.into_iter())
+        .filter(|n| placement.is_none_or(|p| p.allows(n)))
+        .collect();
+    v.sort_by_key(|n| key(preference(n), w.weight(n), n));
     v
 }
 
@@ -89,6 +139,52 @@ mod tests {
         let all = order("db", ["a", "b", "c", "d", "e"]);
         let without: Vec<&str> = all.iter().copied().filter(|n| *n != all[0]).collect();
         assert_eq!(order("db", without.clone()), without);
+    }
+
+    fn placement(prefer: &[&str], only: Option<&[&str]>) -> Placement {
+        Placement {
+            prefer: prefer.iter().map(|n| n.to_string()).collect(),
+            only: only.map(|o| o.iter().map(|n| n.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn preferred_nodes_come_first_in_their_order_then_the_rest_by_weight() {
+        let nodes = ["n1", "n2", "n3", "n4", "n5"];
+        let plain = order("web", nodes);
+        let p = placement(&["n3", "n1"], None);
+        let placed = order_placed("web", Some(&p), nodes);
+        assert_eq!(placed[..2], ["n3", "n1"]);
+        let rest: Vec<&str> = plain
+            .iter()
+            .copied()
+            .filter(|n| !["n3", "n1"].contains(n))
+            .collect();
+        assert_eq!(placed[2..], rest[..]);
+        // Without options, and with empty ones, the order is rendezvous hashing's.
+        assert_eq!(order_placed("web", None, nodes), plain);
+        assert_eq!(
+            order_placed("web", Some(&Placement::default()), nodes),
+            plain
+        );
+    }
+
+    #[test]
+    fn only_leaves_the_other_nodes_out() {
+        let nodes = ["n1", "n2", "n3", "n4", "n5"];
+        let p = placement(&["n3"], Some(&["n2", "n3"]));
+        assert_eq!(order_placed("web", Some(&p), nodes), ["n3", "n2"]);
+        let p = placement(&[], Some(&["n2", "n3", "n9"]));
+        let both = order("web", ["n2", "n3"]);
+        assert_eq!(order_placed("web", Some(&p), nodes), both);
+        assert!(p.allows("n9") && !p.allows("n1"));
+        assert_eq!(
+            (
+                p.preference("n2"),
+                placement(&["a", "b"], None).preference("b")
+            ),
+            (0, 1)
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The kit the engine's scenario tests share (`tests.rs`, `tests_fencing.rs`,
-//! `tests_news.rs`): seeded RNGs, members and views written in one line, and what a step
-//! told or fenced.
+//! `tests_news.rs`, `tests_placement.rs`): seeded RNGs, members and views written in one
+//! line, and what a step told or fenced.
 
 use std::collections::BTreeSet;
 

@@ -1,15 +1,17 @@
 //! The `hactl` file: the level each resource group should run at, one `group level` per line.
 //!
 //! ```text
-//! # group  level
+//! # group  level  options
 //! web      1
-//! db       start
+//! db       start  prefer=n2,n1 only=n1,n2,n3
 //! ```
 //!
 //! - Lines are split on `\n` and lose a trailing `\r`; blank lines and lines whose first
 //!   non-blank character is `#` are skipped.
-//! - Fields are separated by ASCII whitespace. Fields after the level are reserved for options
-//!   written `key=value` (preferred nodes will come later); no option is known yet.
+//! - Fields are separated by ASCII whitespace. Fields after the level are options written
+//!   `key=value`, each at most once: `prefer=` (the nodes placed first, in order) and `only=`
+//!   (the only nodes that may run the group), each a comma-separated list of distinct node
+//!   names, at most [`MAX_OPTION_NODES`]; every `prefer` node must be an `only` one.
 //! - A group missing from the file is wanted at [`STOP`].
 //! - The limits of [`crate::config::text`] apply (size, line length, control characters, at
 //!   most 10,000 groups).
@@ -26,7 +28,16 @@ use crate::config::{check_name, text, Problem};
 pub const STOP: &str = "stop";
 
 /// Lists the option keys accepted after the level; adding a key here is enough to accept it.
-const KNOWN_OPTIONS: &[&str] = &[];
+const KNOWN_OPTIONS: &[&str] = &[PREFER, ONLY];
+
+/// Names the option that lists a group's preferred nodes, best first.
+pub const PREFER: &str = "prefer";
+
+/// Names the option that lists the only nodes that may run a group.
+pub const ONLY: &str = "only";
+
+/// Most nodes that one `prefer=` or `only=` option lists.
+pub const MAX_OPTION_NODES: usize = 64;
 
 /// Describes one `hactl` line: the level a group should run at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,8 +46,24 @@ pub struct Want {
     pub level: String,
     /// The 1-based line this want is on.
     pub line: usize,
-    /// The `key=value` fields after the level (reserved; none is known yet).
+    /// The `key=value` fields after the level, as written (valid: see [`Want::prefer`] and
+    /// [`Want::only`]).
     pub options: BTreeMap<String, String>,
+}
+
+impl Want {
+    /// Returns the nodes its `prefer=` option lists, best first (none without the option).
+    pub fn prefer(&self) -> Vec<&str> {
+        self.options
+            .get(PREFER)
+            .map_or(Vec::new(), |v| v.split(',').collect())
+    }
+
+    /// Returns the nodes its `only=` option lists: the only ones that may run the group
+    /// (`None`: any node may).
+    pub fn only(&self) -> Option<BTreeSet<&str>> {
+        self.options.get(ONLY).map(|v| v.split(',').collect())
+    }
 }
 
 /// Holds a parsed `hactl` file: the wanted level of each group it names.
@@ -91,6 +118,7 @@ impl Hactl {
                 },
             };
             let options = parse_options(fields, KNOWN_OPTIONS, &mut messages);
+            check_placement(&options, &mut messages);
             if group_ok {
                 match first_line.entry(group.to_string()) {
                     MapEntry::Occupied(first) => messages.push(format!(
@@ -156,6 +184,45 @@ fn parse_options<'a>(
         }
     }
     options
+}
+
+/// Checks the node lists of the `prefer=` and `only=` options in `options`: node names
+/// separated by commas, none twice, at most [`MAX_OPTION_NODES`]; and every preferred node
+/// among the `only` ones. Pushes a message to `messages` for every fault.
+fn check_placement(options: &BTreeMap<String, String>, messages: &mut Vec<String>) {
+    let mut lists = BTreeMap::new();
+    for key in [PREFER, ONLY] {
+        let Some(value) = options.get(key) else {
+            continue;
+        };
+        let nodes: Vec<&str> = value.split(',').collect();
+        if nodes.len() > MAX_OPTION_NODES {
+            messages.push(format!(
+                "option '{key}' lists {} nodes; at most {MAX_OPTION_NODES}",
+                nodes.len()
+            ));
+            continue;
+        }
+        let before = messages.len();
+        let mut seen = BTreeSet::new();
+        for node in &nodes {
+            if let Err(message) = check_name("node", node) {
+                messages.push(format!("option '{key}': {message}"));
+            } else if !seen.insert(*node) {
+                messages.push(format!("option '{key}': node '{node}' is listed twice"));
+            }
+        }
+        if messages.len() == before {
+            lists.insert(key, nodes);
+        }
+    }
+    if let (Some(prefer), Some(only)) = (lists.get(PREFER), lists.get(ONLY)) {
+        for node in prefer.iter().filter(|n| !only.contains(n)) {
+            messages.push(format!(
+                "option 'prefer' names '{node}', which option 'only' leaves out"
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -317,11 +384,80 @@ mod tests {
     }
 
     #[test]
-    fn every_option_is_unknown_for_now() {
-        assert!(KNOWN_OPTIONS.is_empty());
+    fn options_other_than_prefer_and_only_are_unknown() {
+        assert_eq!(KNOWN_OPTIONS, [PREFER, ONLY]);
         assert_eq!(
-            errors("web 1 prefer=node1"),
-            vec!["hactl:1: unknown option 'prefer'"]
+            errors("web 1 failback=yes"),
+            vec!["hactl:1: unknown option 'failback'"]
+        );
+    }
+
+    #[test]
+    fn prefer_and_only_list_nodes() {
+        let hactl = parse("web 1 prefer=n3,n1\ndb 1 only=n2,n1 prefer=n2\nmail 1\n");
+        let web = &hactl.groups["web"];
+        assert_eq!((web.prefer(), web.only()), (vec!["n3", "n1"], None));
+        let db = &hactl.groups["db"];
+        assert_eq!(db.prefer(), ["n2"]);
+        assert_eq!(db.only(), Some(["n1", "n2"].into()));
+        let mail = &hactl.groups["mail"];
+        assert_eq!((mail.prefer(), mail.only()), (Vec::new(), None));
+        // The most nodes a list may hold.
+        let many: Vec<String> = (0..MAX_OPTION_NODES).map(|i| format!("n{i}")).collect();
+        let hactl = parse(&format!("web 1 only={}", many.join(",")));
+        assert_eq!(hactl.groups["web"].only().unwrap().len(), MAX_OPTION_NODES);
+    }
+
+    #[test]
+    fn node_lists_must_hold_distinct_valid_names() {
+        assert_eq!(
+            errors("web 1 prefer=n1,,n2\ndb 1 only=n1,n/2\nmail 1 prefer=n1,n2,n1 only=n2,"),
+            vec![
+                format!(
+                    "hactl:1: option 'prefer': {}",
+                    check_name("node", "").unwrap_err()
+                ),
+                format!(
+                    "hactl:2: option 'only': {}",
+                    check_name("node", "n/2").unwrap_err()
+                ),
+                "hactl:3: option 'prefer': node 'n1' is listed twice".to_string(),
+                format!(
+                    "hactl:3: option 'only': {}",
+                    check_name("node", "").unwrap_err()
+                ),
+            ]
+        );
+        let many: Vec<String> = (0..=MAX_OPTION_NODES).map(|i| format!("n{i}")).collect();
+        assert_eq!(
+            errors(&format!("web 1 prefer={}", many.join(","))),
+            vec!["hactl:1: option 'prefer' lists 65 nodes; at most 64"]
+        );
+    }
+
+    #[test]
+    fn preferred_nodes_must_be_among_the_only_ones() {
+        assert_eq!(
+            errors("web 1 prefer=n4,n1,n5 only=n1,n2,n3\ndb 1 only=n1 prefer=n1\n"),
+            vec![
+                "hactl:1: option 'prefer' names 'n4', which option 'only' leaves out",
+                "hactl:1: option 'prefer' names 'n5', which option 'only' leaves out",
+            ]
+        );
+    }
+
+    #[test]
+    fn option_errors_are_collected_with_the_others() {
+        assert_eq!(
+            errors("web 1 prefer=n1,n1\nbad\ndb 1 only=x, prefer=y"),
+            vec![
+                "hactl:1: option 'prefer': node 'n1' is listed twice".to_string(),
+                "hactl:2: missing level for group 'bad'".to_string(),
+                format!(
+                    "hactl:3: option 'only': {}",
+                    check_name("node", "").unwrap_err()
+                ),
+            ]
         );
     }
 

@@ -138,6 +138,7 @@ impl Cluster {
         let version = |name| core.file(name).map(|(v, _)| v.clone()).unwrap_or_default();
         let parsed = [version("cltab"), version("hactl"), version("fencetab")];
         core.observe(Input::Wanted(wanted(&cltab, &hactl)));
+        core.observe(Input::Placement(placement(&hactl)));
         core.observe(Input::Fencing(fencing(&fencetab)));
         Ok(Cluster {
             me: me.to_string(),
@@ -266,6 +267,7 @@ impl Cluster {
         if changed[0] || changed[1] {
             self.core
                 .observe(Input::Wanted(wanted(&self.cltab, &self.hactl)));
+            (self.core).observe(Input::Placement(placement(&self.hactl)));
             let hactl_path = self.hactl_file.path().display().to_string();
             for w in config::cross_check(&self.cltab, &self.hactl, &hactl_path) {
                 warn!("{w}");
@@ -454,6 +456,18 @@ impl Cluster {
     }
 }
 
+/// Returns the placement options (`prefer=`, `only=`) of the groups of `hactl` that have some.
+fn placement(hactl: &Hactl) -> BTreeMap<String, engine::Placement> {
+    (hactl.groups.iter())
+        .filter_map(|(group, want)| {
+            let prefer: Vec<String> = want.prefer().into_iter().map(String::from).collect();
+            let only = (want.only()).map(|o| o.into_iter().map(String::from).collect());
+            let p = engine::Placement { prefer, only };
+            (p != engine::Placement::default()).then(|| (group.clone(), p))
+        })
+        .collect()
+}
+
 /// Returns every group of `cltab` with the level `hactl` wants.
 fn wanted(cltab: &Cltab, hactl: &Hactl) -> BTreeMap<String, String> {
     cltab
@@ -461,4 +475,27 @@ fn wanted(cltab: &Cltab, hactl: &Hactl) -> BTreeMap<String, String> {
         .into_iter()
         .map(|g| (g.to_string(), hactl.level_of(g).to_string()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_holds_the_groups_with_options_only() {
+        let text = "web start prefer=n3,n1\ndb start only=n2,n1 prefer=n2\nmail start\n";
+        let hactl = Hactl::parse("hactl", text).unwrap();
+        let names = |v: &[&str]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let web = engine::Placement {
+            prefer: names(&["n3", "n1"]),
+            only: None,
+        };
+        let db = engine::Placement {
+            prefer: names(&["n2"]),
+            only: Some(names(&["n1", "n2"]).into_iter().collect()),
+        };
+        let want = BTreeMap::from([("db".to_string(), db), ("web".to_string(), web)]);
+        assert_eq!(placement(&hactl), want);
+        assert!(placement(&Hactl::default()).is_empty());
+    }
 }

@@ -134,6 +134,9 @@ fn move_command(core: &Node, group: &str, to: &str) -> Result<(String, Input), S
             Some(m) if m.cooldown.contains(group) => Err(format!(
                 "{n} is in cooldown for {group} (its test failed there)"
             )),
+            Some(_) if !crate::engine::moves::can_take(view, n, group) => Err(format!(
+                "{n} may not run {group} (its hactl line says only=...)"
+            )),
             Some(_) => Ok(()),
         }
     };
@@ -141,7 +144,7 @@ fn move_command(core: &Node, group: &str, to: &str) -> Result<(String, Input), S
         let able = live
             .map(|(n, _)| n.as_str())
             .filter(|n| can_take(n).is_ok());
-        match rank::order(group, able).first() {
+        match rank::order_placed(group, view.placement.get(group), able).first() {
             Some(n) => n.to_string(),
             None => return Err(format!("no other node can take {group}")),
         }

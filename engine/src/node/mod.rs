@@ -1,9 +1,10 @@
 //! The node core: everything one node decides from what it observes, with no I/O, in the
 //! style of raft-rs's `step` / `Ready` / `advance`. The driver (the daemon, or the simulator)
 //! hands it what it observed as [`Input`]s — gossip key-values and liveness, the supervisor's
-//! claims, cltab/hactl's wanted levels, the fencing table, fence results, operator records —
-//! and takes one [`Ready`] at each tick: what to tell the supervisor, what to publish, whom
-//! to fence, what to log, and what must be made durable before [`Node::advance`].
+//! claims, cltab/hactl's wanted levels and placement options, the fencing table, fence
+//! results, operator records — and takes one [`Ready`] at each tick: what to tell the
+//! supervisor, what to publish, whom to fence, what to log, and what must be made durable
+//! before [`Node::advance`].
 //!
 //! Inside: the [`Engine`] (placement, quorum, fencing decisions), the view built
 //! incrementally from gossip keys ([`view::Observed`]), this node's beat and the news of
@@ -21,7 +22,7 @@ use rand_chacha::ChaCha12Rng;
 use crate::claim::Claim;
 use crate::fencing::Outcome;
 use crate::replica::Version;
-use crate::{keys, Action, Config, Engine, Event, Millis, View, PLAN, STOP, TEST};
+use crate::{keys, Action, Config, Engine, Event, Millis, Placement, View, PLAN, STOP, TEST};
 pub use files::{Adopt, FileVersion, Files};
 pub use view::{is_core_key, Fencing, Observed};
 
@@ -52,6 +53,10 @@ pub enum Input {
     Claims(Vec<(String, Option<Claim>)>),
     /// Every group of cltab, with the level hactl wants.
     Wanted(BTreeMap<String, String>),
+    /// The placement options of the groups that have some (hactl's `prefer=`, `only=`).
+    /// An input of its own rather than a part of [`Input::Wanted`]: a driver without options
+    /// (the simulator) need not send it, and the engine compares it apart from the levels.
+    Placement(BTreeMap<String, Placement>),
     /// How each node is fenced (the fencetab).
     Fencing(Fencing),
     /// An operator replaced the expected membership (edited `DIR/members`).
@@ -283,6 +288,11 @@ impl Node {
             Input::Wanted(want) => {
                 let changed = o.view.want != want;
                 o.view.want = want;
+                changed
+            }
+            Input::Placement(placement) => {
+                let changed = o.view.placement != placement;
+                o.view.placement = placement;
                 changed
             }
             Input::Fencing(f) => o.set_fencing(f),

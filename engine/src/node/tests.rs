@@ -399,3 +399,24 @@ fn a_file_edit_spreads_through_the_cores_and_only_forward() {
     });
     assert!(b.ready(150).adopt.is_empty());
 }
+
+#[test]
+fn placement_options_reach_the_engine_and_a_node_left_out_plans_nothing() {
+    let mut n = node("a", &["a"]);
+    n.observe(want(&[("web", "start")]));
+    let only_b = Placement {
+        prefer: Vec::new(),
+        only: Some(["b".to_string()].into()),
+    };
+    let options = BTreeMap::from([("web".to_string(), only_b)]);
+    assert!(n.observe(Input::Placement(options.clone())));
+    assert!(!n.observe(Input::Placement(options.clone())), "no change");
+    assert_eq!(n.view().placement, options);
+    let planned = |r: &Ready| r.tell.iter().any(|(g, l)| g == "web" && l == PLAN);
+    for t in (0..=3000).step_by(50) {
+        assert!(!planned(&n.ready(t)), "a is not among web's nodes");
+    }
+    // The options are withdrawn: a is the only candidate and plans at once.
+    assert!(n.observe(Input::Placement(BTreeMap::new())));
+    assert!((3050..=3300).step_by(50).any(|t| planned(&n.ready(t))));
+}
