@@ -248,17 +248,7 @@ impl Engine {
         }
         for (g, why) in ended {
             if let Some(p) = self.requests.remove(&g) {
-                out.push(Action::Publish {
-                    key: keys::move_request(&g),
-                    value: None,
-                });
-                if let Some(why) = why {
-                    out.push(Action::Event(Event::MoveAbandoned {
-                        group: g,
-                        to: p.what.to,
-                        why,
-                    }));
-                }
+                withdraw(keys::move_request(&g), g, p.what.to, why, out);
             }
         }
         let mut lapsed = Vec::new();
@@ -295,19 +285,18 @@ impl Engine {
         }
         for (g, why) in lapsed {
             if let Some(p) = self.handoffs.remove(&g) {
-                out.push(Action::Publish {
-                    key: keys::handoff(&g),
-                    value: None,
-                });
-                if let Some(why) = why {
-                    out.push(Action::Event(Event::MoveAbandoned {
-                        group: g,
-                        to: p.what,
-                        why,
-                    }));
-                }
+                withdraw(keys::handoff(&g), g, p.what, why, out);
             }
         }
+    }
+}
+
+/// Deletes gossip key `key` of a request or hand-off of `group` to `to` that ended, with an
+/// event when it ended without the move (`why`).
+fn withdraw(key: String, group: String, to: String, why: Option<String>, out: &mut Vec<Action>) {
+    out.push(Action::Publish { key, value: None });
+    if let Some(why) = why {
+        out.push(Action::Event(Event::MoveAbandoned { group, to, why }));
     }
 }
 

@@ -7,7 +7,23 @@ use std::collections::BTreeSet;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
-use crate::{Action, Claim, Member, State, View, PLAN};
+use crate::{Action, Claim, Config, Member, State, View, PLAN};
+
+/// Returns the tunables of the scenario tests: short slots and windows, no start-up wait.
+pub fn cfg() -> Config {
+    Config {
+        slot: 200,
+        plan_window: 400,
+        startup_wait: 0,
+        test_cooldown: 60_000,
+        yield_backoff: 400,
+        two_node: false,
+        two_node_fence_delay: 5000,
+        fence_settle: 500,
+        beat: 250,
+        news_timeout: 600,
+    }
+}
 
 /// Returns the generator of `seed`.
 pub fn rng(seed: u64) -> ChaCha12Rng {

@@ -6,22 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand_chacha::ChaCha12Rng;
 
 use super::*;
-use crate::testkit::{self, alive, tells, told, view};
-
-fn cfg() -> Config {
-    Config {
-        slot: 200,
-        plan_window: 400,
-        startup_wait: 0,
-        test_cooldown: 60_000,
-        yield_backoff: 400,
-        two_node: false,
-        two_node_fence_delay: 5000,
-        fence_settle: 500,
-        beat: 250,
-        news_timeout: 600,
-    }
-}
+use crate::testkit::{self, alive, cfg, tells, told, view};
 
 fn rng() -> ChaCha12Rng {
     testkit::rng(7)

@@ -5,24 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::testkit::{self, alive, names, told};
+use crate::testkit::{self, alive, cfg, names, told};
 
 const NODES: [&str; 5] = ["n1", "n2", "n3", "n4", "n5"];
-
-fn cfg() -> Config {
-    Config {
-        slot: 200,
-        plan_window: 400,
-        startup_wait: 0,
-        test_cooldown: 60_000,
-        yield_backoff: 400,
-        two_node: false,
-        two_node_fence_delay: 5000,
-        fence_settle: 500,
-        beat: 250,
-        news_timeout: 600,
-    }
-}
 
 /// Returns the options `prefer` (in order) and `only` (`None`: every node).
 fn placement(prefer: &[&str], only: Option<&[&str]>) -> Placement {
