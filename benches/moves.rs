@@ -8,9 +8,14 @@
 //! - what `mosha move --wait` reports (it follows the asking node's hastat, so it includes
 //!   the last gossip hop back to the asker).
 //!
+//! With `--standby G`: G such groups, all preferring n1 with `failback=1s`; R rounds (`--moves
+//! R`) of `mosha standby n1` (measured: command → every group DONE at `start` on another
+//! node, by their own clstat) then `mosha unstandby n1` (measured: → every group back on n1
+//! through failback; n1 has been alive all along, longer than its 1 s, so at once).
+//!
 //! Any lock collision (two copies at once) makes the bench exit non-zero.
 //!
-//! `cargo bench --bench moves -- [--moves K] [--nodes N]` (defaults 20, 5).
+//! `cargo bench --bench moves -- [--moves K] [--nodes N] [--standby G]` (defaults 20, 5, off).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -49,8 +54,117 @@ fn done_on(c: &Cluster, i: usize) -> bool {
     })
 }
 
+/// Returns the cltab of `groups` groups `g1`... like `web` of [`CLTAB`].
+fn cltab_of(groups: usize) -> String {
+    (1..=groups)
+        .map(|i| {
+            let g = format!("g{i}");
+            (CLTAB.replace("web", &g))
+                .replace(":p:", &format!(":{g}-p:"))
+                .replace(":t:", &format!(":{g}-t:"))
+                .replace(":srv:", &format!(":{g}-srv:"))
+        })
+        .collect()
+}
+
+/// Returns the node indices running each group (DONE at `start`), by their own clstat.
+fn running(c: &Cluster, groups: usize) -> Vec<Vec<usize>> {
+    let docs: Vec<_> = c.indices().map(|i| (i, c.clstat(i))).collect();
+    (1..=groups)
+        .map(|g| {
+            let name = format!("g{g}");
+            (docs.iter())
+                .filter(|(_, d)| {
+                    d.as_ref().is_some_and(|d| {
+                        let g = &d["groups"][&name];
+                        g["level"] == "start" && g["target"] == "start" && g["state"] == "DONE"
+                    })
+                })
+                .map(|(i, _)| *i)
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs `mosha ARGS --dir DIR` to its end and fails the bench unless it succeeds.
+fn mosha(dir: &std::path::Path, args: &[&str]) {
+    let out = common::verbs::mosha(dir, args);
+    assert!(
+        out.status.success(),
+        "mosha {args:?}: {}",
+        common::verbs::text(&out)
+    );
+}
+
+/// Polls (every 10 ms, 60 s at most) until `done` holds; returns the seconds since `t0`.
+fn until(t0: Instant, what: &str, mut done: impl FnMut() -> bool) -> f64 {
+    while !done() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "never {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t0.elapsed().as_secs_f64()
+}
+
+/// The standby bench (see the module documentation).
+fn standby(n: usize, groups: usize, rounds: usize) {
+    let hactl: String = (1..=groups)
+        .map(|g| format!("g{g} start prefer=n1 failback=1s\n"))
+        .collect();
+    let c = Cluster::start(ClusterOpts {
+        nodes: n,
+        cltab: cltab_of(groups),
+        hactl,
+        fencetab: "* none\n".to_string(),
+        extra_args: Vec::new(),
+        netns: false,
+    });
+    let all: Vec<usize> = c.indices().collect();
+    wait_joined(&c, &all);
+    let on_n1 = |c: &Cluster| running(c, groups).iter().all(|r| r == &[1]);
+    let t0 = Instant::now();
+    until(t0, "all on n1", || on_n1(&c));
+    std::thread::sleep(Duration::from_secs(2));
+    let (mut away, mut back) = (Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let t0 = Instant::now();
+        mosha(c.dir(3), &["standby", "n1"]);
+        let took = until(t0, "all off n1", || {
+            (running(&c, groups).iter()).all(|on| on.len() == 1 && on[0] != 1)
+        });
+        let t1 = Instant::now();
+        mosha(c.dir(4), &["unstandby", "n1"]);
+        let returned = until(t1, "all back on n1", || on_n1(&c));
+        eprintln!("round {r}: {groups} groups off n1 in {took:.3} s, back in {returned:.3} s");
+        away.push(took);
+        back.push(returned);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let collisions = c.collisions();
+    println!(
+        "standby of a node running {groups} groups, {n} nodes, {rounds} rounds (median / max):"
+    );
+    for (what, v) in [
+        ("mosha standby -> every group DONE elsewhere", &mut away),
+        ("mosha unstandby -> every group back (failback)", &mut back),
+    ] {
+        let med = quantile(v, 0.5);
+        let max = v.iter().copied().fold(0.0, f64::max);
+        println!("  {what}: {med:.3} / {max:.3} s");
+    }
+    println!("  lock collisions: {}", collisions.lines().count());
+    drop(c);
+    if !collisions.is_empty() {
+        eprintln!("COLLISIONS:\n{collisions}");
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let (moves, n) = (arg("--moves", 20), arg("--nodes", 5));
+    let groups = arg("--standby", 0);
+    if groups > 0 {
+        return standby(n, groups, moves.min(10));
+    }
     assert!(n >= 3, "--nodes must be at least 3");
     let c = Cluster::start(ClusterOpts {
         nodes: n,

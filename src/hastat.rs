@@ -70,6 +70,21 @@ pub struct Hastat {
     /// What fails again and again on the writing node (a full or read-only directory...).
     #[serde(default)]
     pub problems: Vec<ProblemStat>,
+    /// The operators' standing orders in force (the admin file).
+    #[serde(default)]
+    pub admin: AdminStat,
+}
+
+/// The standing orders in force: standby nodes, frozen groups, maintenance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminStat {
+    /// The nodes in standby, each with the node its groups are drained to (`null`: the
+    /// best-ranked node that can take each).
+    pub standby: BTreeMap<String, Option<String>>,
+    /// The frozen groups (`mosha freeze`).
+    pub frozen: Vec<String>,
+    /// The whole cluster is in maintenance: every group is frozen.
+    pub maintenance: bool,
 }
 
 /// How gossip is protected on the writing node.
@@ -190,6 +205,9 @@ pub struct GroupStat {
     /// candidates for it until the cooldown ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cooldown_on: Vec<String>,
+    /// Frozen (by itself, or by maintenance): mosha leaves its processes as they are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frozen: bool,
 }
 
 /// A planned move of a group.
@@ -298,6 +316,38 @@ impl Hastat {
         self.render_with(false)
     }
 
+    /// Returns the status lines of the standing orders: maintenance, and each node in
+    /// standby with what it still runs (the progress of its drain).
+    fn admin_notes(&self) -> String {
+        let mut notes = String::new();
+        if self.admin.maintenance {
+            let _ = writeln!(
+                notes,
+                " MAINTENANCE: every group is frozen; mosha starts, stops and moves nothing                  (`mosha maintenance off` to end it)"
+            );
+        }
+        for (node, to) in &self.admin.standby {
+            let left: Vec<&str> = (self.groups.iter())
+                .filter(|(_, g)| g.nodes.contains_key(node))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let to = to
+                .as_ref()
+                .map_or(String::new(), |t| format!(", drained to {t}"));
+            let progress = if left.is_empty() {
+                "runs no group".to_string()
+            } else {
+                format!(
+                    "{} group(s) still to leave: {}",
+                    left.len(),
+                    left.join(", ")
+                )
+            };
+            let _ = writeln!(notes, " {node}: standby{to}; {progress}");
+        }
+        notes
+    }
+
     /// Renders the document as tables; `verbose` prints generations in full (they are
     /// shortened to their last 6 digits otherwise, which tell two lives of a node apart).
     pub fn render_with(&self, verbose: bool) -> String {
@@ -335,11 +385,16 @@ impl Hastat {
                 Some(ms) => format!("{:.1} s ago", ms as f64 / 1000.0),
                 None => "-".to_string(),
             };
+            let state = match (m.alive, self.admin.standby.contains_key(name)) {
+                (true, true) => "standby",
+                (true, false) => "online",
+                (false, _) => "OFFLINE",
+            };
             let _ = writeln!(
                 out,
                 " {:<16} {:<8} {:>20} {:>12}  {}",
                 name,
-                if m.alive { "online" } else { "OFFLINE" },
+                state,
                 gen(m.generation),
                 heard,
                 m.addr
@@ -351,10 +406,11 @@ impl Hastat {
             "Group", "Wanted", "Node", "Level"
         );
         for (name, g) in &self.groups {
+            let frozen = if g.frozen { " FROZEN" } else { "" };
             if g.nodes.is_empty() {
                 let _ = writeln!(
                     out,
-                    " {:<16} {:<10} {:<16} {:<10} -",
+                    " {:<16} {:<10} {:<16} {:<10} -{frozen}",
                     name, g.want, "(none)", "-"
                 );
             }
@@ -366,12 +422,12 @@ impl Hastat {
                 };
                 let _ = writeln!(
                     out,
-                    " {:<16} {:<10} {:<16} {:<10} {}",
+                    " {:<16} {:<10} {:<16} {:<10} {}{frozen}",
                     name, g.want, node, level, c.state
                 );
             }
         }
-        let mut notes = String::new();
+        let mut notes = self.admin_notes();
         for (name, g) in &self.groups {
             if let Some(m) = &g.moving {
                 let _ = writeln!(

@@ -34,7 +34,21 @@ fn the_top_level_help_describes_the_cluster() {
     ] {
         says(&h, fact, "`mosha --help`");
     }
-    for cmd in ["run", "check", "fence", "status", "demo", "keygen"] {
+    for cmd in [
+        "run",
+        "check",
+        "fence",
+        "move",
+        "standby",
+        "unstandby",
+        "drain",
+        "freeze",
+        "unfreeze",
+        "maintenance",
+        "status",
+        "demo",
+        "keygen",
+    ] {
         let listed = h
             .lines()
             .any(|l| l.trim_start().starts_with(&format!("{cmd} ")));
@@ -77,6 +91,7 @@ fn the_run_help_states_the_real_timings_and_files() {
         "DIR/cltab",
         "DIR/hactl",
         "DIR/fencetab",
+        "DIR/admin",
         "DIR/clstat.json",
         "DIR/hastat.json",
         "DIR/authkey",
@@ -92,14 +107,32 @@ fn the_run_help_states_the_real_timings_and_files() {
 }
 
 #[test]
+fn the_standby_help_states_the_hand_off_window() {
+    let h = help(&["standby"]);
+    let window = mosha::engine::admin::LEAVE_WINDOW;
+    says(
+        &h,
+        &format!("at most {window} at once"),
+        "`mosha standby --help`",
+    );
+    says(&h, "DIR/admin", "`mosha standby --help`");
+}
+
+#[test]
 fn the_check_and_status_help_name_what_they_read() {
     let h = help(&["check"]);
-    for file in ["DIR/cltab", "DIR/hactl", "DIR/fencetab", "DIR/authkey"] {
+    for file in [
+        "DIR/cltab",
+        "DIR/hactl",
+        "DIR/fencetab",
+        "DIR/admin",
+        "DIR/authkey",
+    ] {
         says(&h, file, "`mosha check --help`");
     }
     says(
         &h,
-        "cltab, hactl, fencetab and authkey",
+        "cltab, hactl, fencetab, admin and authkey",
         "`mosha check --help`",
     );
     let h = help(&["status"]);

@@ -5,48 +5,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
-
-use common::cluster::{wait_joined, Cluster, ClusterOpts, Timer};
+use common::cluster::{Cluster, Timer};
+use common::verbs::{mosha, start, text, SETTLE};
 use common::witness::{cltab_of, hactl_of, lock_held, server};
-
-/// How long a change may take to settle (generous: the tests run in parallel).
-const SETTLE: Duration = Duration::from_secs(30);
-
-fn start(nodes: usize, cltab: String, hactl: String) -> Cluster {
-    let c = Cluster::start(ClusterOpts {
-        nodes,
-        cltab,
-        hactl,
-        fencetab: "* none\n".to_string(),
-        extra_args: Vec::new(),
-        netns: false,
-    });
-    let all: Vec<usize> = c.indices().collect();
-    wait_joined(&c, &all);
-    c
-}
-
-/// Runs `mosha ARGS --dir DIR`.
-fn mosha(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mosha"))
-        .args(args)
-        .arg("--dir")
-        .arg(dir)
-        .output()
-        .expect("running mosha")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Tells whether some node's hastat still shows a move of `group`.
 fn moving(c: &Cluster, group: &str) -> bool {

@@ -30,6 +30,7 @@
 //! tracks members, losses and quorum; `placement.rs` decides per group (holder, candidate,
 //! cooldowns); `peers.rs` keeps live members, holders and ranks between steps.
 
+pub mod admin;
 pub mod claim;
 mod config;
 pub mod fencing;
@@ -57,6 +58,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
 
+pub use admin::Admin;
 pub use claim::{Claim, State, PLAN, STOP, TEST};
 pub use config::{Config, BEAT, MAX_SLOT, PLAN_MARGIN, TICK};
 pub use fencing::{FenceState, Outcome, Policy, Record};
@@ -120,6 +122,9 @@ pub struct View {
     pub records: BTreeMap<String, Record>,
     /// The placement options of the groups that have some (hactl's `prefer=`, `only=`).
     pub placement: BTreeMap<String, Placement>,
+    /// The operators' standing orders: standby nodes, frozen groups, maintenance (see
+    /// [`admin`]). The standby nodes are also folded into `placement`.
+    pub admin: Admin,
 }
 
 /// Something an operator should hear about; the daemon logs it.
@@ -164,8 +169,16 @@ pub enum Event {
     /// is stale; every group is held where it is until the cluster was heard again
     /// (reported by the node core, [`node::Node`]).
     Frozen { ms: Millis },
-    /// This node stops a group to hand it to `to` (a planned move).
-    HandingOff { group: String, to: String },
+    /// This node stops a group to hand it to `to` (`why`: an operator's move, standby,
+    /// failback...).
+    HandingOff {
+        group: String,
+        to: String,
+        why: String,
+    },
+    /// This node stops a group it may no longer run (`why`: standby, `only=`) and that no
+    /// other node can take: it stays stopped until one can.
+    NowhereToGo { group: String, why: String },
     /// A move of `group` to `to` requested or handed off here did not happen (`why`); the
     /// group is placed as usual.
     MoveAbandoned {
@@ -482,6 +495,10 @@ impl Engine {
                 .unwrap_or_else(|| (group.clone(), GroupMemory::default()));
             let claim = mine.claims.get(group);
             let holds = claim.is_some_and(Claim::holds);
+            if view.admin.is_frozen(group) {
+                // An operator took the group over: no decision at all (see [`admin`]).
+                continue;
+            }
             if !quorate || claim::is_stopped_level(want) {
                 // A test that failed here is remembered even when the group is being stopped
                 // for another reason at the same moment (found by the simulator).
@@ -504,8 +521,8 @@ impl Engine {
                     Vec::new()
                 };
                 let gated = gate_all || gated.contains(group.as_str());
-                let alone = others.is_empty() && !claim.leaving();
-                if !(alone && self.hand_off(now, view, group, claim, &sight, &mut out)) {
+                let alone = others.is_empty();
+                if !self.hand_off(now, view, group, claim, alone, &sight, &mut out) {
                     self.step_holder(now, group, want, claim, &others, gated, &mut mem, &mut out);
                 }
             } else {

@@ -20,6 +20,8 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::admin::can_take;
+use crate::admin::Leave;
 use crate::{keys, tell, Action, Claim, Engine, Event, Millis, State, View, STOP};
 
 /// How long a move request waits for its group's holder to hand the group off.
@@ -93,17 +95,6 @@ impl<'v> InSight<'v> {
     }
 }
 
-/// Tells whether `to` may take `group` as `view` shows it: alive, heard in full, not in
-/// cooldown for the group, and allowed by its `only=` option.
-pub fn can_take(view: &View, to: &str, group: &str) -> bool {
-    let allowed = (view.placement.get(group)).is_none_or(|p| p.allows(to));
-    allowed
-        && view
-            .members
-            .get(to)
-            .is_some_and(|m| m.alive && !m.blank && !m.left && !m.cooldown.contains(group))
-}
-
 impl Engine {
     /// Takes an operator's request, made on this node, to move `group` from `from` to `to`;
     /// it is published at the next step.
@@ -145,44 +136,57 @@ impl Engine {
         s
     }
 
-    /// This node holds `group` alone at its wanted level, settled: if an operator asked to
-    /// move it to a node that can take it, stop it here and hand it off. Returns whether it
-    /// did.
+    /// This node holds `group` (`alone`: nobody else claims it): if an operator asked to
+    /// move it to a node that can take it, or this node must give it up (see
+    /// [`crate::admin`]), hand it off (stop it here) once it runs settled at its wanted level.
+    /// Returns whether it acted (handed off, or stopped a group it may not run).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn hand_off(
         &mut self,
         now: Millis,
         view: &View,
         group: &str,
         mine: &Claim,
+        alone: bool,
         s: &InSight,
         out: &mut Vec<Action>,
     ) -> bool {
-        let Some(to) = s.asked.get(group).copied() else {
-            return false;
-        };
-        let want = view.want.get(group).map_or("", String::as_str);
-        let running = mine.level == want
-            && mine.target == want
-            && matches!(mine.state, State::Done | State::Passed);
-        if !running
-            || now < self.frozen_until
-            || self.no_news.contains(to)
-            || !can_take(view, to, group)
-        {
+        if now < self.frozen_until || mine.leaving() {
             return false;
         }
-        let what = to.to_string();
-        self.handoffs
-            .insert(group.to_string(), Pending { what, since: now });
+        let want = view.want.get(group).map_or("", String::as_str);
+        let running = alone
+            && mine.level == want
+            && mine.target == want
+            && matches!(mine.state, State::Done | State::Passed);
+        let (to, why) = match s.asked.get(group) {
+            Some(to) => (to.to_string(), "asked by an operator".to_string()),
+            None => match self.leave_for(now, view, group, running, out) {
+                Leave::Stay => return false,
+                Leave::Stopped => return true,
+                Leave::To(to, why) => (to, why),
+            },
+        };
+        if !running || self.no_news.contains(to.as_str()) || !can_take(view, &to, group) {
+            return false;
+        }
         out.push(Action::Publish {
             key: keys::handoff(group),
-            value: Some(to.to_string()),
+            value: Some(to.clone()),
         });
         out.push(Action::Event(Event::HandingOff {
             group: group.to_string(),
-            to: to.to_string(),
+            to: to.clone(),
+            why,
         }));
         out.push(tell(group, STOP));
+        self.handoffs.insert(
+            group.to_string(),
+            Pending {
+                what: to,
+                since: now,
+            },
+        );
         true
     }
 

@@ -6,6 +6,8 @@
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
+use crate::Millis;
+
 /// Returns the rendezvous weight of `node` for `group`: a 64-bit hash of both names. The node
 /// with the highest weight among the candidates is ranked first.
 pub fn weight(group: &str, node: &str) -> u64 {
@@ -56,12 +58,19 @@ pub struct Placement {
     /// The only nodes that may run the group (`None`: any node). A node left out is never a
     /// candidate for it and ranks before nobody.
     pub only: Option<BTreeSet<String>>,
+    /// Failback (hactl's `failback=`): a node that runs the group moves it to a node of
+    /// `prefer` listed before it once that one has been alive this long (`None`: never, the
+    /// default; a running group stays where it is).
+    pub failback: Option<Millis>,
+    /// The nodes in standby (the admin file's `standby`): they run no group, like nodes
+    /// `only` leaves out. Filled in by the node core from the admin state, not by hactl.
+    pub standby: BTreeSet<String>,
 }
 
 impl Placement {
     /// Tells whether `node` may run the group.
     pub fn allows(&self, node: &str) -> bool {
-        self.only.as_ref().is_none_or(|only| only.contains(node))
+        self.only.as_ref().is_none_or(|only| only.contains(node)) && !self.standby.contains(node)
     }
 
     /// Returns where `node` stands in the preference list: its index, or the list's length
@@ -145,6 +154,7 @@ mod tests {
         Placement {
             prefer: prefer.iter().map(|n| n.to_string()).collect(),
             only: only.map(|o| o.iter().map(|n| n.to_string()).collect()),
+            ..Placement::default()
         }
     }
 

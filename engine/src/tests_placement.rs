@@ -14,6 +14,7 @@ fn placement(prefer: &[&str], only: Option<&[&str]>) -> Placement {
     Placement {
         prefer: prefer.iter().map(|n| n.to_string()).collect(),
         only: only.map(names),
+        ..Placement::default()
     }
 }
 

@@ -38,6 +38,10 @@ pub enum Fault {
         group: usize,
         to: usize,
     },
+    /// An operator puts `node` in standby (`mosha standby`, or `mosha drain --to` when `to`).
+    Standby { node: usize, to: Option<usize> },
+    /// An operator ends the standby of `node`.
+    Unstandby(usize),
     /// Heal everything: restart down nodes, unhang, unclog, heal partitions, agents succeed.
     HealAll,
 }
@@ -77,12 +81,15 @@ pub struct Profile {
     /// How many operator moves to schedule (drawn from a stream of their own, so that the
     /// other faults of a seed are those of the profile without moves).
     pub moves: usize,
+    /// How many standbys (each ended a while later) to schedule, from a stream of their own.
+    pub standbys: usize,
 }
 
 impl Profile {
     /// Returns the profile called `name`: `none`, `default`, `heavy`, `symmetric` (the
-    /// default without one-way or swizzle clogging), or `operator` (the default's faults, and
-    /// operator moves at random moments among them).
+    /// default without one-way or swizzle clogging), `operator` (the default's faults, and
+    /// operator moves at random moments among them), or `admin` (the operator's, and standby
+    /// or drain of random nodes, each ended a while later).
     pub fn named(name: &str) -> Option<Profile> {
         let p = |faults, loss, bad_agents, test_fail, slow_tests, drift_ppm| Profile {
             name: name.to_string(),
@@ -94,6 +101,7 @@ impl Profile {
             drift_ppm,
             clogs: true,
             moves: 0,
+            standbys: 0,
         };
         Some(match name {
             "none" => p(0, 0.0, false, 0.0, 0.0, 0),
@@ -105,6 +113,11 @@ impl Profile {
             },
             "operator" => Profile {
                 moves: 6,
+                ..p(4, 0.01, true, 0.1, 0.2, 500)
+            },
+            "admin" => Profile {
+                moves: 6,
+                standbys: 3,
                 ..p(4, 0.01, true, 0.1, 0.2, 500)
             },
             _ => return None,
@@ -229,6 +242,19 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
                 ops.random_range(0..n),
             );
             s.push((t, Fault::Move { node, group, to }));
+        }
+    }
+    if prof.standbys > 0 && n > 1 {
+        let mut ops = ChaCha12Rng::seed_from_u64(seed ^ 0x57a0_db1e);
+        for _ in 0..prof.standbys {
+            let t = start + ops.random_range(0..window);
+            let node = ops.random_range(0..n);
+            let to = (ops.random_bool(0.5))
+                .then(|| ops.random_range(0..n))
+                .filter(|v| *v != node);
+            let dur = ops.random_range(2_000..20_000u64);
+            s.push((t, Fault::Standby { node, to }));
+            s.push(((t + dur).min(heal_at - 1), Fault::Unstandby(node)));
         }
     }
     s.retain(|(t, _)| *t < heal_at);

@@ -36,6 +36,34 @@ impl World {
         self.dirty(x);
     }
 
+    /// An operator's new standing orders `a`: they reach each node after a propagation delay,
+    /// as an edit of the replicated admin file does (a node that is down finds them on its
+    /// disk when it starts).
+    fn give_orders(&mut self, a: mosha::engine::Admin) {
+        self.admin.0 += 1;
+        self.admin.1 = a;
+        let (seq, admin) = (self.admin.0, std::rc::Rc::new(self.admin.1.clone()));
+        for node in 0..self.nodes.len() {
+            let t = self.now + self.timing.dissem(&mut self.rng);
+            let admin = admin.clone();
+            self.push(t, Kind2::Admin { node, seq, admin });
+        }
+    }
+
+    /// Standing orders number `seq` reach node `x` (older ones than it has are ignored).
+    pub(crate) fn admin_arrives(&mut self, x: usize, seq: u64, a: &mosha::engine::Admin) {
+        if seq <= self.nodes[x].admin.0 {
+            return;
+        }
+        self.nodes[x].admin = (seq, a.clone());
+        if self.nodes[x].ok() && self.nodes[x].om.is_none() {
+            self.nodes[x]
+                .core
+                .observe(mosha::engine::node::Input::Admin(a.clone()));
+            self.dirty(x);
+        }
+    }
+
     /// Kills every process of node `x` (machine off or daemon restart).
     pub fn kill_processes(&mut self, x: usize) {
         let groups: Vec<String> = self.nodes[x].claims.keys().cloned().collect();
@@ -158,6 +186,19 @@ impl World {
                     let g = self.gnames[group].clone();
                     self.ask_move(node, &g, to);
                 }
+            }
+            Fault::Standby { node, to } => {
+                let (name, to) = (format!("n{node}"), to.map(|t| format!("n{t}")));
+                self.log(|| format!("operator: standby {name} to {to:?}"));
+                let mut a = self.admin.1.clone();
+                a.standby.insert(name, to);
+                self.give_orders(a);
+            }
+            Fault::Unstandby(node) => {
+                let mut a = self.admin.1.clone();
+                a.standby.remove(&format!("n{node}"));
+                self.log(|| format!("operator: unstandby n{node}"));
+                self.give_orders(a);
             }
             Fault::HealAll => {
                 self.healed = true;

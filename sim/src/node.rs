@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use mosha::engine::node::{Fencing, Input, Node as Core};
-use mosha::engine::{Claim, Config, Policy, PLAN};
+use mosha::engine::{Admin, Claim, Config, Policy, PLAN};
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
@@ -61,6 +61,9 @@ pub struct Node {
     /// Its disk's hactl: the version in force when its daemon last changed it, and its text
     /// (what a restarted daemon starts from).
     pub disk: (Version, String),
+    /// The standing orders on its disk (the admin file), with their number (newer ones
+    /// replace older ones as they arrive).
+    pub admin: (u64, Admin),
     /// The supervisor's true claims (only groups that hold something).
     pub claims: BTreeMap<String, Claim>,
     /// The pending supervisor operation per group (to drop superseded completions).
@@ -124,6 +127,7 @@ impl Node {
             rng: rng(seed, 1),
             want: BTreeMap::new(),
             disk: (Version::zero(), String::new()),
+            admin: (0, Admin::default()),
             claims: BTreeMap::new(),
             op: BTreeMap::new(),
             published: BTreeMap::new(),
@@ -175,6 +179,7 @@ impl Node {
             mtime_ms: 0,
         });
         core.observe(Input::Wanted(self.want.clone()));
+        core.observe(Input::Admin(self.admin.1.clone()));
         core.observe(Input::Fencing(Fencing {
             default: Some(fence_policy()),
             nodes: BTreeMap::new(),

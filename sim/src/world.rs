@@ -83,6 +83,12 @@ pub enum Kind2 {
     Fault(usize),
     /// Periodic invariant checks.
     Check,
+    /// The standing orders number `seq` reach `node` (the replicated admin file).
+    Admin {
+        node: usize,
+        seq: u64,
+        admin: Rc<mosha::engine::Admin>,
+    },
 }
 
 struct Ev {
@@ -171,6 +177,8 @@ pub struct World {
     pub plan: Plan,
     /// Whether everything was healed.
     pub healed: bool,
+    /// The newest standing orders, with their number.
+    pub admin: (u64, mosha::engine::Admin),
     /// The text of every hactl version made (see `files`); the newest is the truth.
     pub hactl: BTreeMap<Version, String>,
     /// Group names.
@@ -251,6 +259,7 @@ impl World {
             cfg,
             plan,
             healed: false,
+            admin: (0, mosha::engine::Admin::default()),
             hactl: [(first, text)].into(),
             gnames,
             names,
@@ -399,6 +408,7 @@ impl World {
                 let f = self.plan.schedule[i].1.clone();
                 self.fault(f);
             }
+            Kind2::Admin { node, seq, admin } => self.admin_arrives(node, seq, &admin),
             Kind2::Check => {
                 (self.checks.periodic)(self);
                 self.push(self.now + 250, Kind2::Check);

@@ -100,6 +100,22 @@ pub(super) fn check(dir: &Path) -> ExitCode {
         ),
         None => {}
     }
+    let admin_path = dir.join("admin");
+    match read(&admin_path, &mut bad) {
+        Some(Some(text)) => {
+            if let Some(a) = parsed(config::admin::parse(&name(&admin_path), &text), &mut bad) {
+                println!(
+                    "{}: ok ({} node(s) in standby, {} group(s) frozen{})",
+                    admin_path.display(),
+                    a.standby.len(),
+                    a.frozen.len(),
+                    if a.maintenance { ", MAINTENANCE" } else { "" }
+                );
+            }
+        }
+        Some(None) => println!("{}: not found (no standing orders)", admin_path.display()),
+        None => {}
+    }
     let key_path = dir.join(crate::daemon::keys::KEY_FILE);
     if key_path.exists() {
         match crate::daemon::keys::load(&key_path) {

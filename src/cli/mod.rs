@@ -1,8 +1,9 @@
 //! The `mosha` command line: the [`Cli`] and its commands, one file each as mini-redis's
 //! `cmd/` does: [`run`] (the daemon), [`check`] (offline validation), [`fence`] (fence or
-//! acknowledge by hand), [`moving`] (`mosha move`), [`status`], [`keygen`]; `demo` is
-//! [`crate::demo`].
+//! acknowledge by hand), [`moving`] (`mosha move`), [`admin`] (standby, drain, freeze,
+//! maintenance), [`status`], [`keygen`]; `demo` is [`crate::demo`].
 
+mod admin;
 mod check;
 mod fence;
 mod keygen;
@@ -22,7 +23,9 @@ use clap::{Parser, Subcommand};
 /// that `hactl` wants (group level) on exactly one node through plan, test and start, fences
 /// a lost peer (DIR/fencetab) before its groups start elsewhere, and stops its groups when it
 /// loses quorum. `cltab`, `hactl` and `fencetab` may be edited on any node: the newest valid
-/// edit spreads to every node.
+/// edit spreads to every node. Operators move groups (`move`), take nodes out of service
+/// (`standby`, `drain`) and freeze groups (`freeze`, `maintenance`) from any node too; those
+/// orders are kept in the replicated `admin` file.
 #[derive(Debug, Parser)]
 #[command(name = "mosha", version, about, long_about)]
 pub struct Cli {
@@ -38,7 +41,7 @@ enum Command {
     /// `mosha keygen`): the daemon refuses to start without a private, valid key file unless
     /// --insecure.
     ///
-    /// Reads DIR/cltab, DIR/hactl and DIR/fencetab, re-reads them every 50 ms and takes an
+    /// Reads DIR/cltab, DIR/hactl, DIR/fencetab and DIR/admin, re-reads them every 50 ms and takes an
     /// edit once the file has not changed for 200 ms; the newest valid edit made on any node
     /// spreads to every node. Writes this node's status to DIR/clstat.json and the cluster's
     /// to DIR/hastat.json (see `mosha status`). A file with errors is rejected with every
@@ -46,12 +49,12 @@ enum Command {
     /// and exits 0; a second signal kills at once. Exits 2 at once when DIR is in use by
     /// another mosha, read-only or not writable, or an option is out of range.
     Run(Box<run::RunArgs>),
-    /// Validates DIR/cltab, DIR/hactl, DIR/fencetab and DIR/authkey offline; prints every
+    /// Validates DIR/cltab, DIR/hactl, DIR/fencetab, DIR/admin and DIR/authkey offline; prints every
     /// problem as FILE:LINE: message, and the fingerprints of the keys.
     ///
     /// Exits 0 when every file present is valid (warnings allowed), 1 when not.
     Check {
-        /// The node directory holding cltab, hactl, fencetab and authkey.
+        /// The node directory holding cltab, hactl, fencetab, admin and authkey.
         #[arg(long, default_value = "/etc/mosha")]
         dir: PathBuf,
     },
@@ -99,6 +102,83 @@ enum Command {
         /// if it runs elsewhere instead.
         #[arg(long)]
         wait: bool,
+    },
+    /// Puts NODE in standby, like `pcs node standby`: it keeps its vote and its daemon but
+    /// runs no group.
+    ///
+    /// Every group NODE runs moves to another node (in group-name order, at most 4 at once,
+    /// each stopped on NODE and handed to the best-ranked node that can take it), and none is
+    /// placed on it. A group that no other node may run is stopped. The order is kept in the
+    /// replicated DIR/admin file: it spreads to every node and survives restarts, until
+    /// `mosha unstandby NODE`. Works from any node.
+    Standby {
+        /// The node to put in standby.
+        node: String,
+        /// The node directory (the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+        /// Waits until NODE runs no group (120 s at most) and prints the time it took.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Ends the standby of NODE: groups may be placed on it again (none moves back by
+    /// itself, unless its hactl line says failback=).
+    Unstandby {
+        /// The node to take out of standby.
+        node: String,
+        /// The node directory (the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+    },
+    /// Moves every group NODE runs to OTHER and puts NODE in standby (xCAT's snmove): a
+    /// group OTHER cannot take goes to the best-ranked node that can.
+    ///
+    /// NODE stays in standby until `mosha unstandby NODE`.
+    Drain {
+        /// The node to empty.
+        node: String,
+        /// Where its groups go.
+        #[arg(long, value_name = "OTHER")]
+        to: String,
+        /// The node directory (the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+        /// Waits until NODE runs no group (120 s at most) and prints the time it took.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Freezes GROUP, like `clusvcadm -Z`: mosha leaves its processes as they are.
+    ///
+    /// No respawn, no stop, no test, no failover, no move, not even the stop when its node
+    /// loses quorum, until `mosha unfreeze GROUP`; `mosha status` shows it FROZEN. Kept in
+    /// DIR/admin (replicated, survives restarts). Stopping the daemon still stops it.
+    Freeze {
+        /// The group to freeze.
+        group: String,
+        /// The node directory (the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+    },
+    /// Unfreezes GROUP: the entries that exited while it was frozen start again where it
+    /// runs, and mosha manages it again (a group running nowhere is placed as usual).
+    Unfreeze {
+        /// The group to unfreeze.
+        group: String,
+        /// The node directory (the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+    },
+    /// `on` freezes every group of the cluster (Pacemaker's maintenance-mode); `off` ends it.
+    ///
+    /// The daemons keep gossiping, and lost nodes are still fenced; no group is started,
+    /// stopped or moved until `mosha maintenance off`.
+    Maintenance {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        /// The node directory (the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
     },
     /// Shows the cluster as this node sees it (members, quorum, where each group runs),
     /// read from DIR/hastat.json, and how old that is.
@@ -150,6 +230,38 @@ pub fn main() -> ExitCode {
             dir,
             wait,
         } => moving::move_group(&dir, &group, node.as_deref(), wait),
+        Command::Standby { node, dir, wait } => {
+            let verb = admin::Verb::Standby {
+                node: &node,
+                to: None,
+            };
+            admin::order(&dir, &verb, wait)
+        }
+        Command::Drain {
+            node,
+            to,
+            dir,
+            wait,
+        } => {
+            let verb = admin::Verb::Standby {
+                node: &node,
+                to: Some(&to),
+            };
+            admin::order(&dir, &verb, wait)
+        }
+        Command::Unstandby { node, dir } => {
+            admin::order(&dir, &admin::Verb::Unstandby { node: &node }, false)
+        }
+        Command::Freeze { group, dir } => {
+            admin::order(&dir, &admin::Verb::Freeze { group: &group }, false)
+        }
+        Command::Unfreeze { group, dir } => {
+            admin::order(&dir, &admin::Verb::Unfreeze { group: &group }, false)
+        }
+        Command::Maintenance { state, dir } => {
+            let on = state == "on";
+            admin::order(&dir, &admin::Verb::Maintenance { on }, false)
+        }
         Command::Keygen => keygen::keygen(),
         Command::Demo => match crate::demo::run() {
             Ok(()) => ExitCode::SUCCESS,

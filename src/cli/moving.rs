@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::config;
-use crate::hastat::{GroupStat, Hastat};
+use crate::hastat::GroupStat;
 
 /// How long `--wait` follows a move.
 const WAIT: Duration = Duration::from_secs(60);
@@ -105,10 +105,5 @@ fn runs_on(g: &GroupStat, node: &str) -> bool {
 
 /// Reads `group`'s entry of the hastat document at `path` (`None`: unreadable for now).
 fn read_group(path: &Path, group: &str) -> Option<GroupStat> {
-    let text = match crate::files::read_bounded(path, 64 << 20) {
-        crate::files::Content::Text(t) => t,
-        _ => return None,
-    };
-    let mut h = serde_json::from_str::<Hastat>(&text).ok()?;
-    h.groups.remove(group)
+    super::admin::read(path)?.groups.remove(group)
 }

@@ -14,9 +14,10 @@ pub(super) struct RunArgs {
     /// This node's name (default: the host name).
     #[arg(long)]
     node: Option<String>,
-    /// The node directory: cltab, hactl, fencetab (replicated), members and authkey are read
-    /// from it; clstat.json, hastat.json, mosha.pgids and .mosha-versions.json are written to
-    /// it; commands/ takes the requests of `mosha fence`; .mosha.lock makes it this daemon's.
+    /// The node directory: cltab, hactl, fencetab, admin (replicated), members and authkey are
+    /// read from it; clstat.json, hastat.json, mosha.pgids and .mosha-versions.json are
+    /// written to it; commands/ takes the requests of `mosha fence`, `move`, `standby`,
+    /// `drain`, `freeze` and `maintenance`; .mosha.lock makes it this daemon's.
     #[arg(long, default_value = "/etc/mosha")]
     dir: PathBuf,
     /// Seconds between SIGTERM and SIGKILL when stopping an entry's process group (0 to 3600).

@@ -12,6 +12,10 @@
 //!   `key=value`, each at most once: `prefer=` (the nodes placed first, in order) and `only=`
 //!   (the only nodes that may run the group), each a comma-separated list of distinct node
 //!   names, at most [`MAX_OPTION_NODES`]; every `prefer` node must be an `only` one.
+//!   `failback=no|yes|DURATION` (default `no`): whether a running group moves back to a
+//!   node its `prefer=` list places before the node running it, once that node has been
+//!   alive for DURATION (`yes`: [`FAILBACK_DELAY_S`] s; a number of seconds, or with a
+//!   suffix `s`, `m`, `h`; 1 s to 1 day).
 //! - A group missing from the file is wanted at [`STOP`].
 //! - The limits of [`crate::config::text`] apply (size, line length, control characters, at
 //!   most 10,000 groups).
@@ -28,13 +32,25 @@ use crate::config::{check_name, text, Problem};
 pub const STOP: &str = "stop";
 
 /// Lists the option keys accepted after the level; adding a key here is enough to accept it.
-const KNOWN_OPTIONS: &[&str] = &[PREFER, ONLY];
+const KNOWN_OPTIONS: &[&str] = &[PREFER, ONLY, FAILBACK];
 
 /// Names the option that lists a group's preferred nodes, best first.
 pub const PREFER: &str = "prefer";
 
 /// Names the option that lists the only nodes that may run a group.
 pub const ONLY: &str = "only";
+
+/// Names the option that says whether (and after how long) a group moves back to a
+/// preferred node that returns.
+pub const FAILBACK: &str = "failback";
+
+/// How long a preferred node must have been alive before a group with `failback=yes` moves
+/// back to it, in seconds: long enough that a node which flaps (comes back, dies again) does
+/// not drag its groups along each time.
+pub const FAILBACK_DELAY_S: u64 = 30;
+
+/// The longest failback delay accepted, in seconds (a day).
+pub const MAX_FAILBACK_S: u64 = 86_400;
 
 /// Most nodes that one `prefer=` or `only=` option lists.
 pub const MAX_OPTION_NODES: usize = 64;
@@ -63,6 +79,12 @@ impl Want {
     /// (`None`: any node may).
     pub fn only(&self) -> Option<BTreeSet<&str>> {
         self.options.get(ONLY).map(|v| v.split(',').collect())
+    }
+
+    /// Returns how long a preferred node must have been alive before the group moves back
+    /// to it, in seconds (`None`: it never does, the default).
+    pub fn failback(&self) -> Option<u64> {
+        parse_failback(self.options.get(FAILBACK)?).ok().flatten()
     }
 }
 
@@ -119,6 +141,9 @@ impl Hactl {
             };
             let options = parse_options(fields, KNOWN_OPTIONS, &mut messages);
             check_placement(&options, &mut messages);
+            if let Some(Err(m)) = options.get(FAILBACK).map(|v| parse_failback(v)) {
+                messages.push(m);
+            }
             if group_ok {
                 match first_line.entry(group.to_string()) {
                     MapEntry::Occupied(first) => messages.push(format!(
@@ -222,6 +247,32 @@ fn check_placement(options: &BTreeMap<String, String>, messages: &mut Vec<String
                 "option 'prefer' names '{node}', which option 'only' leaves out"
             ));
         }
+    }
+}
+
+/// Parses the value of a `failback=` option: `no` (`None`), `yes` ([`FAILBACK_DELAY_S`]),
+/// or a delay in seconds (`90`, `90s`, `5m`, `1h`) from 1 s to [`MAX_FAILBACK_S`].
+fn parse_failback(value: &str) -> Result<Option<u64>, String> {
+    match value {
+        "no" => return Ok(None),
+        "yes" => return Ok(Some(FAILBACK_DELAY_S)),
+        _ => {}
+    }
+    let (digits, unit) = match value.char_indices().last() {
+        Some((i, 's')) => (&value[..i], 1),
+        Some((i, 'm')) => (&value[..i], 60),
+        Some((i, 'h')) => (&value[..i], 3600),
+        _ => (value, 1),
+    };
+    let seconds = (digits.parse::<u64>().ok())
+        .filter(|d| digits.bytes().all(|b| b.is_ascii_digit()) && *d > 0)
+        .and_then(|d| d.checked_mul(unit))
+        .filter(|s| *s <= MAX_FAILBACK_S);
+    match seconds {
+        Some(s) => Ok(Some(s)),
+        None => Err(format!(
+            "option 'failback': '{value}' is not yes, no or a delay from 1s to 24h (like 90s, 5m)"
+        )),
     }
 }
 
@@ -384,12 +435,43 @@ mod tests {
     }
 
     #[test]
-    fn options_other_than_prefer_and_only_are_unknown() {
-        assert_eq!(KNOWN_OPTIONS, [PREFER, ONLY]);
+    fn options_other_than_the_known_ones_are_unknown() {
+        assert_eq!(KNOWN_OPTIONS, [PREFER, ONLY, FAILBACK]);
         assert_eq!(
-            errors("web 1 failback=yes"),
-            vec!["hactl:1: unknown option 'failback'"]
+            errors("web 1 stickiness=100"),
+            vec!["hactl:1: unknown option 'stickiness'"]
         );
+    }
+
+    #[test]
+    fn failback_is_no_yes_or_a_delay() {
+        let hactl = parse("a 1\nb 1 failback=no\nc 1 failback=yes\nd 1 failback=90\ne 1 failback=5m\nf 1 failback=1h\n");
+        let got: Vec<Option<u64>> = hactl.groups.values().map(Want::failback).collect();
+        let want = [
+            None,
+            None,
+            Some(FAILBACK_DELAY_S),
+            Some(90),
+            Some(300),
+            Some(3600),
+        ];
+        assert_eq!(got, want);
+        for bad in [
+            "maybe",
+            "0",
+            "0s",
+            "25h",
+            "-5",
+            "1.5m",
+            "m",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(
+                errors(&format!("web 1 failback={bad}")),
+                vec![format!("hactl:1: option 'failback': '{bad}' is not yes, no or a delay from 1s to 24h (like 90s, 5m)")],
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! parser first applies the shared limits of [`text`]: size, line length, no control
 //! characters, a bounded number of entries and of problems reported.
 
+pub mod admin;
 pub mod authkey;
 pub mod cltab;
 pub mod fencetab;

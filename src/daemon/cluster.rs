@@ -2,8 +2,8 @@
 //! hands the core what it observed (the gossip view, the supervisor's claims, the files in
 //! force, fence results, operator commands), carries out the core's [`Ready`] (tells the
 //! supervisor, publishes, runs fence agents, logs, persists the expected membership before
-//! advancing), and replicates cltab, hactl and fencetab (validates edits, writes the
-//! versions the core adopts). Every decision is the core's.
+//! advancing), and replicates cltab, hactl, fencetab and admin (validates edits, writes
+//! the versions the core adopts). Every decision is the core's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,10 @@ fn validate_hactl(file: &str, text: &str) -> Result<(), Vec<Problem>> {
 
 fn validate_fencetab(file: &str, text: &str) -> Result<(), Vec<Problem>> {
     Fencetab::parse(file, text).map(|_| ())
+}
+
+fn validate_admin(file: &str, text: &str) -> Result<(), Vec<Problem>> {
+    config::admin::parse(file, text).map(|_| ())
 }
 
 /// Returns how `node` is fenced according to `tab`, with the time one pass may take (every
@@ -84,6 +88,14 @@ pub struct Cluster {
     pub fencetab_file: Replicated,
     /// The fencing table in force, parsed.
     pub fencetab: Fencetab,
+    /// The replicated standing orders (standby, freeze, maintenance).
+    pub admin_file: Replicated,
+    /// The standing orders in force, parsed.
+    pub admin: engine::Admin,
+    /// `admin` is not yet applied to the supervisor (at start).
+    admin_unapplied: bool,
+    /// The standing orders given here, until the admin file in force says them.
+    orders: super::orders::Pending,
     /// The fence agents this node runs.
     pub runner: Runner,
     /// The real fence agents.
@@ -97,8 +109,9 @@ pub struct Cluster {
     /// The node core: every decision.
     pub(super) core: Node,
     pub(super) last_view: Option<ClusterView>,
-    /// The versions of cltab, hactl and fencetab parsed into `cltab`, `hactl`, `fencetab`.
-    parsed: [Version; 3],
+    /// The versions of cltab, hactl, fencetab and admin parsed into `cltab`, `hactl`,
+    /// `fencetab`, `admin`.
+    parsed: [Version; 4],
 }
 
 impl Cluster {
@@ -131,13 +144,16 @@ impl Cluster {
         let hactl_file = open("hactl", files::DEFAULT_MODE, validate_hactl);
         // The fencetab may hold passwords: readable by root only, on every node.
         let fencetab_file = open("fencetab", 0o600, validate_fencetab);
+        let admin_file = open("admin", files::DEFAULT_MODE, validate_admin);
         let text = |name| core.file(name).map_or("", |(_, t)| t);
+        let admin = config::admin::parse("admin", text("admin")).unwrap_or_default();
         let fencetab = Fencetab::parse("fencetab", text("fencetab")).unwrap_or_default();
         let cltab = Cltab::parse("cltab", text("cltab")).unwrap_or_default();
         let hactl = Hactl::parse("hactl", text("hactl")).unwrap_or_default();
         let version = |name| core.file(name).map(|(v, _)| v.clone()).unwrap_or_default();
-        let parsed = [version("cltab"), version("hactl"), version("fencetab")];
+        let parsed = FILES.map(version);
         core.observe(Input::Wanted(wanted(&cltab, &hactl)));
+        core.observe(Input::Admin(admin.clone()));
         core.observe(Input::Placement(placement(&hactl)));
         core.observe(Input::Fencing(fencing(&fencetab)));
         Ok(Cluster {
@@ -149,6 +165,10 @@ impl Cluster {
             hactl,
             fencetab_file,
             fencetab,
+            admin_file,
+            admin,
+            admin_unapplied: true,
+            orders: Default::default(),
             runner: Runner::new(),
             agents: OsAgents,
             alerts: Alerts {
@@ -170,6 +190,7 @@ impl Cluster {
             &self.cltab_file.errors,
             &self.hactl_file.errors,
             &self.fencetab_file.errors,
+            &self.admin_file.errors,
             &self.members.errors,
         ]
         .into_iter()
@@ -203,6 +224,7 @@ impl Cluster {
             &mut self.cltab_file,
             &mut self.hactl_file,
             &mut self.fencetab_file,
+            &mut self.admin_file,
         ] {
             if let Some(edit) = file.poll_local(now, self.core.file(file.name), wall_ms) {
                 self.core.observe(edit);
@@ -217,6 +239,7 @@ impl Cluster {
                 "cltab" => &mut self.cltab_file,
                 "hactl" => &mut self.hactl_file,
                 "fencetab" => &mut self.fencetab_file,
+                "admin" => &mut self.admin_file,
                 _ => continue,
             };
             // The first member that publishes the text whole.
@@ -233,11 +256,7 @@ impl Cluster {
     /// hands the core what changed. Returns whether the cltab changed (the supervisor must
     /// be reconfigured).
     fn parse_changed_files(&mut self) -> bool {
-        let now = [
-            self.version("cltab"),
-            self.version("hactl"),
-            self.version("fencetab"),
-        ];
+        let now = FILES.map(|f| self.version(f));
         let changed: Vec<bool> = (now.iter().zip(&self.parsed))
             .map(|(a, b)| a != b)
             .collect();
@@ -252,6 +271,10 @@ impl Cluster {
                 warn!("{w}");
             }
         }
+        if changed[3] {
+            self.admin = config::admin::parse("admin", text("admin")).unwrap_or_default();
+            info!(orders = %summary(&self.admin), "standing orders in force changed");
+        }
         if changed[1] {
             self.hactl = Hactl::parse("hactl", text("hactl")).unwrap_or_default();
             info!(groups = self.hactl.groups.len(), "hactl in force changed");
@@ -263,6 +286,9 @@ impl Cluster {
                 warn!(nodes = ?off, "fencing is turned OFF (none) for these nodes: their groups are recovered without fencing, which is unsafe");
             }
             self.core.observe(Input::Fencing(fencing(&self.fencetab)));
+        }
+        if changed[3] {
+            self.core.observe(Input::Admin(self.admin.clone()));
         }
         if changed[0] || changed[1] {
             self.core
@@ -347,9 +373,15 @@ impl Cluster {
         self.poll_local_files(now, wall_ms);
         self.take_changed_files(sup, os, now);
         let mut publish = Vec::new();
-        for i in super::commands::carry_out(&self.dir, &self.core, &view) {
+        let mut orders = Vec::new();
+        for i in super::commands::carry_out(&self.dir, &self.core, &view, &mut orders) {
             self.core.observe(i);
         }
+        for o in orders {
+            self.orders.push(o, now);
+        }
+        self.write_orders(now, wall_ms);
+        self.take_changed_files(sup, os, now);
         for r in self.runner.take_results() {
             let detail = format!("{} (at unix {:.1})", r.detail, wall_ms as f64 / 1000.0);
             if r.ok {
@@ -377,11 +409,36 @@ impl Cluster {
         publish
     }
 
+    /// Writes the standing orders that are due into the admin file, as a local edit that
+    /// the core versions and spreads at once (the file is written too, so that it says
+    /// what is in force).
+    fn write_orders(&mut self, now: Instant, wall_ms: u64) {
+        let Some(text) = self.orders.due(&self.admin, now) else {
+            return;
+        };
+        let written = files::write_atomic(self.admin_file.path(), text.as_bytes());
+        self.notices.outcome("write the admin file", &written);
+        self.core.observe(Input::FileEdited {
+            file: "admin".to_string(),
+            text,
+            wall_ms,
+        });
+    }
+
     /// Reparses the files whose version in force changed (a local edit, an adopted one) and
     /// hands a new cltab to the supervisor.
     fn take_changed_files(&mut self, sup: &mut Supervisor, os: &mut dyn Os, now: Instant) {
-        if self.parse_changed_files() {
+        let admin = self.parsed[3].clone();
+        let cltab = self.parse_changed_files();
+        if cltab {
             sup.configure(now, os, &self.cltab);
+        }
+        if cltab || admin != self.parsed[3] || self.admin_unapplied {
+            self.admin_unapplied = false;
+            let admin = &self.admin;
+            sup.set_frozen(now, os, &|g| admin.is_frozen(g));
+        }
+        if cltab {
             sup.retell_all(now, os);
         }
     }
@@ -456,13 +513,42 @@ impl Cluster {
     }
 }
 
-/// Returns the placement options (`prefer=`, `only=`) of the groups of `hactl` that have some.
+/// The replicated files, in the order of [`Cluster::parsed`].
+const FILES: [&str; 4] = ["cltab", "hactl", "fencetab", "admin"];
+
+/// Describes the standing orders `a` in a few words, for the log.
+fn summary(a: &engine::Admin) -> String {
+    let mut parts: Vec<String> = (a.standby.iter())
+        .map(|(n, to)| match to {
+            Some(to) => format!("{n} standby (drained to {to})"),
+            None => format!("{n} standby"),
+        })
+        .collect();
+    parts.extend(a.frozen.iter().map(|g| format!("{g} frozen")));
+    if a.maintenance {
+        parts.push("maintenance: every group frozen".into());
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Returns the placement options (`prefer=`, `only=`, `failback=`) of the groups of `hactl`
+/// that have some.
 fn placement(hactl: &Hactl) -> BTreeMap<String, engine::Placement> {
     (hactl.groups.iter())
         .filter_map(|(group, want)| {
             let prefer: Vec<String> = want.prefer().into_iter().map(String::from).collect();
             let only = (want.only()).map(|o| o.into_iter().map(String::from).collect());
-            let p = engine::Placement { prefer, only };
+            let failback = want.failback().map(|s| s.saturating_mul(1000));
+            let p = engine::Placement {
+                prefer,
+                only,
+                failback,
+                standby: Default::default(),
+            };
             (p != engine::Placement::default()).then(|| (group.clone(), p))
         })
         .collect()
@@ -489,10 +575,12 @@ mod tests {
         let web = engine::Placement {
             prefer: names(&["n3", "n1"]),
             only: None,
+            ..engine::Placement::default()
         };
         let db = engine::Placement {
             prefer: names(&["n2"]),
             only: Some(names(&["n1", "n2"]).into_iter().collect()),
+            ..engine::Placement::default()
         };
         let want = BTreeMap::from([("db".to_string(), db), ("web".to_string(), web)]);
         assert_eq!(placement(&hactl), want);

@@ -2,7 +2,8 @@
 //! `mosha fence ack NODE`) and `fenced-NODE` (written by `mosha fence NODE` once it fenced the
 //! node by hand), each a fencing record for the node's lost generation; and `move-GROUP`
 //! (written by `mosha move GROUP [NODE]`, the target node in the file or nothing), checked
-//! against the cluster as this node sees it and handed to the node core as a move request.
+//! against the cluster as this node sees it and handed to the node core as a move request;
+//! and the standing orders of [`super::orders`] (`standby-NODE`, `freeze-GROUP`, ...).
 //! The daemon answers in `DIR/commands/.reply-NAME`, which the command waits for.
 //!
 //! An acknowledgement lets a node's groups start elsewhere, so it is refused for a node the
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use tracing::{error, warn};
 
+use crate::config::admin::Order;
 use crate::engine::node::{Input, Node};
 use crate::engine::{rank, Engine, Outcome, State};
 use crate::files;
@@ -34,9 +36,15 @@ const MAX_PER_STEP: usize = 16;
 const MAX_COMMAND_BYTES: usize = 4096;
 
 /// Carries out the commands waiting in `dir/commands/`, checked against what `engine` and
-/// `view` know, answering each in `.reply-NAME`; returns the records for the node core. At most [`MAX_PER_STEP`] commands per call, each read up to
+/// `view` know, answering each in `.reply-NAME`; returns the records for the node core, and
+/// pushes the standing orders to `orders`. At most [`MAX_PER_STEP`] commands per call, each read up to
 /// [`MAX_COMMAND_BYTES`]; anything else found there is answered as an unknown command.
-pub fn carry_out(dir: &Path, core: &Node, view: &ClusterView) -> Vec<Input> {
+pub fn carry_out(
+    dir: &Path,
+    core: &Node,
+    view: &ClusterView,
+    orders: &mut Vec<Order>,
+) -> Vec<Input> {
     let dir = dir.join("commands");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
@@ -60,7 +68,13 @@ pub fn carry_out(dir: &Path, core: &Node, view: &ClusterView) -> Vec<Input> {
                 out.push(i);
                 done
             }),
-            None => command(core.engine(), &name, &text, view, &mut out),
+            None => match super::orders::parse(core, &name, &text) {
+                Some(order) => order.map(|(o, said)| {
+                    orders.push(o);
+                    said
+                }),
+                None => command(core.engine(), &name, &text, view, &mut out),
+            },
         });
         let reply = match &answer {
             Ok(done) => format!("ok: {done}\n"),
@@ -91,6 +105,11 @@ fn move_command(core: &Node, group: &str, to: &str) -> Result<(String, Input), S
     }
     if !core.engine().quorate() {
         return Err("this node has no quorum: nothing moves".to_string());
+    }
+    if view.admin.is_frozen(group) {
+        return Err(format!(
+            "{group} is frozen (mosha freeze, or maintenance): mosha moves nothing of it"
+        ));
     }
     let live = view.members.iter().filter(|(_, m)| m.alive);
     let holders: Vec<(&String, &crate::engine::Claim)> = live

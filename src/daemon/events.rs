@@ -82,8 +82,11 @@ pub fn log(e: &Event) {
         Event::TestFailed { group, level } => {
             warn!(%group, %level, "group failed here: cooldown, it goes to another node")
         }
-        Event::HandingOff { group, to } => {
-            info!(%group, to = %to, "planned move: stopping the group here to hand it to {to}")
+        Event::HandingOff { group, to, why } => {
+            info!(%group, to = %to, "stopping the group here to hand it to {to} ({why})")
+        }
+        Event::NowhereToGo { group, why } => {
+            warn!(%group, "stopping the group: {why}, and no other node can take it; it stays stopped until one can")
         }
         Event::MoveAbandoned { group, to, why } => {
             warn!(%group, to = %to, "planned move to {to} did not happen: {why}; the group is placed as usual")

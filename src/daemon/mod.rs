@@ -17,6 +17,7 @@ pub mod identity;
 pub mod keys;
 pub mod members;
 pub mod notices;
+pub mod orders;
 pub mod replicated;
 pub mod report;
 

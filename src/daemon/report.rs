@@ -10,8 +10,8 @@ use super::notices::Notices;
 use crate::engine::{self, FenceState, Outcome};
 use crate::gossip::{ClusterView, GossipStats};
 use crate::hastat::{
-    FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, MoveStat, NodeGroupStat,
-    RejectingStat, SecurityStat, ShadowStat,
+    AdminStat, FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, MoveStat,
+    NodeGroupStat, RejectingStat, SecurityStat, ShadowStat,
 };
 
 impl Cluster {
@@ -102,6 +102,7 @@ impl Cluster {
             ("cltab", &self.cltab_file),
             ("hactl", &self.hactl_file),
             ("fencetab", &self.fencetab_file),
+            ("admin", &self.admin_file),
         ] {
             h.files.insert(
                 name.to_string(),
@@ -147,6 +148,14 @@ impl Cluster {
                 h.not_fenced
                     .insert(node.clone(), lost.held.iter().cloned().collect());
             }
+        }
+        h.admin = AdminStat {
+            standby: self.admin.standby.clone(),
+            frozen: self.admin.frozen.iter().cloned().collect(),
+            maintenance: self.admin.maintenance,
+        };
+        for (name, g) in &mut h.groups {
+            g.frozen = self.admin.is_frozen(name);
         }
         h.fencing_off = self
             .fencetab

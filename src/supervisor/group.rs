@@ -128,6 +128,9 @@ pub struct Group {
     /// True until the group is first told a level other than `stop`: a group that never ran
     /// has nothing to clean up, so its `stop` entries do not run.
     pub pristine: bool,
+    /// An operator froze the group (`mosha freeze`, maintenance): a `respawn` entry that
+    /// exits is not restarted (see [`Group::set_frozen`]).
+    pub frozen: bool,
 }
 
 impl Group {
@@ -141,6 +144,7 @@ impl Group {
             slots: Vec::new(),
             retiring: Vec::new(),
             pristine: true,
+            frozen: false,
         }
     }
 
@@ -240,6 +244,10 @@ impl Group {
                             slot.run = Run::Failed(exit.to_string());
                         }
                     }
+                    Mode::Respawn if self.frozen => {
+                        warn!(group = %name, tag = %tag, "exited with {exit}; the group is frozen: not respawning");
+                        slot.run = Run::Done;
+                    }
                     Mode::Respawn => {
                         let delay = slot.throttle.on_exit(&opts.throttle, since, now);
                         if delay.is_zero() {
@@ -288,7 +296,7 @@ impl Group {
                     poll_at,
                     ..
                 } if now >= poll_at => check_stopped(os, now, slot),
-                Run::Backoff { until, .. } if now >= until => {
+                Run::Backoff { until, .. } if now >= until && !self.frozen => {
                     slot.restarts += 1;
                     start_slot(&name, &level, opts, now, os, slot);
                 }
@@ -298,6 +306,26 @@ impl Group {
         self.retiring
             .retain(|s| matches!(s.run, Run::Stopping { .. }));
         self.advance(opts, now, os);
+    }
+
+    /// Freezes or unfreezes the group. Frozen, its processes are left as they are: a
+    /// `respawn` entry that exits stays down. Unfrozen, what still runs is kept, and the
+    /// `respawn` entries of its level that exited meanwhile start again.
+    pub fn set_frozen(&mut self, opts: &Options, now: Instant, os: &mut dyn Os, frozen: bool) {
+        if std::mem::replace(&mut self.frozen, frozen) == frozen || frozen {
+            return;
+        }
+        let name = self.name.clone();
+        let level = self.level.clone();
+        let settled = matches!(self.state, GroupState::Done | GroupState::Passed);
+        for slot in &mut self.slots {
+            let dead = matches!(slot.run, Run::Done | Run::Backoff { .. });
+            if settled && dead && slot.entry.mode == Mode::Respawn && slot.entry.in_level(&level) {
+                info!(group = %name, tag = %slot.entry.tag, "unfrozen: restarting the entry, which exited while frozen");
+                slot.restarts += 1;
+                start_slot(&name, &level, opts, now, os, slot);
+            }
+        }
     }
 
     /// Returns the earliest instant at which [`Group::tick`] has something to do.
@@ -318,7 +346,7 @@ impl Group {
                     (true, true) => Some(poll_at),
                     (true, false) => None,
                 },
-                Run::Backoff { until, .. } => Some(until),
+                Run::Backoff { until, .. } if !self.frozen => Some(until),
                 _ => None,
             })
             .min()

@@ -164,11 +164,20 @@ impl Supervisor {
         }
     }
 
-    /// Re-tells every group its current target, so that entries added to cltab start.
+    /// Re-tells every group its current target, so that entries added to cltab start (a
+    /// frozen group is left as it is).
     pub fn retell_all(&mut self, now: Instant, os: &mut dyn Os) {
-        for g in self.groups.values_mut() {
+        for g in self.groups.values_mut().filter(|g| !g.frozen) {
             let target = g.target.clone();
             g.tell(&self.opts, now, os, &target);
+        }
+    }
+
+    /// Freezes the groups `frozen` names and unfreezes the others (see
+    /// [`Group::set_frozen`]).
+    pub fn set_frozen(&mut self, now: Instant, os: &mut dyn Os, frozen: &dyn Fn(&str) -> bool) {
+        for (name, g) in &mut self.groups {
+            g.set_frozen(&self.opts, now, os, frozen(name));
         }
     }
 

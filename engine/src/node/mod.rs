@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand_chacha::ChaCha12Rng;
 
+use crate::admin::{self, Admin};
 use crate::claim::Claim;
 use crate::fencing::Outcome;
 use crate::replica::Version;
@@ -57,6 +58,9 @@ pub enum Input {
     /// An input of its own rather than a part of [`Input::Wanted`]: a driver without options
     /// (the simulator) need not send it, and the engine compares it apart from the levels.
     Placement(BTreeMap<String, Placement>),
+    /// The operators' standing orders (the `admin` file): standby nodes, frozen groups,
+    /// maintenance (see [`crate::admin`]).
+    Admin(Admin),
     /// How each node is fenced (the fencetab).
     Fencing(Fencing),
     /// An operator replaced the expected membership (edited `DIR/members`).
@@ -178,6 +182,9 @@ pub struct Node {
     save_failed: bool,
     /// The replicated files.
     files: Files,
+    /// The placement options as the driver gave them (hactl's), before the standby nodes
+    /// are folded in.
+    placement: BTreeMap<String, Placement>,
 }
 
 impl Node {
@@ -205,6 +212,7 @@ impl Node {
             unsaved: None,
             save_failed: false,
             files: Files::default(),
+            placement: BTreeMap::new(),
         }
     }
 
@@ -222,6 +230,16 @@ impl Node {
     /// Returns the version in force of replicated file `file`, with its text.
     pub fn file(&self, file: &str) -> Option<(&Version, &str)> {
         self.files.get(file)
+    }
+
+    /// Sets the view's placement: the driver's options with the standby nodes folded in
+    /// (see [`admin::fold_standby`]). Returns whether it changed.
+    fn fold_placement(&mut self) -> bool {
+        let v = &mut self.observed.view;
+        let placement = admin::fold_standby(&self.placement, &v.want, &v.admin.standby);
+        let changed = v.placement != placement;
+        v.placement = placement;
+        changed
     }
 
     /// Returns what the core knows of the cluster, keys included.
@@ -288,12 +306,16 @@ impl Node {
             Input::Wanted(want) => {
                 let changed = o.view.want != want;
                 o.view.want = want;
-                changed
+                self.fold_placement() || changed
             }
             Input::Placement(placement) => {
-                let changed = o.view.placement != placement;
-                o.view.placement = placement;
-                changed
+                self.placement = placement;
+                self.fold_placement()
+            }
+            Input::Admin(a) => {
+                let changed = o.view.admin != a;
+                o.view.admin = a;
+                self.fold_placement() || changed
             }
             Input::Fencing(f) => o.set_fencing(f),
             Input::Expected(m) => {
@@ -545,5 +567,7 @@ impl Node {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_admin;
 #[cfg(test)]
 mod tests_moves;

@@ -407,6 +407,7 @@ fn placement_options_reach_the_engine_and_a_node_left_out_plans_nothing() {
     let only_b = Placement {
         prefer: Vec::new(),
         only: Some(["b".to_string()].into()),
+        ..Placement::default()
     };
     let options = BTreeMap::from([("web".to_string(), only_b)]);
     assert!(n.observe(Input::Placement(options.clone())));

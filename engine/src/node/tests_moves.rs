@@ -1,7 +1,8 @@
 //! Scenario tests of planned moves through the node cores of a small cluster: every core's
 //! publications reach the others at the next tick, in order, and each node's supervisor takes
-//! a group to the level it is told at once. The witness: at no tick do two nodes hold the
-//! group at its start level.
+//! a group to the level it is told at once. The witness: at no tick do two nodes hold a
+//! group at its start level. The cluster ([`Cluster`]) also serves the tests of standby,
+//! freeze and failback (`tests_admin.rs`).
 
 use std::collections::BTreeMap;
 
@@ -13,24 +14,32 @@ use crate::claim::State;
 
 const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
 
-/// A node of the cluster: its core, its supervisor's claims, and whether its tests fail.
-struct Box {
-    name: String,
-    core: Node,
-    claims: BTreeMap<String, Claim>,
-    test_fails: bool,
+/// A node of the cluster: its core, its supervisor's claims, whether its tests fail and
+/// whether it runs.
+pub(super) struct Box {
+    pub name: String,
+    pub core: Node,
+    pub claims: BTreeMap<String, Claim>,
+    pub test_fails: bool,
+    pub alive: bool,
 }
 
 /// The cluster, with what each node published at the last tick.
-struct Cluster {
-    nodes: Vec<Box>,
+pub(super) struct Cluster {
+    pub nodes: Vec<Box>,
     outbox: Vec<Vec<(String, Option<String>)>>,
-    t: Millis,
-    events: Vec<(String, Event)>,
+    pub t: Millis,
+    pub events: Vec<(String, Event)>,
+    groups: Vec<String>,
 }
 
 impl Cluster {
     fn new() -> Cluster {
+        Cluster::with(&["web"])
+    }
+
+    /// Returns the cluster of the four nodes, every one alive, wanting `groups` started.
+    pub fn with(groups: &[&str]) -> Cluster {
         let expected = NODES.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         let mut nodes = Vec::new();
         for (i, n) in NODES.iter().enumerate() {
@@ -48,14 +57,14 @@ impl Cluster {
                     keys: Some(BTreeMap::new()),
                 });
             }
-            core.observe(Input::Wanted(
-                [("web".to_string(), "start".to_string())].into(),
-            ));
+            let want = groups.iter().map(|g| (g.to_string(), "start".to_string()));
+            core.observe(Input::Wanted(want.collect()));
             nodes.push(Box {
                 name: n.to_string(),
                 core,
                 claims: BTreeMap::new(),
                 test_fails: false,
+                alive: true,
             });
         }
         Cluster {
@@ -63,18 +72,48 @@ impl Cluster {
             nodes,
             t: 0,
             events: Vec::new(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
         }
     }
 
-    fn index(&self, name: &str) -> usize {
+    /// Hands every node `input` (a replicated file's content, as every node adopts it).
+    pub fn everyone(&mut self, input: &Input) {
+        for b in &mut self.nodes {
+            b.core.observe(input.clone());
+        }
+    }
+
+    /// Kills (`alive` false) or starts node `name`: the others see it so; a dead node
+    /// neither steps nor publishes, and its processes are gone.
+    pub fn set_alive(&mut self, name: &str, alive: bool) {
+        let i = self.index(name);
+        self.nodes[i].alive = alive;
+        if !alive {
+            self.nodes[i].claims.clear();
+        }
+        for b in self.nodes.iter_mut().filter(|b| b.name != name) {
+            b.core.observe(Input::Member {
+                name: name.to_string(),
+                generation: 1,
+                alive,
+                keys: None,
+            });
+        }
+    }
+
+    pub fn index(&self, name: &str) -> usize {
         NODES.iter().position(|n| *n == name).unwrap()
     }
 
     /// One tick: delivers the last tick's publications, steps every core, carries out its
     /// tells; checks the witness.
-    fn tick(&mut self) {
+    pub fn tick(&mut self) {
         let outbox = std::mem::take(&mut self.outbox);
         for (i, b) in self.nodes.iter_mut().enumerate() {
+            if !b.alive {
+                self.outbox.push(Vec::new());
+                continue;
+            }
             for (j, changes) in outbox.iter().enumerate().filter(|(j, _)| *j != i) {
                 b.core.observe(Input::Keys {
                     name: NODES[j].to_string(),
@@ -103,20 +142,22 @@ impl Cluster {
             self.outbox.push(publish);
             (self.events).extend(ready.events.into_iter().map(|e| (b.name.clone(), e)));
         }
-        let at_start: Vec<&str> = (self.nodes.iter())
-            .filter(|b| b.claims.get("web").is_some_and(|c| c.level == "start"))
-            .map(|b| b.name.as_str())
-            .collect();
-        assert!(
-            at_start.len() <= 1,
-            "web runs on {at_start:?} at {}",
-            self.t
-        );
+        for g in &self.groups {
+            let at_start: Vec<&str> = (self.nodes.iter())
+                .filter(|b| b.claims.get(g).is_some_and(|c| c.level == "start"))
+                .map(|b| b.name.as_str())
+                .collect();
+            assert!(
+                at_start.len() <= 1,
+                "{g} runs on {at_start:?} at {}",
+                self.t
+            );
+        }
         self.t += 50;
     }
 
     /// Ticks until `done` holds (at most `ms`); returns the time it took.
-    fn until(&mut self, ms: Millis, done: impl Fn(&Cluster) -> bool) -> Millis {
+    pub fn until(&mut self, ms: Millis, done: impl Fn(&Cluster) -> bool) -> Millis {
         let from = self.t;
         while !done(self) {
             assert!(self.t < from + ms, "not done within {ms} ms");
@@ -127,16 +168,21 @@ impl Cluster {
 
     /// Returns the nodes running web at its start level.
     fn running(&self) -> Vec<&str> {
+        self.running_of("web")
+    }
+
+    /// Returns the nodes running `group` at its start level.
+    pub fn running_of(&self, group: &str) -> Vec<&str> {
         (self.nodes.iter())
             .filter(|b| {
-                (b.claims.get("web")).is_some_and(|c| c.level == "start" && c.state == State::Done)
+                (b.claims.get(group)).is_some_and(|c| c.level == "start" && c.state == State::Done)
             })
             .map(|b| b.name.as_str())
             .collect()
     }
 
     /// Tells whether any node still publishes a move request or a hand-off.
-    fn moves_left(&self) -> bool {
+    pub fn moves_left(&self) -> bool {
         self.nodes.iter().any(|b| {
             let m = &b.core.view().members[&b.name];
             !m.moves.is_empty() || !m.handoffs.is_empty()
@@ -163,7 +209,7 @@ fn a_move_hands_the_group_to_the_target_and_leaves_nothing_behind() {
     assert!(took < plan_window, "moved in {took} ms");
     c.until(1000, |c| !c.moves_left());
     assert!(c.events.iter().any(|(n, e)| *n == from
-        && matches!(e, Event::HandingOff { group, to: t } if group == "web" && t == to)));
+        && matches!(e, Event::HandingOff { group, to: t, .. } if group == "web" && t == to)));
     assert!(
         !c.events
             .iter()
