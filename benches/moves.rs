@@ -23,7 +23,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{wait_joined, Cluster, ClusterOpts};
+use common::cluster::Cluster;
 
 const CLTAB: &str = "\
 web:p:plan:wait:true
@@ -52,6 +52,24 @@ fn done_on(c: &Cluster, i: usize) -> bool {
         let g = &d["groups"]["web"];
         g["level"] == "start" && g["target"] == "start" && g["state"] == "DONE"
     })
+}
+
+/// Prints `title` and, for each row, the median / p95 / max of its times, then the lock
+/// collisions; ends the cluster, and exits non-zero on any collision.
+fn report(c: Cluster, title: &str, rows: [(&str, &mut Vec<f64>); 2]) {
+    let collisions = c.collisions();
+    println!("{title} (median / p95 / max):");
+    for (what, v) in rows {
+        let (med, p95) = (quantile(v, 0.5), quantile(v, 0.95));
+        let max = v.iter().copied().fold(0.0, f64::max);
+        println!("  {what}: {med:.3} / {p95:.3} / {max:.3} s");
+    }
+    println!("  lock collisions: {}", collisions.lines().count());
+    drop(c);
+    if !collisions.is_empty() {
+        eprintln!("COLLISIONS:\n{collisions}");
+        std::process::exit(1);
+    }
 }
 
 /// Returns the cltab of `groups` groups `g1`... like `web` of [`CLTAB`].
@@ -110,16 +128,7 @@ fn standby(n: usize, groups: usize, rounds: usize) {
     let hactl: String = (1..=groups)
         .map(|g| format!("g{g} start prefer=n1 failback=1s\n"))
         .collect();
-    let c = Cluster::start(ClusterOpts {
-        nodes: n,
-        cltab: cltab_of(groups),
-        hactl,
-        fencetab: "* none\n".to_string(),
-        extra_args: Vec::new(),
-        netns: false,
-    });
-    let all: Vec<usize> = c.indices().collect();
-    wait_joined(&c, &all);
+    let c = common::verbs::start(n, cltab_of(groups), hactl);
     let on_n1 = |c: &Cluster| running(c, groups).iter().all(|r| r == &[1]);
     let t0 = Instant::now();
     until(t0, "all on n1", || on_n1(&c));
@@ -139,24 +148,12 @@ fn standby(n: usize, groups: usize, rounds: usize) {
         back.push(returned);
         std::thread::sleep(Duration::from_secs(1));
     }
-    let collisions = c.collisions();
-    println!(
-        "standby of a node running {groups} groups, {n} nodes, {rounds} rounds (median / max):"
-    );
-    for (what, v) in [
+    let title = format!("standby of a node running {groups} groups, {n} nodes, {rounds} rounds");
+    let rows = [
         ("mosha standby -> every group DONE elsewhere", &mut away),
         ("mosha unstandby -> every group back (failback)", &mut back),
-    ] {
-        let med = quantile(v, 0.5);
-        let max = v.iter().copied().fold(0.0, f64::max);
-        println!("  {what}: {med:.3} / {max:.3} s");
-    }
-    println!("  lock collisions: {}", collisions.lines().count());
-    drop(c);
-    if !collisions.is_empty() {
-        eprintln!("COLLISIONS:\n{collisions}");
-        std::process::exit(1);
-    }
+    ];
+    report(c, &title, rows);
 }
 
 fn main() {
@@ -166,16 +163,8 @@ fn main() {
         return standby(n, groups, moves.min(10));
     }
     assert!(n >= 3, "--nodes must be at least 3");
-    let c = Cluster::start(ClusterOpts {
-        nodes: n,
-        cltab: CLTAB.to_string(),
-        hactl: "web start\n".to_string(),
-        fencetab: "* none\n".to_string(),
-        extra_args: Vec::new(),
-        netns: false,
-    });
+    let c = common::verbs::start(n, CLTAB.to_string(), "web start\n".to_string());
     let all: Vec<usize> = c.indices().collect();
-    wait_joined(&c, &all);
     let mut owner = c.wait_placed(&all, &["web"], "start")["web"];
     // Let every node's start-up wait pass.
     std::thread::sleep(Duration::from_secs(2));
@@ -227,20 +216,10 @@ fn main() {
         // Let the hand-off and the request go before the next move.
         std::thread::sleep(Duration::from_millis(500));
     }
-    let collisions = c.collisions();
-    println!("planned move, {n} nodes, {moves} moves (median / p95 / max):");
-    for (what, v) in [
+    let title = format!("planned move, {n} nodes, {moves} moves");
+    let rows = [
         ("command -> DONE on the target", &mut to_done),
         ("mosha move --wait reports", &mut reported),
-    ] {
-        let (med, p95) = (quantile(v, 0.5), quantile(v, 0.95));
-        let max = v.iter().copied().fold(0.0, f64::max);
-        println!("  {what}: {med:.3} / {p95:.3} / {max:.3} s");
-    }
-    println!("  lock collisions: {}", collisions.lines().count());
-    drop(c);
-    if !collisions.is_empty() {
-        eprintln!("COLLISIONS:\n{collisions}");
-        std::process::exit(1);
-    }
+    ];
+    report(c, &title, rows);
 }

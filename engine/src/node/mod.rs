@@ -306,7 +306,10 @@ impl Node {
             Input::Wanted(want) => {
                 let changed = o.view.want != want;
                 o.view.want = want;
-                self.fold_placement() || changed
+                if changed {
+                    self.fold_placement();
+                }
+                changed
             }
             Input::Placement(placement) => {
                 self.placement = placement;
