@@ -495,20 +495,22 @@ impl Engine {
                 .unwrap_or_else(|| (group.clone(), GroupMemory::default()));
             let claim = mine.claims.get(group);
             let holds = claim.is_some_and(Claim::holds);
+            // A test that failed here is remembered whatever stops the group next: the
+            // holder's own step, a lost quorum, a stopped level, a standby or an `only=` that
+            // leaves this node out (found by the simulator: a node put in standby while its
+            // test failed stopped the group and forgot the failure).
+            if let Some(c) =
+                claim.filter(|c| c.state == State::Failed && c.level == c.target && !c.leaving())
+            {
+                if !self.cooldown.contains_key(group) {
+                    self.record_failure(now, group, &c.level, &mut out);
+                }
+            }
             if view.admin.is_frozen(group) {
                 // An operator took the group over: no decision at all (see [`admin`]).
                 continue;
             }
             if !quorate || claim::is_stopped_level(want) {
-                // A test that failed here is remembered even when the group is being stopped
-                // for another reason at the same moment (found by the simulator).
-                if let Some(c) = claim
-                    .filter(|c| c.state == State::Failed && c.level == c.target && !c.leaving())
-                {
-                    if !self.cooldown.contains_key(group) {
-                        self.record_failure(now, group, &c.level, &mut out);
-                    }
-                }
                 if holds && !claim.is_some_and(Claim::leaving) {
                     out.push(tell(group, STOP));
                 }

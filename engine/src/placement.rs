@@ -54,7 +54,7 @@ impl Engine {
             return; // in transition
         }
         if mine.state == State::Failed {
-            self.record_failure(now, group, &mine.level, out);
+            // The cooldown is recorded by `step`, whatever stops the group.
             out.push(tell(group, STOP));
             return;
         }

@@ -266,3 +266,15 @@ fn bug13_a_restarted_node_takes_a_member_it_never_saw_alive_for_unknown() {
 fn model_gossip_applies_no_older_version() {
     assert_clean_at(5, 60_000, 9439, "heavy");
 }
+
+/// Bug 14 — found by the `admin` profile: a node whose test of a group had just failed was
+/// put in standby; the standby's hand-off path stopped the failed claim before the holder's
+/// step recorded the failure, so the node forgot its cooldown and planned the group again
+/// later, inside the cooldown: (c). Fixed: `Engine::step` records a failed claim's cooldown
+/// first, whatever stops the group next. Replay:
+/// `cargo run -p sim --release -- --nodes 5 --groups 10 --duration 60 --seeds 4345..4346 --faults admin --only-ours --trace`
+#[test]
+fn bug14_a_failed_test_is_remembered_when_standby_stops_the_group() {
+    assert_clean_at(5, 60_000, 4345, "admin");
+    assert_clean_at(5, 60_000, 9527, "admin");
+}
