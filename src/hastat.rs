@@ -7,12 +7,14 @@
 //! JavaScript (doubles) would round.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::files::Holder;
+
+mod render;
+pub use render::duration_words;
 
 /// The version of the layout of hastat.json and clstat.json (`"schema"`), raised when a
 /// field changes meaning or type.
@@ -201,13 +203,33 @@ pub struct GroupStat {
     /// A planned move under way (`mosha move`): requested, or handed off and not yet taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moving: Option<MoveStat>,
-    /// Live nodes in cooldown for the group: a test of it failed there, and they are no
-    /// candidates for it until the cooldown ends.
+    /// Live nodes in cooldown for the group: it failed there (a test, or its restarts used
+    /// up), and they are no candidates for it until the cooldown ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cooldown_on: Vec<String>,
+    /// Live nodes where the group failed or restarted lately: cooldown, cause, restarts
+    /// (`mosha cleanup` clears them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, FailureStat>,
+    /// Why a wanted group runs nowhere, in words (absent when it runs, or is not wanted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
     /// Frozen (by itself, or by maintenance): mosha leaves its processes as they are.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub frozen: bool,
+}
+
+/// A group's failures on one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureStat {
+    /// Exits of its `respawn` entries counted against its restart policy there.
+    pub restarts: u32,
+    /// When the node's cooldown for the group ends (unix ms, that node's clock; absent: no
+    /// cooldown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_until_ms: Option<u64>,
+    /// Why it last failed there (`test t2: exit status 3: ...`; empty: unknown).
+    pub cause: String,
 }
 
 /// A planned move of a group.
@@ -311,235 +333,6 @@ impl Hastat {
         h
     }
 
-    /// Renders the document as a clustat-like table for `mosha status`.
-    pub fn render(&self) -> String {
-        self.render_with(false)
-    }
-
-    /// Returns the status lines of the standing orders: maintenance, and each node in
-    /// standby with what it still runs (the progress of its drain).
-    fn admin_notes(&self) -> String {
-        let mut notes = String::new();
-        if self.admin.maintenance {
-            let _ = writeln!(
-                notes,
-                " MAINTENANCE: every group is frozen; mosha starts, stops and moves nothing                  (`mosha maintenance off` to end it)"
-            );
-        }
-        for (node, to) in &self.admin.standby {
-            let left: Vec<&str> = (self.groups.iter())
-                .filter(|(_, g)| g.nodes.contains_key(node))
-                .map(|(n, _)| n.as_str())
-                .collect();
-            let to = to
-                .as_ref()
-                .map_or(String::new(), |t| format!(", drained to {t}"));
-            let progress = if left.is_empty() {
-                "runs no group".to_string()
-            } else {
-                format!(
-                    "{} group(s) still to leave: {}",
-                    left.len(),
-                    left.join(", ")
-                )
-            };
-            let _ = writeln!(notes, " {node}: standby{to}; {progress}");
-        }
-        notes
-    }
-
-    /// Renders the document as tables; `verbose` prints generations in full (they are
-    /// shortened to their last 6 digits otherwise, which tell two lives of a node apart).
-    pub fn render_with(&self, verbose: bool) -> String {
-        let gen = |g: u64| short_generation(g, verbose);
-        let mut out = String::new();
-        let quorum = if self.quorate {
-            "quorate"
-        } else {
-            "NOT QUORATE"
-        };
-        let _ = writeln!(
-            out,
-            "Cluster as seen by {} (generation {}): {}, {} of {} expected members live",
-            self.node,
-            gen(self.generation),
-            quorum,
-            self.live,
-            self.expected.len()
-        );
-        if self.security.insecure {
-            let _ = writeln!(
-                out,
-                "WARNING: gossip is NOT authenticated (--insecure): anyone who can reach the \
-                 gossip port can join and run commands"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "\n {:<16} {:<8} {:>20} {:>12}  Address",
-            "Member", "State", "Generation", "Last heard"
-        );
-        for (name, m) in &self.members {
-            let heard = match m.last_heard_ms {
-                Some(0) if name == &self.node => "local".to_string(),
-                Some(ms) => format!("{:.1} s ago", ms as f64 / 1000.0),
-                None => "-".to_string(),
-            };
-            let state = match (m.alive, self.admin.standby.contains_key(name)) {
-                (true, true) => "standby",
-                (true, false) => "online",
-                (false, _) => "OFFLINE",
-            };
-            let _ = writeln!(
-                out,
-                " {:<16} {:<8} {:>20} {:>12}  {}",
-                name,
-                state,
-                gen(m.generation),
-                heard,
-                m.addr
-            );
-        }
-        let _ = writeln!(
-            out,
-            "\n {:<16} {:<10} {:<16} {:<10} State",
-            "Group", "Wanted", "Node", "Level"
-        );
-        for (name, g) in &self.groups {
-            let frozen = if g.frozen { " FROZEN" } else { "" };
-            if g.nodes.is_empty() {
-                let _ = writeln!(
-                    out,
-                    " {:<16} {:<10} {:<16} {:<10} -{frozen}",
-                    name, g.want, "(none)", "-"
-                );
-            }
-            for (node, c) in &g.nodes {
-                let level = if c.level == c.target {
-                    c.level.clone()
-                } else {
-                    format!("{}->{}", c.level, c.target)
-                };
-                let _ = writeln!(
-                    out,
-                    " {:<16} {:<10} {:<16} {:<10} {}{frozen}",
-                    name, g.want, node, level, c.state
-                );
-            }
-        }
-        let mut notes = self.admin_notes();
-        for (name, g) in &self.groups {
-            if let Some(m) = &g.moving {
-                let _ = writeln!(
-                    notes,
-                    " {name}: moving from {} to {} ({})",
-                    m.from, m.to, m.stage
-                );
-            }
-            if !g.cooldown_on.is_empty() {
-                let _ = writeln!(
-                    notes,
-                    " {name}: in cooldown on {} (a test failed there; no candidate until it ends)",
-                    g.cooldown_on.join(", ")
-                );
-            }
-        }
-        if !notes.is_empty() {
-            let _ = write!(out, "\n{notes}");
-        }
-        if !self.fencing_off.is_empty() {
-            let _ = writeln!(
-                out,
-                "\n WARNING: fencing is OFF for {} (fencetab `none`): unsafe",
-                self.fencing_off.join(", ")
-            );
-        }
-        for (node, f) in &self.fencing {
-            let waiting = if f.waiting_groups.is_empty() {
-                String::new()
-            } else {
-                format!("; waiting: {}", f.waiting_groups.join(", "))
-            };
-            let _ = writeln!(
-                out,
-                "\n Fencing {node} (generation {}): {}{waiting}",
-                gen(f.generation),
-                f.detail
-            );
-        }
-        for (node, groups) in &self.not_fenced {
-            let _ = writeln!(
-                out,
-                "\n WARNING: {node} was lost and was NOT FENCED: anything it ran may still run{}",
-                if groups.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (waiting: {})", groups.join(", "))
-                }
-            );
-        }
-        for sh in &self.shadows {
-            let _ = writeln!(
-                out,
-                "\n WARNING: a second daemon gossips as {} from {} (generation {}, alive {:.0} s): \
-                 it is ignored while the one above runs",
-                sh.node, sh.addr, sh.generation, sh.alive_s
-            );
-        }
-        if let Some(e) = &self.security.key_error {
-            let _ = writeln!(out, "\n Key file: {e}");
-        }
-        for r in &self.gossip.rejecting {
-            let _ = writeln!(
-                out,
-                "\n Refused: {} datagrams from {} ({}, last {:.0} s ago)",
-                r.count, r.addr, r.reason, r.last_s_ago
-            );
-        }
-        if !self.problems.is_empty() {
-            let _ = writeln!(out, "\n Problems on {} (repeated errors):", self.node);
-            for p in &self.problems {
-                let _ = writeln!(
-                    out,
-                    "   {}: {} ({} times, first {}, last {}){}",
-                    p.what,
-                    p.error,
-                    p.count,
-                    self.when(p.first_at_ms),
-                    self.when(p.last_at_ms),
-                    if p.failing { "" } else { "; works again" }
-                );
-            }
-        }
-        for (name, f) in &self.files {
-            if !f.ok {
-                let _ = writeln!(
-                    out,
-                    "\n {name}: edit REJECTED, version {} stays in force:",
-                    f.version
-                );
-                for e in &f.errors {
-                    let _ = writeln!(out, "   {e}");
-                }
-            }
-        }
-        out
-    }
-
-    /// Says when `at_ms` (unix ms) was, as seen when the document was written ("12 s before");
-    /// a document without its write time gives the unix time.
-    fn when(&self, at_ms: u64) -> String {
-        if self.written_at_ms == 0 {
-            return format!("at unix {:.1}", at_ms as f64 / 1000.0);
-        }
-        let s = self.written_at_ms.saturating_sub(at_ms) / 1000;
-        match s {
-            0..=119 => format!("{s} s before"),
-            120..=7199 => format!("{} min before", s / 60),
-            _ => format!("{} h before", s / 3600),
-        }
-    }
-
     /// Says how old the document is at `now_ms` (unix ms) and whether it is stale: older than
     /// [`STALE_AFTER_MS`], or of unknown age. For a stale document, `holder` tells whether a
     /// daemon still holds `dir` (then it may be hung) or none runs there.
@@ -566,15 +359,6 @@ impl Hastat {
             Holder::Unknown(e) => format!("cannot tell whether a daemon runs on {dir} ({e})"),
         };
         (format!("stale: {ago}, {why}"), true)
-    }
-}
-
-/// Returns generation `g` in full when `verbose`, else its last 6 digits.
-fn short_generation(g: u64, verbose: bool) -> String {
-    if verbose || g < 1_000_000 {
-        g.to_string()
-    } else {
-        format!("…{:06}", g % 1_000_000)
     }
 }
 

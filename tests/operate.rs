@@ -106,7 +106,7 @@ fn a_move_to_a_node_whose_test_fails_comes_back() {
     );
     let shown = mosha(c.dir(from), &["status"]);
     assert!(
-        text(&shown).contains(&format!("web: in cooldown on {}", c.node_name(to))),
+        text(&shown).contains(&format!("web on {}: in cooldown", c.node_name(to))),
         "{}",
         text(&shown)
     );

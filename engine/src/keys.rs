@@ -7,6 +7,7 @@
 //! | `g/<group>` | a [`crate::Claim`]: `level target STATE` | the node core, for each group this node holds |
 //! | `c/<group>` | `1` | the engine, while a test of the group failed here (cooldown) |
 //! | `m/<group>` | `<to> <from>`: an operator asked to move the group from `from` to `to` | the engine ([`crate::moves`]), until the move is under way or moot |
+//! | `k/<group>` | `<node\|*> <seq>`: an operator asked to clear the group's failures on `node` (`*`: everywhere) | the engine ([`crate::cleanup`]), for [`crate::cleanup::CLEANUP_TTL`] |
 //! | `h/<group>` | `<to>`: this node stopped the group to hand it to `to` | the engine ([`crate::moves`]), until `to` runs it or the hand-off lapses |
 //! | `x/<node>` | a [`crate::Record`]: how a lost node was fenced | the engine |
 //! | `b` | a counter | the node core, every [`crate::BEAT`] ms: news still gets out |
@@ -22,6 +23,8 @@ pub const CLAIM_PREFIX: &str = "g/";
 pub const COOLDOWN_PREFIX: &str = "c/";
 /// The prefix of the keys that carry move requests (`m/<group>`).
 pub const MOVE_PREFIX: &str = "m/";
+/// The prefix of the keys that carry cleanup requests (`k/<group>`).
+pub const CLEANUP_PREFIX: &str = "k/";
 /// The prefix of the keys that carry hand-offs (`h/<group>`).
 pub const HANDOFF_PREFIX: &str = "h/";
 /// The prefix of the keys that carry fencing records (`x/<victim>`).
@@ -52,6 +55,11 @@ pub fn record(node: &str) -> String {
 /// Returns the move-request key of `group`.
 pub fn move_request(group: &str) -> String {
     format!("{MOVE_PREFIX}{group}")
+}
+
+/// Returns the cleanup-request key of `group`.
+pub fn cleanup(group: &str) -> String {
+    format!("{CLEANUP_PREFIX}{group}")
 }
 
 /// Returns the hand-off key of `group`.

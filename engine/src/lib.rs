@@ -32,6 +32,7 @@
 
 pub mod admin;
 pub mod claim;
+pub mod cleanup;
 mod config;
 pub mod fencing;
 pub mod keys;
@@ -60,6 +61,7 @@ use rand::Rng;
 
 pub use admin::Admin;
 pub use claim::{Claim, State, PLAN, STOP, TEST};
+pub use cleanup::CleanupRequest;
 pub use config::{Config, BEAT, MAX_SLOT, PLAN_MARGIN, TICK};
 pub use fencing::{FenceState, Outcome, Policy, Record};
 pub use moves::MoveRequest;
@@ -96,6 +98,8 @@ pub struct Member {
     pub moves: BTreeMap<String, MoveRequest>,
     /// The groups it stopped to hand to another node, with that node (see [`moves`]).
     pub handoffs: BTreeMap<String, String>,
+    /// Its operators' requests to clear groups' failures, by group (see [`cleanup`]).
+    pub cleanups: BTreeMap<String, CleanupRequest>,
 }
 
 impl Member {
@@ -143,8 +147,15 @@ pub enum Event {
     Planning { group: String, rank: usize },
     /// Another node's claim outranks ours: we stop and back off.
     Yielding { group: String, to: String },
-    /// A test of the group failed here: cooldown, and the group goes elsewhere.
-    TestFailed { group: String, level: String },
+    /// The group failed here at `level` (a test failed, or its restarts were used up):
+    /// this node is no candidate for it for `cooldown_ms`; `elsewhere` live nodes may take
+    /// it now (0: it stays stopped until a cooldown ends, or an operator clears them).
+    TestFailed {
+        group: String,
+        level: String,
+        cooldown_ms: Millis,
+        elsewhere: usize,
+    },
     /// A member stopped being alive.
     NodeLost { node: String, held: Vec<String> },
     /// A member shut down cleanly (it said goodbye, holding nothing): no alarm, no fencing.
@@ -186,6 +197,13 @@ pub enum Event {
         to: String,
         why: String,
     },
+    /// An operator's cleanup (made on `by`) cleared the group's failures here: its restarts,
+    /// and its cooldown when it had one (`cooldown`).
+    CleanedUp {
+        group: String,
+        by: String,
+        cooldown: bool,
+    },
     /// A group reached its run level here (`claim`: how it stands).
     GroupStarted { group: String, claim: String },
     /// A group that ran here stopped holding anything here.
@@ -219,6 +237,9 @@ pub enum Action {
     /// Stops the fencing of `node` that this node runs (quorum was lost, or the node was
     /// acknowledged or fenced by someone else meanwhile); no result is expected.
     CancelFence { node: String },
+    /// Forget the restarts of `group` here, and why it last failed (an operator's cleanup,
+    /// see [`cleanup`]).
+    Cleared { group: String },
     /// Reports an event.
     Event(Event),
 }
@@ -347,6 +368,8 @@ pub struct Engine {
     requests_unpublished: bool,
     /// The groups this node handed off, with the node they are handed to.
     handoffs: BTreeMap<String, moves::Pending<String>>,
+    /// Cleanup requests made here, and those applied here.
+    cleanups: cleanup::Cleanups,
 }
 
 impl Engine {
@@ -380,6 +403,7 @@ impl Engine {
             requests: BTreeMap::new(),
             requests_unpublished: false,
             handoffs: BTreeMap::new(),
+            cleanups: cleanup::Cleanups::default(),
         }
     }
 
@@ -463,6 +487,7 @@ impl Engine {
         let arrived = self.track_members(now, view, settled_in, &mut out);
         let quorate = self.update_quorum(now, view, &arrived, &mut out);
         self.expire_cooldowns(now, &mut out);
+        self.tend_cleanups(now, view, &mut out);
         self.step_fencing(now, view, quorate, &mut out);
         self.tend_moves(now, view, &mut out);
         let sight = self.moves_in_sight(view);
@@ -503,7 +528,7 @@ impl Engine {
                 claim.filter(|c| c.state == State::Failed && c.level == c.target && !c.leaving())
             {
                 if !self.cooldown.contains_key(group) {
-                    self.record_failure(now, group, &c.level, &mut out);
+                    self.record_failure(now, view, group, &c.level, &mut out);
                 }
             }
             if view.admin.is_frozen(group) {

@@ -8,7 +8,7 @@ use rand::Rng;
 use crate::moves::Handed;
 use crate::{
     keys, rank, tell, Action, Candidate, Claim, Engine, Event, FenceState, GroupMemory, Millis,
-    State, PLAN, STOP, TEST,
+    State, View, PLAN, STOP, TEST,
 };
 
 impl Engine {
@@ -97,19 +97,29 @@ impl Engine {
         }
     }
 
-    /// Starts a test-failure cooldown for `group` here and publishes it.
+    /// Starts a failure cooldown for `group` here (its `cooldown=` option, else the
+    /// configured test cooldown) and publishes it.
     pub(crate) fn record_failure(
         &mut self,
         now: Millis,
+        view: &View,
         group: &str,
         level: &str,
         out: &mut Vec<Action>,
     ) {
+        let cooldown_ms = (view.placement.get(group))
+            .and_then(|p| p.cooldown)
+            .unwrap_or(self.cfg.test_cooldown);
         self.cooldown
-            .insert(group.to_string(), now + self.cfg.test_cooldown);
+            .insert(group.to_string(), now.saturating_add(cooldown_ms));
+        let elsewhere = (view.members.keys())
+            .filter(|n| self.may_hand_to(view, n, group))
+            .count();
         out.push(Action::Event(Event::TestFailed {
             group: group.to_string(),
             level: level.to_string(),
+            cooldown_ms,
+            elsewhere,
         }));
         out.push(Action::Publish {
             key: keys::cooldown(group),

@@ -62,6 +62,9 @@ pub struct Placement {
     /// `prefer` listed before it once that one has been alive this long (`None`: never, the
     /// default; a running group stays where it is).
     pub failback: Option<Millis>,
+    /// How long a node where the group failed (a test, or its restarts used up) is no
+    /// candidate for it (hactl's `cooldown=`; `None`: [`crate::Config::test_cooldown`]).
+    pub cooldown: Option<Millis>,
     /// The nodes in standby (the admin file's `standby`): they run no group, like nodes
     /// `only` leaves out. Filled in by the node core from the admin state, not by hactl.
     pub standby: BTreeSet<String>,

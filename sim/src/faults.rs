@@ -42,6 +42,13 @@ pub enum Fault {
     Standby { node: usize, to: Option<usize> },
     /// An operator ends the standby of `node`.
     Unstandby(usize),
+    /// An operator on `node` clears the failures of `group` on `on` (`None`: every node),
+    /// as `mosha cleanup` does.
+    Cleanup {
+        node: usize,
+        group: usize,
+        on: Option<usize>,
+    },
     /// Heal everything: restart down nodes, unhang, unclog, heal partitions, agents succeed.
     HealAll,
 }
@@ -83,13 +90,16 @@ pub struct Profile {
     pub moves: usize,
     /// How many standbys (each ended a while later) to schedule, from a stream of their own.
     pub standbys: usize,
+    /// How many cleanups (`mosha cleanup`) to schedule, from a stream of their own.
+    pub cleanups: usize,
 }
 
 impl Profile {
     /// Returns the profile called `name`: `none`, `default`, `heavy`, `symmetric` (the
     /// default without one-way or swizzle clogging), `operator` (the default's faults, and
-    /// operator moves at random moments among them), or `admin` (the operator's, and standby
-    /// or drain of random nodes, each ended a while later).
+    /// operator moves at random moments among them), `admin` (the operator's, and standby
+    /// or drain of random nodes, each ended a while later), or `failures` (the admin's, with
+    /// three times the failing tests and operators' cleanups at random moments).
     pub fn named(name: &str) -> Option<Profile> {
         let p = |faults, loss, bad_agents, test_fail, slow_tests, drift_ppm| Profile {
             name: name.to_string(),
@@ -102,6 +112,7 @@ impl Profile {
             clogs: true,
             moves: 0,
             standbys: 0,
+            cleanups: 0,
         };
         Some(match name {
             "none" => p(0, 0.0, false, 0.0, 0.0, 0),
@@ -119,6 +130,12 @@ impl Profile {
                 moves: 6,
                 standbys: 3,
                 ..p(4, 0.01, true, 0.1, 0.2, 500)
+            },
+            "failures" => Profile {
+                moves: 6,
+                standbys: 3,
+                cleanups: 6,
+                ..p(4, 0.01, true, 0.3, 0.2, 500)
             },
             _ => return None,
         })
@@ -255,6 +272,15 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
             let dur = ops.random_range(2_000..20_000u64);
             s.push((t, Fault::Standby { node, to }));
             s.push(((t + dur).min(heal_at - 1), Fault::Unstandby(node)));
+        }
+    }
+    if prof.cleanups > 0 && g > 0 {
+        let mut ops = ChaCha12Rng::seed_from_u64(seed ^ 0xc1ea_0b5e);
+        for _ in 0..prof.cleanups {
+            let t = start + ops.random_range(0..window);
+            let (node, group) = (ops.random_range(0..n), ops.random_range(0..g));
+            let on = ops.random_bool(0.5).then(|| ops.random_range(0..n));
+            s.push((t, Fault::Cleanup { node, group, on }));
         }
     }
     s.retain(|(t, _)| *t < heal_at);

@@ -194,6 +194,16 @@ impl World {
                 a.standby.insert(name, to);
                 self.give_orders(a);
             }
+            Fault::Cleanup { node, group, on } => {
+                if self.nodes[node].ok() {
+                    let group = self.gnames[group].clone();
+                    let on = on.map(|o| format!("n{o}"));
+                    self.log(|| format!("operator on n{node}: cleanup {group} on {on:?}"));
+                    let input = mosha::engine::node::Input::Cleanup { group, node: on };
+                    self.nodes[node].core.observe(input);
+                    self.dirty(node);
+                }
+            }
             Fault::Unstandby(node) => {
                 let mut a = self.admin.1.clone();
                 a.standby.remove(&format!("n{node}"));

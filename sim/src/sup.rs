@@ -57,8 +57,13 @@ impl World {
     /// Carries out what node `x`'s core decided.
     pub fn apply(&mut self, x: usize, ready: Ready) {
         for e in &ready.events {
-            if let Event::Yielding { .. } = e {
-                self.stats.conflicts += 1;
+            match e {
+                Event::Yielding { .. } => self.stats.conflicts += 1,
+                // The node ended its cooldown for the group: planning it is no violation.
+                Event::CleanedUp { group, .. } => {
+                    self.nodes[x].cooldown_until.remove(group);
+                }
+                _ => {}
             }
             self.log(|| format!("n{x} {e:?}"));
         }

@@ -5,6 +5,7 @@
 
 mod admin;
 mod check;
+mod cleanup;
 mod fence;
 mod keygen;
 mod moving;
@@ -100,6 +101,26 @@ enum Command {
         dir: PathBuf,
         /// Waits until GROUP runs on NODE (60 s at most) and prints the time it took; exits 1
         /// if it runs elsewhere instead.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Clears GROUP's failures, like `pcs resource cleanup`: the cooldowns of the nodes
+    /// where it failed (a test, or its restarts used up) and its restart counts, on NODE or
+    /// on every node.
+    ///
+    /// The group is then placed as usual (a group that no node could take starts again).
+    /// Nothing stays behind: the request lasts 10 s in gossip, and each node applies it
+    /// once. Works from any node; the local daemon answers within 10 s.
+    Cleanup {
+        /// The group whose failures are cleared.
+        group: String,
+        /// The node whose failures are cleared (default: every node).
+        node: Option<String>,
+        /// The node directory (the daemon watches DIR/commands).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+        /// Waits until GROUP runs (60 s at most) and prints where; exits 1 with the reason
+        /// it does not.
         #[arg(long)]
         wait: bool,
     },
@@ -230,6 +251,12 @@ pub fn main() -> ExitCode {
             dir,
             wait,
         } => moving::move_group(&dir, &group, node.as_deref(), wait),
+        Command::Cleanup {
+            group,
+            node,
+            dir,
+            wait,
+        } => cleanup::cleanup(&dir, &group, node.as_deref(), wait),
         Command::Standby { node, dir, wait } => {
             let verb = admin::Verb::Standby {
                 node: &node,

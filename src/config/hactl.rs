@@ -16,6 +16,14 @@
 //!   node its `prefer=` list places before the node running it, once that node has been
 //!   alive for DURATION (`yes`: [`FAILBACK_DELAY_S`] s; a number of seconds, or with a
 //!   suffix `s`, `m`, `h`; 1 s to 1 day).
+//! - The restart policy (rgmanager's `max_restarts` / `restart_expire_time`, Pacemaker's
+//!   `migration-threshold` / `failure-timeout`): `max_restarts=N` (0 to
+//!   [`MAX_RESTARTS`]; default: no limit) lets the exits of the group's `respawn` entries
+//!   restart them here at most N times within `restart_window=DURATION` (default
+//!   [`RESTART_WINDOW_S`] s); the next exit fails the group here, and it relocates.
+//!   `cooldown=DURATION` (default [`COOLDOWN_S`] s) is how long a node where the group
+//!   failed (a test, or its restarts used up) is no candidate for it. Durations as for
+//!   `failback=`.
 //! - A group missing from the file is wanted at [`STOP`].
 //! - The limits of [`crate::config::text`] apply (size, line length, control characters, at
 //!   most 10,000 groups).
@@ -32,7 +40,14 @@ use crate::config::{check_name, text, Problem};
 pub const STOP: &str = "stop";
 
 /// Lists the option keys accepted after the level; adding a key here is enough to accept it.
-const KNOWN_OPTIONS: &[&str] = &[PREFER, ONLY, FAILBACK];
+const KNOWN_OPTIONS: &[&str] = &[
+    PREFER,
+    ONLY,
+    FAILBACK,
+    MAX_RESTARTS_KEY,
+    RESTART_WINDOW,
+    COOLDOWN,
+];
 
 /// Names the option that lists a group's preferred nodes, best first.
 pub const PREFER: &str = "prefer";
@@ -49,8 +64,28 @@ pub const FAILBACK: &str = "failback";
 /// not drag its groups along each time.
 pub const FAILBACK_DELAY_S: u64 = 30;
 
-/// The longest failback delay accepted, in seconds (a day).
-pub const MAX_FAILBACK_S: u64 = 86_400;
+/// Names the option that limits how often a group's `respawn` entries are restarted here
+/// within the restart window before the group fails here and relocates.
+pub const MAX_RESTARTS_KEY: &str = "max_restarts";
+
+/// The largest `max_restarts=` accepted.
+pub const MAX_RESTARTS: u32 = 1000;
+
+/// Names the option that sets the window over which restarts are counted.
+pub const RESTART_WINDOW: &str = "restart_window";
+
+/// The default restart window, in seconds (10 minutes).
+pub const RESTART_WINDOW_S: u64 = 600;
+
+/// Names the option that sets how long a node where the group failed is no candidate for it.
+pub const COOLDOWN: &str = "cooldown";
+
+/// The default cooldown, in seconds (10 minutes): the engine's
+/// [`crate::engine::Config::test_cooldown`].
+pub const COOLDOWN_S: u64 = 600;
+
+/// The longest duration any option accepts, in seconds (a day).
+pub const MAX_DURATION_S: u64 = 86_400;
 
 /// Most nodes that one `prefer=` or `only=` option lists.
 pub const MAX_OPTION_NODES: usize = 64;
@@ -85,6 +120,25 @@ impl Want {
     /// to it, in seconds (`None`: it never does, the default).
     pub fn failback(&self) -> Option<u64> {
         parse_failback(self.options.get(FAILBACK)?).ok().flatten()
+    }
+
+    /// Returns how many times the group's `respawn` entries may be restarted here within
+    /// [`Want::restart_window`] (`None`: no limit, the default).
+    pub fn max_restarts(&self) -> Option<u32> {
+        parse_count(self.options.get(MAX_RESTARTS_KEY)?).ok()
+    }
+
+    /// Returns the window over which restarts are counted, in seconds.
+    pub fn restart_window(&self) -> u64 {
+        (self.options.get(RESTART_WINDOW))
+            .and_then(|v| parse_duration(RESTART_WINDOW, v).ok())
+            .unwrap_or(RESTART_WINDOW_S)
+    }
+
+    /// Returns how long a node where the group failed is no candidate for it, in seconds
+    /// (`None`: the default, [`COOLDOWN_S`]).
+    pub fn cooldown(&self) -> Option<u64> {
+        parse_duration(COOLDOWN, self.options.get(COOLDOWN)?).ok()
     }
 }
 
@@ -143,6 +197,14 @@ impl Hactl {
             check_placement(&options, &mut messages);
             if let Some(Err(m)) = options.get(FAILBACK).map(|v| parse_failback(v)) {
                 messages.push(m);
+            }
+            if let Some(Err(m)) = options.get(MAX_RESTARTS_KEY).map(|v| parse_count(v)) {
+                messages.push(m);
+            }
+            for key in [RESTART_WINDOW, COOLDOWN] {
+                if let Some(Err(m)) = options.get(key).map(|v| parse_duration(key, v)) {
+                    messages.push(m);
+                }
             }
             if group_ok {
                 match first_line.entry(group.to_string()) {
@@ -251,13 +313,31 @@ fn check_placement(options: &BTreeMap<String, String>, messages: &mut Vec<String
 }
 
 /// Parses the value of a `failback=` option: `no` (`None`), `yes` ([`FAILBACK_DELAY_S`]),
-/// or a delay in seconds (`90`, `90s`, `5m`, `1h`) from 1 s to [`MAX_FAILBACK_S`].
+/// or a delay as [`parse_duration`] reads it.
 fn parse_failback(value: &str) -> Result<Option<u64>, String> {
     match value {
-        "no" => return Ok(None),
-        "yes" => return Ok(Some(FAILBACK_DELAY_S)),
-        _ => {}
+        "no" => Ok(None),
+        "yes" => Ok(Some(FAILBACK_DELAY_S)),
+        _ => parse_duration(FAILBACK, value)
+            .map(Some)
+            .map_err(|_| format!("option 'failback': '{value}' is not yes, no or a delay from 1s to 24h (like 90s, 5m)")),
     }
+}
+
+/// Parses the value of a `max_restarts=` option: a count from 0 to [`MAX_RESTARTS`].
+fn parse_count(value: &str) -> Result<u32, String> {
+    (value.parse::<u32>().ok())
+        .filter(|n| value.bytes().all(|b| b.is_ascii_digit()) && *n <= MAX_RESTARTS)
+        .ok_or_else(|| {
+            format!(
+                "option '{MAX_RESTARTS_KEY}': '{value}' is not a count from 0 to {MAX_RESTARTS}"
+            )
+        })
+}
+
+/// Parses the duration value of option `key`: seconds (`90`), or with a suffix `s`, `m` or
+/// `h` (`90s`, `5m`, `1h`), from 1 s to [`MAX_DURATION_S`]; returns seconds.
+fn parse_duration(key: &str, value: &str) -> Result<u64, String> {
     let (digits, unit) = match value.char_indices().last() {
         Some((i, 's')) => (&value[..i], 1),
         Some((i, 'm')) => (&value[..i], 60),
@@ -267,13 +347,10 @@ fn parse_failback(value: &str) -> Result<Option<u64>, String> {
     let seconds = (digits.parse::<u64>().ok())
         .filter(|d| digits.bytes().all(|b| b.is_ascii_digit()) && *d > 0)
         .and_then(|d| d.checked_mul(unit))
-        .filter(|s| *s <= MAX_FAILBACK_S);
-    match seconds {
-        Some(s) => Ok(Some(s)),
-        None => Err(format!(
-            "option 'failback': '{value}' is not yes, no or a delay from 1s to 24h (like 90s, 5m)"
-        )),
-    }
+        .filter(|s| *s <= MAX_DURATION_S);
+    seconds.ok_or_else(|| {
+        format!("option '{key}': '{value}' is not a duration from 1s to 24h (like 90s, 5m)")
+    })
 }
 
 #[cfg(test)]
@@ -436,10 +513,45 @@ mod tests {
 
     #[test]
     fn options_other_than_the_known_ones_are_unknown() {
-        assert_eq!(KNOWN_OPTIONS, [PREFER, ONLY, FAILBACK]);
+        assert_eq!(
+            KNOWN_OPTIONS,
+            [
+                PREFER,
+                ONLY,
+                FAILBACK,
+                MAX_RESTARTS_KEY,
+                RESTART_WINDOW,
+                COOLDOWN
+            ]
+        );
         assert_eq!(
             errors("web 1 stickiness=100"),
             vec!["hactl:1: unknown option 'stickiness'"]
+        );
+    }
+
+    #[test]
+    fn the_restart_policy_and_the_cooldown_are_options() {
+        let hactl =
+            parse("a 1\nb 1 max_restarts=3 restart_window=2m cooldown=90\nc 1 max_restarts=0\n");
+        let (a, b, c) = (&hactl.groups["a"], &hactl.groups["b"], &hactl.groups["c"]);
+        assert_eq!(
+            (a.max_restarts(), a.restart_window(), a.cooldown()),
+            (None, 600, None)
+        );
+        assert_eq!(
+            (b.max_restarts(), b.restart_window(), b.cooldown()),
+            (Some(3), 120, Some(90))
+        );
+        assert_eq!(c.max_restarts(), Some(0));
+        assert_eq!(
+            errors("web 1 max_restarts=-1 restart_window=0 cooldown=2d\ndb 1 max_restarts=1001"),
+            vec![
+                "hactl:1: option 'max_restarts': '-1' is not a count from 0 to 1000",
+                "hactl:1: option 'restart_window': '0' is not a duration from 1s to 24h (like 90s, 5m)",
+                "hactl:1: option 'cooldown': '2d' is not a duration from 1s to 24h (like 90s, 5m)",
+                "hactl:2: option 'max_restarts': '1001' is not a count from 0 to 1000",
+            ]
         );
     }
 

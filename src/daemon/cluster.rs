@@ -108,6 +108,8 @@ pub struct Cluster {
     pub notices: Notices,
     /// The node core: every decision.
     pub(super) core: Node,
+    /// The status keys of this node's failed and restarted groups.
+    health: super::health::Published,
     pub(super) last_view: Option<ClusterView>,
     /// The versions of cltab, hactl, fencetab and admin parsed into `cltab`, `hactl`,
     /// `fencetab`, `admin`.
@@ -178,6 +180,7 @@ impl Cluster {
             members,
             notices: Notices::new(Instant::now(), super::wall_ms()),
             core,
+            health: Default::default(),
             last_view: None,
             parsed,
         })
@@ -405,6 +408,8 @@ impl Cluster {
         // One look at the supervisor after the tells: the claims to publish, and the view
         // hastat shows until the next step.
         publish.extend(self.claim_changes(sup));
+        let engine = self.core.engine();
+        publish.extend(self.health.changes(sup, os, engine, now_ms, wall_ms));
         self.last_view = Some(view);
         publish
     }
@@ -428,10 +433,13 @@ impl Cluster {
     /// Reparses the files whose version in force changed (a local edit, an adopted one) and
     /// hands a new cltab to the supervisor.
     fn take_changed_files(&mut self, sup: &mut Supervisor, os: &mut dyn Os, now: Instant) {
-        let admin = self.parsed[3].clone();
+        let (admin, hactl) = (self.parsed[3].clone(), self.parsed[1].clone());
         let cltab = self.parse_changed_files();
         if cltab {
             sup.configure(now, os, &self.cltab);
+        }
+        if cltab || hactl != self.parsed[1] || self.admin_unapplied {
+            sup.set_policies(&|g| restart_policy(&self.hactl, g));
         }
         if cltab || admin != self.parsed[3] || self.admin_unapplied {
             self.admin_unapplied = false;
@@ -451,6 +459,9 @@ impl Cluster {
         os: &mut dyn Os,
         now: Instant,
     ) -> Vec<(String, Option<String>)> {
+        for group in &ready.cleared {
+            sup.clear_failures(group);
+        }
         for (group, level) in &ready.tell {
             sup.tell(now, os, group, level);
         }
@@ -543,15 +554,29 @@ fn placement(hactl: &Hactl) -> BTreeMap<String, engine::Placement> {
             let prefer: Vec<String> = want.prefer().into_iter().map(String::from).collect();
             let only = (want.only()).map(|o| o.into_iter().map(String::from).collect());
             let failback = want.failback().map(|s| s.saturating_mul(1000));
+            let cooldown = want.cooldown().map(|s| s.saturating_mul(1000));
             let p = engine::Placement {
                 prefer,
                 only,
                 failback,
+                cooldown,
                 standby: Default::default(),
             };
             (p != engine::Placement::default()).then(|| (group.clone(), p))
         })
         .collect()
+}
+
+/// Returns the restart policy of `group` according to `hactl` (the defaults when it has no
+/// line).
+fn restart_policy(hactl: &Hactl, group: &str) -> crate::supervisor::RestartPolicy {
+    hactl
+        .groups
+        .get(group)
+        .map_or_else(Default::default, |w| crate::supervisor::RestartPolicy {
+            max: w.max_restarts(),
+            window: std::time::Duration::from_secs(w.restart_window()),
+        })
 }
 
 /// Returns every group of `cltab` with the level `hactl` wants.

@@ -3,7 +3,9 @@
 //! node by hand), each a fencing record for the node's lost generation; and `move-GROUP`
 //! (written by `mosha move GROUP [NODE]`, the target node in the file or nothing), checked
 //! against the cluster as this node sees it and handed to the node core as a move request;
-//! and the standing orders of [`super::orders`] (`standby-NODE`, `freeze-GROUP`, ...).
+//! `cleanup-GROUP` (written by `mosha cleanup GROUP [NODE]`, the node or nothing), handed
+//! to the node core as a cleanup request; and the standing orders of [`super::orders`]
+//! (`standby-NODE`, `freeze-GROUP`, ...).
 //! The daemon answers in `DIR/commands/.reply-NAME`, which the command waits for.
 //!
 //! An acknowledgement lets a node's groups start elsewhere, so it is refused for a node the
@@ -63,11 +65,20 @@ pub fn carry_out(
             _ => Ok(String::new()),
         };
         let _ = std::fs::remove_file(e.path());
-        let answer = text.and_then(|text| match name.strip_prefix("move-") {
-            Some(group) => move_command(core, group, text.trim()).map(|(done, i)| {
-                out.push(i);
-                done
-            }),
+        let verb = (name.strip_prefix("move-").map(|g| (g, true)))
+            .or_else(|| name.strip_prefix("cleanup-").map(|g| (g, false)));
+        let answer = text.and_then(|text| match verb {
+            Some((group, is_move)) => {
+                let checked = if is_move {
+                    move_command(core, group, text.trim())
+                } else {
+                    cleanup_command(core, group, text.trim())
+                };
+                checked.map(|(done, i)| {
+                    out.push(i);
+                    done
+                })
+            }
             None => match super::orders::parse(core, &name, &text) {
                 Some(order) => order.map(|(o, said)| {
                     orders.push(o);
@@ -179,6 +190,47 @@ fn move_command(core: &Node, group: &str, to: &str) -> Result<(String, Input), S
         from: from.to_string(),
     };
     Ok((format!("moving {group} from {from} to {to}"), input))
+}
+
+/// Checks a request to clear the failures of `group` on `node` (empty: every node); returns
+/// what will be done and the input for the core, or why not.
+fn cleanup_command(core: &Node, group: &str, node: &str) -> Result<(String, Input), String> {
+    let view = core.view();
+    if !view.want.contains_key(group) {
+        return Err(format!("no group {group:?} in cltab"));
+    }
+    let node = if node.is_empty() {
+        None
+    } else {
+        crate::config::check_name("node name", node)?;
+        if !view.members.contains_key(node) {
+            return Err(format!("no node {node:?} is known"));
+        }
+        Some(node.to_string())
+    };
+    let cooling: Vec<&str> = (view.members.iter())
+        .filter(|(n, m)| {
+            m.alive && m.cooldown.contains(group) && node.as_ref().is_none_or(|x| x == *n)
+        })
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let on = node
+        .as_deref()
+        .map_or("every node".to_string(), |n| n.to_string());
+    let found = if cooling.is_empty() {
+        "no cooldown in sight; restart counts cleared".to_string()
+    } else {
+        format!("ending the cooldown on {}", cooling.join(", "))
+    };
+    warn!(%group, on = %on, "operator: cleanup requested");
+    let input = Input::Cleanup {
+        group: group.to_string(),
+        node,
+    };
+    Ok((
+        format!("clearing the failures of {group} on {on}: {found}"),
+        input,
+    ))
 }
 
 /// Carries out one command; returns what was done, or why not.

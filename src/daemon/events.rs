@@ -79,8 +79,18 @@ pub fn log(e: &Event) {
         Event::Yielding { group, to } => {
             warn!(%group, to = %to, "conflicting claim outranks ours: yielding")
         }
-        Event::TestFailed { group, level } => {
-            warn!(%group, %level, "group failed here: cooldown, it goes to another node")
+        Event::TestFailed {
+            group,
+            level,
+            cooldown_ms,
+            elsewhere,
+        } => {
+            let cooldown = crate::hastat::duration_words(cooldown_ms / 1000);
+            if *elsewhere > 0 {
+                warn!(%group, %level, "group failed here: cooldown of {cooldown} (no candidate here for it); {elsewhere} other node(s) may take it")
+            } else {
+                error!(%group, %level, "group failed here: cooldown of {cooldown} (no candidate here for it), and NO other node can take it now: it stays stopped until a cooldown ends or `mosha cleanup {group}`")
+            }
         }
         Event::HandingOff { group, to, why } => {
             info!(%group, to = %to, "stopping the group here to hand it to {to} ({why})")
@@ -90,6 +100,18 @@ pub fn log(e: &Event) {
         }
         Event::MoveAbandoned { group, to, why } => {
             warn!(%group, to = %to, "planned move to {to} did not happen: {why}; the group is placed as usual")
+        }
+        Event::CleanedUp {
+            group,
+            by,
+            cooldown,
+        } => {
+            let what = if *cooldown {
+                "its cooldown and restarts"
+            } else {
+                "its restarts"
+            };
+            warn!(%group, by = %by, "operator cleanup (asked on {by}): cleared {what} here; the group is placed as usual")
         }
         Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
         Event::NodeLeft { node } => info!(%node, "member left (a clean shutdown)"),

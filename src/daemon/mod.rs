@@ -12,7 +12,9 @@
 
 pub mod cluster;
 pub mod commands;
+pub mod diagnose;
 pub mod events;
+pub mod health;
 pub mod identity;
 pub mod keys;
 pub mod members;
@@ -131,7 +133,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         opts.alert.clone(),
     )
     .map_err(anyhow::Error::msg)?;
-    let mut os = OsProcesses { dir: dir.clone() };
+    let mut os = OsProcesses::new(dir.clone());
     let mut sup = Supervisor::new(opts.supervisor.clone());
     let t0 = Instant::now();
     sup.configure(t0.into_std(), &mut os, &cluster.cltab);

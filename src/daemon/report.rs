@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::cluster::Cluster;
+use super::diagnose::why_not_running;
+use super::health::{Health, STATUS_PREFIX};
 use super::notices::Notices;
 use crate::engine::{self, FenceState, Outcome};
 use crate::gossip::{ClusterView, GossipStats};
 use crate::hastat::{
-    AdminStat, FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat, MoveStat,
-    NodeGroupStat, RejectingStat, SecurityStat, ShadowStat,
+    AdminStat, FailureStat, FenceStat, FileStat, GossipStat, GroupStat, Hastat, MemberStat,
+    MoveStat, NodeGroupStat, RejectingStat, SecurityStat, ShadowStat,
 };
 
 impl Cluster {
@@ -65,6 +67,19 @@ impl Cluster {
                 }
                 if m.cooldown.contains(group) {
                     g.cooldown_on.push(node.clone());
+                }
+                let health = (view.members.get(node))
+                    .and_then(|m| m.keys.get(&format!("{STATUS_PREFIX}{group}")))
+                    .and_then(|v| Health::decode(v));
+                if let Some(h) = health {
+                    g.failures.insert(
+                        node.clone(),
+                        FailureStat {
+                            restarts: h.restarts,
+                            cooldown_until_ms: (h.until_ms > 0).then_some(h.until_ms),
+                            cause: h.cause,
+                        },
+                    );
                 }
                 if let Some(to) = m.handoffs.get(group) {
                     g.moving = Some(MoveStat {
@@ -154,8 +169,11 @@ impl Cluster {
             frozen: self.admin.frozen.iter().cloned().collect(),
             maintenance: self.admin.maintenance,
         };
+        let wall = super::wall_ms();
         for (name, g) in &mut h.groups {
             g.frozen = self.admin.is_frozen(name);
+            let engine = self.core.engine();
+            g.why = why_not_running(name, &g.want.clone(), g, ev, engine, wall);
         }
         h.fencing_off = self
             .fencetab

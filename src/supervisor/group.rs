@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::policy::{RestartPolicy, Restarts};
 use super::throttle::Throttle;
 use super::{Exit, Options, Os, Signal, SpawnSpec};
 use crate::config::{Entry, Mode};
@@ -131,6 +132,24 @@ pub struct Group {
     /// An operator froze the group (`mosha freeze`, maintenance): a `respawn` entry that
     /// exits is not restarted (see [`Group::set_frozen`]).
     pub frozen: bool,
+    /// How many restarts of its `respawn` entries the group gets here (hactl's options).
+    pub policy: RestartPolicy,
+    /// The restarts counted against the policy.
+    pub restarts: Restarts,
+    /// Why the group last failed here (until it is told a level again, or cleaned up).
+    pub failure: Option<Failure>,
+}
+
+/// Why a group failed on this node: which entry, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The entry's tag.
+    pub tag: String,
+    /// The entry's mode (`test`, `respawn`...).
+    pub mode: &'static str,
+    /// What happened (`test exit status 3`, `cannot execute ...`, `exit status 1; restarted
+    /// 3 times within 10 min`).
+    pub why: String,
 }
 
 impl Group {
@@ -145,6 +164,9 @@ impl Group {
             retiring: Vec::new(),
             pristine: true,
             frozen: false,
+            policy: RestartPolicy::default(),
+            restarts: Restarts::default(),
+            failure: None,
         }
     }
 
@@ -188,6 +210,12 @@ impl Group {
         self.pristine = false;
         if self.target != level {
             info!(group = %self.name, from = %self.level, to = %level, "changing level");
+            if level == crate::config::hactl::STOP || level.is_empty() {
+                // It leaves this node: a later start here counts its restarts anew.
+                self.restarts.clear();
+            } else {
+                self.failure = None;
+            }
         }
         self.target = level.to_string();
         for s in &mut self.slots {
@@ -247,6 +275,23 @@ impl Group {
                     Mode::Respawn if self.frozen => {
                         warn!(group = %name, tag = %tag, "exited with {exit}; the group is frozen: not respawning");
                         slot.run = Run::Done;
+                    }
+                    Mode::Respawn if !self.restarts.exit(&self.policy, now) => {
+                        let why = format!(
+                            "{exit}; restarted {} time(s) within {}: giving up here",
+                            self.policy.max.unwrap_or(0),
+                            crate::hastat::duration_words(self.policy.window.as_secs())
+                        );
+                        warn!(group = %name, tag = %tag, "{why}: the group fails here and goes to another node");
+                        self.failure = Some(Failure {
+                            tag: tag.clone(),
+                            mode: slot.entry.mode.as_str(),
+                            why: why.clone(),
+                        });
+                        slot.run = Run::Failed(why);
+                        if self.state.settled() {
+                            self.state = GroupState::Failed;
+                        }
                     }
                     Mode::Respawn => {
                         let delay = slot.throttle.on_exit(&opts.throttle, since, now);
@@ -413,8 +458,13 @@ impl Group {
         let mut state = GroupState::Done;
         for s in active {
             match (&s.run, s.entry.mode) {
-                (Run::Failed(_), _) => {
+                (Run::Failed(why), _) => {
                     state = GroupState::Failed;
+                    self.failure = Some(Failure {
+                        tag: s.entry.tag.clone(),
+                        mode: s.entry.mode.as_str(),
+                        why: why.clone(),
+                    });
                     break;
                 }
                 (_, Mode::Test) => state = GroupState::Passed,

@@ -353,3 +353,55 @@ fn levels_compare_literally_and_zero_is_a_level() {
     h.tell(10, "0");
     assert_eq!(h.os.tags(), ["zero"]);
 }
+
+#[test]
+fn restarts_past_the_policy_fail_the_group_here_and_a_stop_forgets_them() {
+    let mut h = Harness::new("g:srv:start:respawn:srv\ng:web:start:respawn:web\n");
+    h.g.policy = RestartPolicy {
+        max: Some(2),
+        window: Duration::from_secs(60),
+    };
+    h.tell(0, "start");
+    assert_eq!(h.g.state, GroupState::Done);
+    h.exit(1000, "srv", Exit::Code(1));
+    h.exit(2000, "web", Exit::Signal(9)); // any entry's exit counts for the group
+    assert_eq!(h.g.state, GroupState::Done);
+    assert_eq!(h.g.restarts.count(), 2);
+    assert_eq!(h.os.tags(), ["srv", "web", "srv", "web"]);
+    h.exit(3000, "srv", Exit::Code(1));
+    assert_eq!(
+        h.g.state,
+        GroupState::Failed,
+        "the third exit within the window"
+    );
+    assert_eq!(h.os.tags().len(), 4, "not restarted");
+    assert!(matches!(h.run("srv"), Run::Failed(_)));
+    let f = h.g.failure.clone().unwrap();
+    assert_eq!((f.tag.as_str(), f.mode), ("srv", "respawn"));
+    assert!(
+        f.why
+            .starts_with("exit status 1; restarted 2 time(s) within 60 s"),
+        "{}",
+        f.why
+    );
+    // The engine stops the group here: the count goes, why it failed stays for status.
+    h.tell(3100, "stop");
+    assert_eq!(h.g.restarts.count(), 0);
+    assert!(h.g.failure.is_some());
+    // Placed here again later: a fresh count, and the old failure is forgotten.
+    h.tell(90_000, "start");
+    assert!(h.g.failure.is_none());
+}
+
+#[test]
+fn a_failed_test_is_kept_as_the_groups_failure() {
+    let mut h = Harness::new("g:t:test:test:t\n");
+    h.tell(0, "test");
+    h.exit(10, "t", Exit::Code(3));
+    assert_eq!(h.g.state, GroupState::Failed);
+    let f = h.g.failure.clone().unwrap();
+    assert_eq!(
+        (f.tag.as_str(), f.mode, f.why.as_str()),
+        ("t", "test", "exit status 3")
+    );
+}

@@ -13,6 +13,7 @@
 
 pub mod group;
 pub mod leftovers;
+pub mod policy;
 pub mod process;
 pub mod throttle;
 
@@ -23,7 +24,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Cltab;
-pub use group::{Group, GroupState, Run};
+pub use group::{Failure, Group, GroupState, Run};
+pub use policy::RestartPolicy;
 pub use throttle::ThrottleConfig;
 
 /// How a child process ended.
@@ -90,6 +92,11 @@ pub trait Os {
     fn signal_group(&mut self, pgid: u32, signal: Signal);
     /// Tells whether any process is left in process group `pgid`.
     fn group_alive(&mut self, pgid: u32) -> bool;
+    /// Returns the first line the last run of `group`'s entry `tag` wrote to its stderr, if
+    /// it wrote one (for status: why an entry failed).
+    fn stderr_head(&self, _group: &str, _tag: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The supervisor's tunables.
@@ -181,6 +188,21 @@ impl Supervisor {
         }
     }
 
+    /// Sets every group's restart policy (see [`policy`]) from `policy`, given its name.
+    pub fn set_policies(&mut self, policy: &dyn Fn(&str) -> RestartPolicy) {
+        for (name, g) in &mut self.groups {
+            g.policy = policy(name);
+        }
+    }
+
+    /// Forgets `group`'s restarts and why it last failed here (`mosha cleanup`).
+    pub fn clear_failures(&mut self, group: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.restarts.clear();
+            g.failure = None;
+        }
+    }
+
     /// Handles a reaped child. Exits of processes that are not entries' leaders (grandchildren
     /// re-parented to us) are ignored.
     pub fn child_exited(&mut self, now: Instant, os: &mut dyn Os, pid: u32, exit: Exit) {
@@ -195,6 +217,7 @@ impl Supervisor {
     pub fn tick(&mut self, now: Instant, os: &mut dyn Os) {
         for g in self.groups.values_mut() {
             g.tick(&self.opts, now, os);
+            g.restarts.expire(&g.policy, now);
         }
     }
 
@@ -254,6 +277,12 @@ pub struct GroupStatus {
     pub state: GroupState,
     /// Every cltab entry of the group, by tag.
     pub entries: BTreeMap<String, EntryStatus>,
+    /// Exits of its `respawn` entries counted against its restart policy (hactl's
+    /// `max_restarts=` within `restart_window=`).
+    pub restarts: u32,
+    /// The most restarts allowed within the window (absent: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_restarts: Option<u32>,
 }
 
 /// Writes a group state by its name (`DONE`, ...).
@@ -318,6 +347,8 @@ impl GroupStatus {
             target: g.target.clone(),
             state: g.state,
             entries,
+            restarts: g.restarts.count(),
+            max_restarts: g.policy.max,
         }
     }
 }

@@ -71,12 +71,35 @@ pub fn reap() -> Vec<(u32, Exit)> {
     out
 }
 
+/// Most bytes of a stderr line kept for [`Os::stderr_head`].
+const HEAD_BYTES: usize = 200;
+
+/// Most (group, tag) pairs whose first stderr line is kept: far more than any cltab has
+/// entries; past it, the oldest runs' lines are forgotten.
+const MAX_HEADS: usize = 20_000;
+
+/// The first stderr line of each entry's last run, by (group, tag), filled by the tasks
+/// that read children's output.
+type Heads = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(String, String), String>>>;
+
 /// The operating system's processes. Must be used inside a tokio runtime (child output is
 /// read by tasks).
 #[derive(Debug, Default)]
 pub struct OsProcesses {
     /// The node directory, passed to children as `MOSHA_DIR` so that they can keep state there.
     pub dir: std::path::PathBuf,
+    /// The first stderr line of each entry's last run.
+    heads: Heads,
+}
+
+impl OsProcesses {
+    /// Returns the processes of a node whose directory is `dir`.
+    pub fn new(dir: std::path::PathBuf) -> OsProcesses {
+        OsProcesses {
+            dir,
+            heads: Heads::default(),
+        }
+    }
 }
 
 impl Os for OsProcesses {
@@ -108,11 +131,14 @@ impl Os for OsProcesses {
         }
         let mut child = cmd.spawn()?;
         let pid = child.id();
+        if let Ok(mut heads) = self.heads.lock() {
+            heads.remove(&(spec.group.to_string(), spec.tag.to_string()));
+        }
         if let Some(out) = child.stdout.take() {
-            forward(spec, "stdout", out.into());
+            forward(spec, "stdout", out.into(), None);
         }
         if let Some(err) = child.stderr.take() {
-            forward(spec, "stderr", err.into());
+            forward(spec, "stderr", err.into(), Some(self.heads.clone()));
         }
         // The child is reaped by `reap`, never through `child`.
         drop(child);
@@ -134,10 +160,42 @@ impl Os for OsProcesses {
         // Zombies still count as members; reap first so that they do not.
         !matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH))
     }
+
+    fn stderr_head(&self, group: &str, tag: &str) -> Option<String> {
+        let heads = self.heads.lock().ok()?;
+        heads.get(&(group.to_string(), tag.to_string())).cloned()
+    }
 }
 
-/// Copies a child's output into the log, a line at a time, until the pipe closes.
-fn forward(spec: &SpawnSpec<'_>, stream: &'static str, fd: OwnedFd) {
+/// Keeps `line` as the first stderr line of `group`'s entry `tag` unless one is kept
+/// already: cut to [`HEAD_BYTES`], control characters replaced.
+fn keep_head(heads: &Heads, group: &str, tag: &str, line: &str) {
+    let Ok(mut heads) = heads.lock() else { return };
+    if heads.len() >= MAX_HEADS {
+        heads.clear();
+    }
+    let key = (group.to_string(), tag.to_string());
+    if line.trim().is_empty() || heads.contains_key(&key) {
+        return;
+    }
+    let mut head: String = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if head.len() > HEAD_BYTES {
+        let mut cut = HEAD_BYTES;
+        while !head.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        head.truncate(cut);
+        head.push('…');
+    }
+    heads.insert(key, head.trim().to_string());
+}
+
+/// Copies a child's output into the log, a line at a time, until the pipe closes; keeps the
+/// first non-blank line in `heads` when given.
+fn forward(spec: &SpawnSpec<'_>, stream: &'static str, fd: OwnedFd, heads: Option<Heads>) {
     let group = spec.group.to_string();
     let tag = spec.tag.to_string();
     let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
@@ -157,6 +215,9 @@ fn forward(spec: &SpawnSpec<'_>, stream: &'static str, fd: OwnedFd) {
                 Ok(_) => {
                     let line = String::from_utf8_lossy(&buf);
                     let line = line.trim_end_matches(['\n', '\r']);
+                    if let Some(h) = &heads {
+                        keep_head(h, &group, &tag, line);
+                    }
                     info!(target: "mosha::child", %group, %tag, stream, "{line}");
                 }
                 Err(e) => {

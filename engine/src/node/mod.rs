@@ -86,6 +86,9 @@ pub enum Input {
         to: String,
         from: String,
     },
+    /// An operator here asked to clear the failures of `group` on `node` (`None`: every
+    /// node; see [`crate::cleanup`]); the request is published at the next step.
+    Cleanup { group: String, node: Option<String> },
     /// The driver's loop was running at `now` (a driver that skips idle ticks says so, so
     /// that the gap is not taken for a freeze).
     Awake { now: Millis },
@@ -139,6 +142,9 @@ pub struct Ready {
     pub cancel_fence: Vec<String>,
     /// Tell the operator (logs, alerts).
     pub events: Vec<Event>,
+    /// Forget the restarts of these groups here, and why they last failed (an operator's
+    /// cleanup).
+    pub cleared: Vec<String>,
     /// Make this expected membership durable (file, then directory, synced), then call
     /// [`Node::advance`] with [`Durable::Members`] and the outcome.
     pub persist: Option<BTreeSet<String>>,
@@ -326,7 +332,10 @@ impl Node {
                 true
             }
             // Outcomes are the engine's at the next step, at that step's time.
-            i @ (Input::FenceDone { .. } | Input::Operator { .. } | Input::Move { .. }) => {
+            i @ (Input::FenceDone { .. }
+            | Input::Operator { .. }
+            | Input::Move { .. }
+            | Input::Cleanup { .. }) => {
                 self.outcomes.push(i);
                 true
             }
@@ -414,6 +423,10 @@ impl Node {
                     self.engine.request_move(now, &group, &to, &from);
                     Vec::new()
                 }
+                Input::Cleanup { group, node } => {
+                    self.engine.request_cleanup(now, &group, node.as_deref());
+                    Vec::new()
+                }
                 _ => Vec::new(),
             };
             self.take(a);
@@ -480,6 +493,7 @@ impl Node {
                 Action::Members(m) => self.unsaved = Some(m),
                 Action::Fence { node, generation } => self.pending.fence.push((node, generation)),
                 Action::CancelFence { node } => self.pending.cancel_fence.push(node),
+                Action::Cleared { group } => self.pending.cleared.push(group),
                 Action::Event(e) => self.pending.events.push(e),
             }
         }
@@ -572,5 +586,7 @@ impl Node {
 mod tests;
 #[cfg(test)]
 mod tests_admin;
+#[cfg(test)]
+mod tests_cleanup;
 #[cfg(test)]
 mod tests_moves;

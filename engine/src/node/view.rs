@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::claim::Claim;
 use crate::fencing::{Policy, Record};
 use crate::keys::{
-    BEAT, BYE, CLAIM_PREFIX, COOLDOWN_PREFIX, HANDOFF_PREFIX, MOVE_PREFIX, RECORD_PREFIX,
+    BEAT, BYE, CLAIM_PREFIX, CLEANUP_PREFIX, COOLDOWN_PREFIX, HANDOFF_PREFIX, MOVE_PREFIX,
+    RECORD_PREFIX,
 };
 use crate::{replica, Member, Millis, MoveRequest, View};
 
@@ -27,6 +28,7 @@ pub fn is_core_key(key: &str) -> bool {
         || key.starts_with(RECORD_PREFIX)
         || key.starts_with(MOVE_PREFIX)
         || key.starts_with(HANDOFF_PREFIX)
+        || key.starts_with(CLEANUP_PREFIX)
         || replica::file_of_version_key(key).is_some()
 }
 
@@ -261,6 +263,14 @@ impl Observed {
             } else {
                 m.cooldown.remove(g)
             };
+        }
+        if let Some(g) = key.strip_prefix(CLEANUP_PREFIX) {
+            let new = value.and_then(crate::CleanupRequest::decode);
+            let old = match new.clone() {
+                Some(r) => m.cleanups.insert(g.to_string(), r),
+                None => m.cleanups.remove(g),
+            };
+            return old != new;
         }
         if let Some(g) = key.strip_prefix(MOVE_PREFIX) {
             let new = value.and_then(MoveRequest::decode);
