@@ -20,7 +20,11 @@
 //!   it); unfreezing restarts those that died and hands the group back to the engine.
 //! - **Failback** (hactl's `failback=`): a node that runs a group settled hands it to the
 //!   first node of its `prefer=` list placed before it that can take it and has been alive
-//!   for the stated delay.
+//!   for the stated delay — and where the group has not failed since that node started,
+//!   or since an operator cleared its failures there (`mosha cleanup`): a node whose test
+//!   fails for the group is no preferred node until then, whatever its cooldown says (found
+//!   by the simulator: a group went back, failed, came back and went back again at the end
+//!   of every cooldown, down a few seconds each time).
 //!
 //! Pure, like the rest of the engine.
 
@@ -156,7 +160,9 @@ impl Engine {
         let mine = p.preference(&me);
         let started = self.started.unwrap_or(now);
         for n in p.prefer.iter().take(mine) {
-            if !self.may_hand_to(view, n, group) {
+            let failed = (self.failed_on.get(&(group.to_string(), n.clone())))
+                .is_some_and(|g| view.members.get(n).is_some_and(|m| m.generation == *g));
+            if failed || !self.may_hand_to(view, n, group) {
                 continue;
             }
             // Alive since it came alive here, or since this node started.
@@ -169,6 +175,36 @@ impl Engine {
             return Leave::Stay;
         }
         Leave::Stay
+    }
+
+    /// Notes, for the groups with `failback=`, the preferred nodes where they just failed
+    /// (a cooldown appeared): no failback goes there until the node restarts or an
+    /// operator's cleanup names it (see the module documentation).
+    pub(crate) fn note_failures(&mut self, view: &View) {
+        let mut cooling = BTreeSet::new();
+        for (g, p) in view.placement.iter().filter(|(_, p)| p.failback.is_some()) {
+            for n in &p.prefer {
+                let Some(m) = view.members.get(n).filter(|m| m.cooldown.contains(g)) else {
+                    continue;
+                };
+                let key = (g.clone(), n.clone());
+                if !self.cooling.contains(&key) {
+                    self.failed_on.insert(key.clone(), m.generation);
+                }
+                cooling.insert(key);
+            }
+        }
+        self.cooling = cooling;
+        for m in view.members.values().filter(|m| m.alive) {
+            for (g, r) in &m.cleanups {
+                self.failed_on
+                    .retain(|(group, node), _| group != g || !r.names(node));
+            }
+        }
+        let failed = std::mem::take(&mut self.failed_on);
+        self.failed_on = (failed.into_iter())
+            .filter(|((_, n), gen)| view.members.get(n).is_some_and(|m| m.generation == *gen))
+            .collect();
     }
 
     /// Tells whether this node may hand `group` to `to`: another node that can take it (see

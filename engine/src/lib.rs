@@ -370,6 +370,11 @@ pub struct Engine {
     handoffs: BTreeMap<String, moves::Pending<String>>,
     /// Cleanup requests made here, and those applied here.
     cleanups: cleanup::Cleanups,
+    /// (group with `failback=`, preferred node) → the generation of that node when the
+    /// group failed there: no failback to it (see [`admin`]).
+    failed_on: BTreeMap<(String, String), u64>,
+    /// The (group, preferred node) pairs in cooldown at the last step, to see new failures.
+    cooling: BTreeSet<(String, String)>,
 }
 
 impl Engine {
@@ -404,6 +409,8 @@ impl Engine {
             requests_unpublished: false,
             handoffs: BTreeMap::new(),
             cleanups: cleanup::Cleanups::default(),
+            failed_on: BTreeMap::new(),
+            cooling: BTreeSet::new(),
         }
     }
 
@@ -488,6 +495,7 @@ impl Engine {
         let quorate = self.update_quorum(now, view, &arrived, &mut out);
         self.expire_cooldowns(now, &mut out);
         self.tend_cleanups(now, view, &mut out);
+        self.note_failures(view);
         self.step_fencing(now, view, quorate, &mut out);
         self.tend_moves(now, view, &mut out);
         let sight = self.moves_in_sight(view);

@@ -121,10 +121,18 @@ impl Engine {
     /// Gathers the hand-offs of live members and the requests addressed to this node.
     pub(crate) fn moves_in_sight<'v>(&self, view: &'v View) -> InSight<'v> {
         let mut s = InSight::default();
+        // Hand-offs of one group to two nodes (a node handed it on, by failback or standby,
+        // before the hand-off that gave it to it was withdrawn) name no one: the group is
+        // placed as usual, with the plan window (found by the simulator: the stale hand-off
+        // and the new one each let their target skip the window, and both started it).
+        let mut clashing = Vec::new();
         for (name, m) in view.members.iter().filter(|(_, m)| m.alive) {
             for (g, to) in &m.handoffs {
                 if to != name && can_take(view, to, g) {
-                    s.handed.entry(g).or_insert(to);
+                    let first = *s.handed.entry(g).or_insert(to);
+                    if first != to {
+                        clashing.push(g.as_str());
+                    }
                 }
             }
             for (g, r) in &m.moves {
@@ -132,6 +140,9 @@ impl Engine {
                     s.asked.entry(g).or_insert(&r.to);
                 }
             }
+        }
+        for g in clashing {
+            s.handed.remove(g);
         }
         s
     }

@@ -1,7 +1,9 @@
 //! Fault profiles and the fault schedule of a run. The schedule is drawn up front from the
 //! seed alone (not from the policy's behaviour), so both policies face the same faults.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use mosha::engine::Placement;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha12Rng;
@@ -42,6 +44,9 @@ pub enum Fault {
     Standby { node: usize, to: Option<usize> },
     /// An operator ends the standby of `node`.
     Unstandby(usize),
+    /// An operator edits hactl's options of `group` (`prefer=`, `only=`, `failback=`; its
+    /// `cooldown=` stays): they reach every node as an edit of hactl does.
+    Options { group: usize, placement: Placement },
     /// An operator on `node` clears the failures of `group` on `on` (`None`: every node),
     /// as `mosha cleanup` does.
     Cleanup {
@@ -92,14 +97,19 @@ pub struct Profile {
     pub standbys: usize,
     /// How many cleanups (`mosha cleanup`) to schedule, from a stream of their own.
     pub cleanups: usize,
+    /// Whether groups have placement options (`prefer=`, `only=`, `failback=`,
+    /// `cooldown=`), drawn per group at the start and edited at random moments.
+    pub placement: bool,
 }
 
 impl Profile {
     /// Returns the profile called `name`: `none`, `default`, `heavy`, `symmetric` (the
     /// default without one-way or swizzle clogging), `operator` (the default's faults, and
     /// operator moves at random moments among them), `admin` (the operator's, and standby
-    /// or drain of random nodes, each ended a while later), or `failures` (the admin's, with
-    /// three times the failing tests and operators' cleanups at random moments).
+    /// or drain of random nodes, each ended a while later), `failures` (the admin's, with
+    /// three times the failing tests and operators' cleanups at random moments), or
+    /// `placement` (the admin's, with placement options on groups, edited at random
+    /// moments).
     pub fn named(name: &str) -> Option<Profile> {
         let p = |faults, loss, bad_agents, test_fail, slow_tests, drift_ppm| Profile {
             name: name.to_string(),
@@ -113,6 +123,7 @@ impl Profile {
             moves: 0,
             standbys: 0,
             cleanups: 0,
+            placement: false,
         };
         Some(match name {
             "none" => p(0, 0.0, false, 0.0, 0.0, 0),
@@ -129,6 +140,12 @@ impl Profile {
             "admin" => Profile {
                 moves: 6,
                 standbys: 3,
+                ..p(4, 0.01, true, 0.1, 0.2, 500)
+            },
+            "placement" => Profile {
+                moves: 6,
+                standbys: 3,
+                placement: true,
                 ..p(4, 0.01, true, 0.1, 0.2, 500)
             },
             "failures" => Profile {
@@ -155,6 +172,44 @@ pub struct Plan {
     pub slow: BTreeSet<usize>,
     /// Clock drift of each node (ppm) and offset (ms).
     pub clocks: Vec<(i64, u64)>,
+    /// The groups' placement options at the start (none unless the profile has them).
+    pub placement: BTreeMap<String, Placement>,
+}
+
+/// Draws the placement options of group `grp` among `n` nodes: often a preference, now
+/// and then a restriction (holding the preferred nodes, and two nodes at least, so that a
+/// group whose test fails on one of them still has another), failback behind a preference,
+/// and the group's own cooldown (`cooldown`, which option edits keep).
+pub fn draw_placement(rng: &mut ChaCha12Rng, n: usize, cooldown: Option<u64>) -> Placement {
+    let node = |i: usize| format!("n{i}");
+    let mut p = Placement {
+        cooldown,
+        ..Placement::default()
+    };
+    if n < 2 {
+        return p;
+    }
+    if rng.random_bool(0.5) {
+        let k = rng.random_range(1..=2usize);
+        while p.prefer.len() < k {
+            let v = node(rng.random_range(0..n));
+            if !p.prefer.contains(&v) {
+                p.prefer.push(v);
+            }
+        }
+    }
+    if n >= 3 && rng.random_bool(0.3) {
+        let mut only: BTreeSet<String> = p.prefer.iter().cloned().collect();
+        let k = rng.random_range(2..=3usize).max(only.len());
+        while only.len() < k {
+            only.insert(node(rng.random_range(0..n)));
+        }
+        p.only = Some(only);
+    }
+    if !p.prefer.is_empty() && rng.random_bool(0.4) {
+        p.failback = Some(rng.random_range(1_000..10_000u64));
+    }
+    p
 }
 
 /// Draws the fault plan of a run of `n` nodes and `g` groups, healing at `heal_at`.
@@ -283,6 +338,31 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
             s.push((t, Fault::Cleanup { node, group, on }));
         }
     }
+    let mut placement = BTreeMap::new();
+    if prof.placement && g > 0 {
+        let mut ops = ChaCha12Rng::seed_from_u64(seed ^ 0x91ac_e0b7);
+        let cooldowns: Vec<Option<u64>> = (0..g)
+            .map(|_| {
+                ops.random_bool(0.5)
+                    .then(|| ops.random_range(3_000..20_000u64))
+            })
+            .collect();
+        for (grp, cd) in cooldowns.iter().enumerate() {
+            placement.insert(format!("g{grp}"), draw_placement(&mut ops, n, *cd));
+        }
+        for _ in 0..4 {
+            let t = start + ops.random_range(0..window);
+            let group = ops.random_range(0..g);
+            let p = draw_placement(&mut ops, n, cooldowns[group]);
+            s.push((
+                t,
+                Fault::Options {
+                    group,
+                    placement: p,
+                },
+            ));
+        }
+    }
     s.retain(|(t, _)| *t < heal_at);
     s.push((heal_at, Fault::HealAll));
     s.sort_by_key(|(t, _)| *t);
@@ -311,6 +391,7 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
         failing_tests,
         slow,
         clocks,
+        placement,
     }
 }
 

@@ -64,6 +64,46 @@ impl World {
         }
     }
 
+    /// New placement options of `group` (an hactl edit): they reach each node after a
+    /// propagation delay (a node that is down finds them on its disk when it starts).
+    fn edit_options(&mut self, group: &str, p: mosha::engine::Placement) {
+        let mut all = (*self.placement.1).clone();
+        all.insert(group.to_string(), p);
+        self.placement.0 += 1;
+        self.placement.1 = std::rc::Rc::new(all);
+        let seq = self.placement.0;
+        for node in 0..self.nodes.len() {
+            let t = self.now + self.timing.dissem(&mut self.rng);
+            let placement = self.placement.1.clone();
+            self.push(
+                t,
+                Kind2::Placement {
+                    node,
+                    seq,
+                    placement,
+                },
+            );
+        }
+    }
+
+    /// Placement options number `seq` reach node `x` (older ones than it has are ignored).
+    pub(crate) fn placement_arrives(
+        &mut self,
+        x: usize,
+        seq: u64,
+        p: std::rc::Rc<std::collections::BTreeMap<String, mosha::engine::Placement>>,
+    ) {
+        if seq <= self.nodes[x].placement.0 {
+            return;
+        }
+        self.nodes[x].placement = (seq, p.clone());
+        if self.nodes[x].ok() && self.nodes[x].om.is_none() {
+            let input = mosha::engine::node::Input::Placement((*p).clone());
+            self.nodes[x].core.observe(input);
+            self.dirty(x);
+        }
+    }
+
     /// Kills every process of node `x` (machine off or daemon restart).
     pub fn kill_processes(&mut self, x: usize) {
         let groups: Vec<String> = self.nodes[x].claims.keys().cloned().collect();
@@ -194,6 +234,11 @@ impl World {
                 a.standby.insert(name, to);
                 self.give_orders(a);
             }
+            Fault::Options { group, placement } => {
+                let group = self.gnames[group].clone();
+                self.log(|| format!("operator: options of {group}: {placement:?}"));
+                self.edit_options(&group, placement);
+            }
             Fault::Cleanup { node, group, on } => {
                 if self.nodes[node].ok() {
                     let group = self.gnames[group].clone();
@@ -273,6 +318,16 @@ impl World {
         self.nodes[x].hung = false;
         // The core sees the gap at its next step, as the daemon's does.
         self.nodes[x].resuming = true;
+        // Orders and options that reached its disk while it hung: the daemon reads the
+        // replicated files it missed once it runs again (found when the placement profile
+        // came: a node that hung through its own unstandby stayed in standby for ever).
+        if self.nodes[x].om.is_none() {
+            let admin = self.nodes[x].admin.1.clone();
+            let placement = (*self.nodes[x].placement.1).clone();
+            let core = &mut self.nodes[x].core;
+            core.observe(mosha::engine::node::Input::Admin(admin));
+            core.observe(mosha::engine::node::Input::Placement(placement));
+        }
         // Invariant (d) counts from the moment the daemon can act again.
         self.nodes[x].nonquorate_since = None;
         self.relink(Some(x));

@@ -4,9 +4,10 @@
 //! claims, and its clock.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
 
 use mosha::engine::node::{Fencing, Input, Node as Core};
-use mosha::engine::{Admin, Claim, Config, Policy, PLAN};
+use mosha::engine::{Admin, Claim, Config, Placement, Policy, PLAN};
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
@@ -64,6 +65,9 @@ pub struct Node {
     /// The standing orders on its disk (the admin file), with their number (newer ones
     /// replace older ones as they arrive).
     pub admin: (u64, Admin),
+    /// The groups' placement options on its disk (hactl's), with their number (newer ones
+    /// replace older ones).
+    pub placement: (u64, Rc<BTreeMap<String, Placement>>),
     /// The supervisor's true claims (only groups that hold something).
     pub claims: BTreeMap<String, Claim>,
     /// The pending supervisor operation per group (to drop superseded completions).
@@ -128,6 +132,7 @@ impl Node {
             want: BTreeMap::new(),
             disk: (Version::zero(), String::new()),
             admin: (0, Admin::default()),
+            placement: (0, Rc::default()),
             claims: BTreeMap::new(),
             op: BTreeMap::new(),
             published: BTreeMap::new(),
@@ -180,6 +185,7 @@ impl Node {
         });
         core.observe(Input::Wanted(self.want.clone()));
         core.observe(Input::Admin(self.admin.1.clone()));
+        core.observe(Input::Placement((*self.placement.1).clone()));
         core.observe(Input::Fencing(Fencing {
             default: Some(fence_policy()),
             nodes: BTreeMap::new(),

@@ -63,6 +63,9 @@ impl World {
                 Event::CleanedUp { group, .. } => {
                     self.nodes[x].cooldown_until.remove(group);
                 }
+                Event::HandingOff { group, .. } => {
+                    self.handed_at.insert(group.clone(), self.now);
+                }
                 _ => {}
             }
             self.log(|| format!("n{x} {e:?}"));
@@ -162,7 +165,10 @@ impl World {
                 _ => State::Done,
             };
             if state == State::Failed {
-                let until = self.now + self.cfg.test_cooldown * 998 / 1000;
+                let cooldown = (self.nodes[x].placement.1.get(&group))
+                    .and_then(|p| p.cooldown)
+                    .unwrap_or(self.cfg.test_cooldown);
+                let until = self.now + cooldown * 998 / 1000;
                 self.nodes[x].cooldown_until.insert(group.clone(), until);
             }
             Some(Claim { state, ..cur })

@@ -89,6 +89,12 @@ pub enum Kind2 {
         seq: u64,
         admin: Rc<mosha::engine::Admin>,
     },
+    /// The placement options number `seq` reach `node` (an edit of hactl's options).
+    Placement {
+        node: usize,
+        seq: u64,
+        placement: Rc<BTreeMap<String, mosha::engine::Placement>>,
+    },
 }
 
 struct Ev {
@@ -177,8 +183,12 @@ pub struct World {
     pub plan: Plan,
     /// Whether everything was healed.
     pub healed: bool,
+    /// When each group was last handed off (a planned move, standby, failback).
+    pub handed_at: BTreeMap<String, u64>,
     /// The newest standing orders, with their number.
     pub admin: (u64, mosha::engine::Admin),
+    /// The groups' placement options in force (hactl's), with their number.
+    pub placement: (u64, Rc<BTreeMap<String, mosha::engine::Placement>>),
     /// The text of every hactl version made (see `files`); the newest is the truth.
     pub hactl: BTreeMap<Version, String>,
     /// Group names.
@@ -244,8 +254,10 @@ impl World {
             node.phase = rng.random_range(0..TICK);
             node.clock = plan.clocks[i];
             node.up = false;
+            node.placement = (0, Rc::new(plan.placement.clone()));
             nodes.push(node);
         }
+        let placement = plan.placement.clone();
         let mut w = World {
             checks,
             now: 0,
@@ -259,7 +271,9 @@ impl World {
             cfg,
             plan,
             healed: false,
+            handed_at: BTreeMap::new(),
             admin: (0, mosha::engine::Admin::default()),
+            placement: (0, Rc::new(placement)),
             hactl: [(first, text)].into(),
             gnames,
             names,
@@ -409,6 +423,11 @@ impl World {
                 self.fault(f);
             }
             Kind2::Admin { node, seq, admin } => self.admin_arrives(node, seq, &admin),
+            Kind2::Placement {
+                node,
+                seq,
+                placement,
+            } => self.placement_arrives(node, seq, placement),
             Kind2::Check => {
                 (self.checks.periodic)(self);
                 self.push(self.now + 250, Kind2::Check);

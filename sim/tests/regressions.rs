@@ -278,3 +278,25 @@ fn bug14_a_failed_test_is_remembered_when_standby_stops_the_group() {
     assert_clean_at(5, 60_000, 4345, "admin");
     assert_clean_at(5, 60_000, 9527, "admin");
 }
+
+/// Bug 15 — found by the `placement` profile: a node took a group by a hand-off and at
+/// once handed it on (failback) before the first hand-off was withdrawn; each of the two
+/// hand-offs in sight let its target skip the plan window, and both started the group
+/// while one was clogged: (a). Fixed: hand-offs of one group to two nodes name no one, and
+/// the group is placed as usual, with the plan window. Replay:
+/// `cargo run -p sim --release -- --nodes 3 --groups 10 --duration 60 --seeds 9610..9611 --faults placement --only-ours --trace`
+#[test]
+fn bug15_two_hand_offs_of_one_group_let_no_one_skip_the_plan_window() {
+    assert_clean_at(3, 60_000, 9610, "placement");
+    assert_clean_at(5, 60_000, 9430, "placement");
+}
+
+/// Model correction: a daemon that hung reads the replicated files it missed once it runs
+/// again; the simulator handed a hung node no orders and no options, so a node that hung
+/// through its own unstandby stayed in standby for ever and every failback to it lapsed:
+/// (e). Replay:
+/// `cargo run -p sim --release -- --nodes 3 --groups 10 --duration 60 --seeds 780..781 --faults placement --only-ours --trace`
+#[test]
+fn model_a_resumed_node_reads_the_orders_it_missed() {
+    assert_clean_at(3, 60_000, 780, "placement");
+}

@@ -199,3 +199,50 @@ fn failback_moves_a_group_to_its_preferred_node_after_the_delay() {
         }
     }
 }
+
+/// A failback to the preferred node whose test then fails there: the group comes back, and
+/// no further failback goes to that node when its cooldown ends (it would fail again and
+/// the group would be down each time) — until an operator's cleanup names it.
+#[test]
+fn no_failback_to_a_node_where_the_group_failed_until_a_cleanup() {
+    let mut c = Cluster::with(&["web"]);
+    c.everyone(&Input::Fencing(Fencing {
+        default: Some(Policy::Disabled),
+        nodes: BTreeMap::new(),
+    }));
+    let p = Placement {
+        prefer: vec!["n1".to_string()],
+        failback: Some(1000),
+        cooldown: Some(3000),
+        ..Placement::default()
+    };
+    c.everyone(&Input::Placement([("web".to_string(), p)].into()));
+    c.set_alive("n1", false);
+    c.until(8000, |c| c.running_of("web").len() == 1);
+    let n1 = c.index("n1");
+    c.nodes[n1].test_fails = true;
+    c.set_alive("n1", true);
+    let failed = |c: &Cluster| {
+        (c.events.iter())
+            .filter(|(n, e)| n == "n1" && matches!(e, Event::TestFailed { .. }))
+            .count()
+    };
+    c.until(8000, |c| failed(c) == 1);
+    c.until(5000, |c| c.running_of("web").len() == 1);
+    let elsewhere = c.running_of("web")[0].to_string();
+    assert_ne!(elsewhere, "n1");
+    // Its cooldown (3 s) ends; the failback delay (1 s) is long past: nothing moves.
+    for _ in 0..200 {
+        c.tick();
+    }
+    assert_eq!(failed(&c), 1, "no second failback to n1");
+    assert_eq!(c.running_of("web"), [elsewhere.as_str()]);
+    // Fixed, and cleaned up: the group goes back to n1.
+    c.nodes[n1].test_fails = false;
+    let i = c.index("n3");
+    c.nodes[i].core.observe(Input::Cleanup {
+        group: "web".into(),
+        node: Some("n1".into()),
+    });
+    c.until(5000, |c| c.running_of("web") == ["n1"]);
+}
