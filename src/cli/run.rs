@@ -18,7 +18,8 @@ pub(super) struct RunArgs {
     /// The node directory: cltab, hactl, fencetab, admin (replicated), members and authkey are
     /// read from it; clstat.json, hastat.json, mosha.pgids and .mosha-versions.json are
     /// written to it; commands/ takes the requests of `mosha fence`, `move`, `standby`,
-    /// `drain`, `freeze` and `maintenance`; .mosha.lock makes it this daemon's.
+    /// `drain`, `freeze` and `maintenance`; log/ keeps each group's recent output and events
+    /// (`mosha log`); .mosha.lock makes it this daemon's.
     #[arg(long, default_value = "/etc/mosha")]
     dir: PathBuf,
     /// Seconds between SIGTERM and SIGKILL when stopping an entry's process group (0 to 3600).
@@ -32,7 +33,8 @@ pub(super) struct RunArgs {
     /// The window over which respawn exits are counted (0 to 3600 seconds).
     #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
     respawn_window: Duration,
-    /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides.
+    /// Log filter for stderr (error, warn, info, debug, trace, or a tracing directive);
+    /// RUST_LOG overrides. The group logs in DIR/log keep INFO and up whatever it says.
     #[arg(long, default_value = "info")]
     log: String,
     /// UDP address to gossip on. Port 0 picks a free port (tests only: peers need a fixed one).
