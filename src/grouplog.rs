@@ -338,7 +338,8 @@ impl Ring {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(DIR_MODE)
-            .create(&self.dir)?;
+            .create(&self.dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.dir.display())))?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)

@@ -296,3 +296,44 @@ fn mosha_log_follow_prints_new_lines_across_rotations() {
     assert_eq!(f.next(), "seven\u{FFFD}[2J");
     f.quiet();
 }
+
+#[test]
+fn a_log_that_cannot_be_written_is_said_once_and_harms_nothing() {
+    let node = Node::start(
+        "web:tick:start:respawn:while true; do echo tick; sleep 0.05; done\n",
+        "web start\n",
+        &[],
+    );
+    // Before any group ran: a file where DIR/log should be, so every write fails.
+    std::fs::write(node.path("log"), "in the way\n").unwrap();
+    let tick = common::wait_running(&node, "web", "tick", SOON);
+    std::thread::sleep(Duration::from_secs(3));
+    let said = |what: &str| {
+        node.log()
+            .lines()
+            .filter(|l| l.contains("mosha::grouplog") && l.contains(what))
+            .count()
+    };
+    assert_eq!(said("cannot write"), 1, "{}", node.log_tail(20));
+    assert!(
+        node.log().contains("tick"),
+        "the daemon's stderr still has the lines"
+    );
+    assert!(node.alive(tick));
+    // Room again: writing resumes within a retry, says so once, and notes the loss.
+    std::fs::remove_file(node.path("log")).unwrap();
+    node.wait_until("the ring written again", SOON, || {
+        ring(&node, "web").contains("[tick stdout] tick")
+    });
+    assert_eq!(said("written again"), 1, "{}", node.log_tail(20));
+    let r = ring(&node, "web");
+    let first = r.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(" WARN  ") && first.contains("record(s)"),
+        "{r}"
+    );
+    assert_eq!(
+        common::entry_pid(&node.clstat().unwrap(), "web", "tick"),
+        Some(tick)
+    );
+}
