@@ -12,6 +12,8 @@
 //!   the cluster key and checked before chitchat decodes it;
 //! - [`replica`]: file versions and their chunks in gossip (the engine crate's);
 //! - [`clstat`], [`hastat`]: the node's and the cluster's status documents;
+//! - [`grouplog`]: each group's recent output and events on this node, in a bounded ring of
+//!   files under `DIR/log` (a tracing layer; `mosha log` reads it);
 //! - [`files`]: atomic writes, bounded reads, change detection by content, the directory lock;
 //! - [`deadline`]: deadlines that cannot overflow;
 //! - [`daemon`]: the one event loop that drives the node core and carries out its decisions
@@ -30,6 +32,7 @@ pub use mosha_engine as engine;
 pub mod fence;
 pub mod files;
 pub mod gossip;
+pub mod grouplog;
 pub mod hastat;
 pub use mosha_engine::replica;
 pub mod supervisor;

@@ -46,6 +46,7 @@ fn the_top_level_help_describes_the_cluster() {
         "unfreeze",
         "maintenance",
         "status",
+        "log",
         "demo",
         "keygen",
     ] {
@@ -98,6 +99,7 @@ fn the_run_help_states_the_real_timings_and_files() {
         "members",
         "mosha.pgids",
         "commands/",
+        "log/",
         ".mosha.lock",
     ] {
         says(&h, file, "`mosha run --help`");
@@ -139,6 +141,29 @@ fn the_check_and_status_help_name_what_they_read() {
     let stale_s = mosha::hastat::STALE_AFTER_MS / 1000;
     says(&h, "DIR/hastat.json", "`mosha status --help`");
     says(&h, &format!("for {stale_s} s"), "`mosha status --help`");
+}
+
+#[test]
+fn the_log_help_states_the_bound_and_where_to_look() {
+    let h = help(&["log"]);
+    let kib = mosha::grouplog::FILE_LIMIT / 1024;
+    says(
+        &h,
+        &format!("two files of at most {kib} KiB"),
+        "`mosha log --help`",
+    );
+    for fact in [
+        "DIR/log/GROUP.log",
+        "on this node",
+        "mosha status",
+        "INFO",
+        "--follow",
+        "Exits 1",
+    ] {
+        says(&h, fact, "`mosha log --help`");
+    }
+    let h = help(&["run"]);
+    says(&h, "DIR/log keep INFO and up", "`mosha run --help`");
 }
 
 /// The options of `mosha run --help` and their defaults (`None`: no `[default: …]`).

@@ -1,13 +1,15 @@
 //! The `mosha` command line: the [`Cli`] and its commands, one file each as mini-redis's
 //! `cmd/` does: [`run`] (the daemon), [`check`] (offline validation), [`fence`] (fence or
 //! acknowledge by hand), [`moving`] (`mosha move`), [`admin`] (standby, drain, freeze,
-//! maintenance), [`status`], [`keygen`]; `demo` is [`crate::demo`].
+//! maintenance), [`status`], [`log`] (a group's log on this node), [`keygen`]; `demo` is
+//! [`crate::demo`].
 
 mod admin;
 mod check;
 mod cleanup;
 mod fence;
 mod keygen;
+mod log;
 mod moving;
 mod run;
 mod status;
@@ -217,6 +219,35 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Prints the recent output and events of GROUP's entries on this node, oldest first,
+    /// from DIR/log/GROUP.log.1 and DIR/log/GROUP.log.
+    ///
+    /// The daemon keeps, for each group, every line its entries print (with the entry's tag
+    /// and stream) and its events about the group (started, test failed, level reached,
+    /// handed off...) from INFO up, whatever `mosha run --log` says: a ring of two files of at
+    /// most 128 KiB each. Each node keeps its own groups' logs only (gossip carries no
+    /// output): run it on the node `mosha status` shows the group on, or failed on, e.g.
+    /// `ssh n2 mosha log web`. Exits 1 when no entry of GROUP ran on this node, 2 when GROUP
+    /// is not a valid group name.
+    Log {
+        /// The group whose log to print.
+        group: String,
+        /// The node directory (the logs are in DIR/log).
+        #[arg(long, default_value = "/etc/mosha")]
+        dir: PathBuf,
+        /// How many of the last lines to print.
+        #[arg(
+            short = 'n',
+            long = "lines",
+            value_name = "LINES",
+            default_value_t = 50
+        )]
+        lines: usize,
+        /// Keeps printing new lines as they are written, across rotations (like `tail -F`),
+        /// until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Shows mosha at work: three nodes on loopback in a temporary directory, running
     /// cltab-examples/cluster: where each group is placed, the node running `web` powered off
     /// and its groups failing over (fenced first through fence_dummy when it is installed),
@@ -289,6 +320,12 @@ pub fn main() -> ExitCode {
             let on = state == "on";
             admin::order(&dir, &admin::Verb::Maintenance { on }, false)
         }
+        Command::Log {
+            group,
+            dir,
+            lines,
+            follow,
+        } => log::log(&dir, &group, lines, follow),
         Command::Keygen => keygen::keygen(),
         Command::Demo => match crate::demo::run() {
             Ok(()) => ExitCode::SUCCESS,

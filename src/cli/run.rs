@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config;
 use crate::daemon::{self, DaemonOptions};
+use crate::grouplog::{self, GroupLog};
 use crate::supervisor::Options;
 
 #[derive(Debug, clap::Args)]
@@ -17,7 +18,8 @@ pub(super) struct RunArgs {
     /// The node directory: cltab, hactl, fencetab, admin (replicated), members and authkey are
     /// read from it; clstat.json, hastat.json, mosha.pgids and .mosha-versions.json are
     /// written to it; commands/ takes the requests of `mosha fence`, `move`, `standby`,
-    /// `drain`, `freeze` and `maintenance`; .mosha.lock makes it this daemon's.
+    /// `drain`, `freeze` and `maintenance`; log/ keeps each group's recent output and events
+    /// (`mosha log`); .mosha.lock makes it this daemon's.
     #[arg(long, default_value = "/etc/mosha")]
     dir: PathBuf,
     /// Seconds between SIGTERM and SIGKILL when stopping an entry's process group (0 to 3600).
@@ -31,7 +33,8 @@ pub(super) struct RunArgs {
     /// The window over which respawn exits are counted (0 to 3600 seconds).
     #[arg(long, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
     respawn_window: Duration,
-    /// Log filter (error, warn, info, debug, trace, or a tracing directive); RUST_LOG overrides.
+    /// Log filter for stderr (error, warn, info, debug, trace, or a tracing directive);
+    /// RUST_LOG overrides. The group logs in DIR/log keep INFO and up whatever it says.
     #[arg(long, default_value = "info")]
     log: String,
     /// UDP address to gossip on. Port 0 picks a free port (tests only: peers need a fixed one).
@@ -111,14 +114,7 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         // SAFETY of set_var: no other thread exists yet.
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&args.log))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let group_log = init_logging(&args.log);
     let node = args.node.clone().unwrap_or_else(hostname);
     if let Err(e) = config::check_name("node name", &node) {
         eprintln!("mosha: {e}");
@@ -143,6 +139,7 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    group_log.start(&dir);
     let mut gossip = match gossip_config(&node, &args) {
         Ok(g) => g,
         Err(e) => {
@@ -218,6 +215,28 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends the daemon's events to stderr through the `--log` filter (`RUST_LOG` overrides it),
+/// and those about a group, from INFO up, to the group's log whatever that filter says: each
+/// layer has its own filter. Returns the group log, to be started once DIR is locked.
+fn init_logging(log: &str) -> GroupLog {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(log))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(filter);
+    let group_log = GroupLog::default();
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(group_log.clone().with_filter(grouplog::wanted()))
+        .init();
+    group_log
 }
 
 /// Builds the gossip settings from the command line; port 0 picks a free port now.

@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{self, killpg};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tracing::{info, warn};
 
 use super::{Exit, Os, Signal, SpawnSpec};
@@ -193,8 +193,15 @@ fn keep_head(heads: &Heads, group: &str, tag: &str, line: &str) {
     heads.insert(key, head.trim().to_string());
 }
 
-/// Copies a child's output into the log, a line at a time, until the pipe closes; keeps the
-/// first non-blank line in `heads` when given.
+/// The longest piece of a child's output logged as one event, in bytes. A longer line is
+/// logged in pieces of this size (each cut marked with `…`), so that a child printing without
+/// newlines costs the daemon this much memory, not the whole output. Pieces rather than
+/// dropping the rest: the daemon's log keeps everything the child printed (a progress bar
+/// redrawn with `\r` is one long line).
+pub const MAX_PIECE: usize = 4096;
+
+/// Copies a child's output into the log, a line (or a [`MAX_PIECE`]) at a time, until the
+/// pipe closes; keeps the first non-blank line in `heads` when given.
 fn forward(spec: &SpawnSpec<'_>, stream: &'static str, fd: OwnedFd, heads: Option<Heads>) {
     let group = spec.group.to_string();
     let tag = spec.tag.to_string();
@@ -206,20 +213,16 @@ fn forward(spec: &SpawnSpec<'_>, stream: &'static str, fd: OwnedFd, heads: Optio
         }
     };
     tokio::spawn(async move {
-        let mut reader = tokio::io::BufReader::new(rx);
-        let mut buf = Vec::new();
+        let mut pieces = Pieces::new(tokio::io::BufReader::new(rx));
         loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
-                Ok(0) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf);
-                    let line = line.trim_end_matches(['\n', '\r']);
+            match pieces.next().await {
+                Ok(Some(line)) => {
                     if let Some(h) = &heads {
-                        keep_head(h, &group, &tag, line);
+                        keep_head(h, &group, &tag, &line);
                     }
                     info!(target: "mosha::child", %group, %tag, stream, "{line}");
                 }
+                Ok(None) => break,
                 Err(e) => {
                     warn!(%group, %tag, "stopped reading the child's {stream}: {e}");
                     break;
@@ -229,9 +232,144 @@ fn forward(spec: &SpawnSpec<'_>, stream: &'static str, fd: OwnedFd, heads: Optio
     });
 }
 
+/// A child's output split into lines of at most [`MAX_PIECE`] bytes: a longer line comes out
+/// in pieces, each ending with `…` where it was cut and the next starting with `…`.
+struct Pieces<R> {
+    reader: R,
+    /// The bytes of the line read so far (at most [`MAX_PIECE`]).
+    buf: Vec<u8>,
+    /// The last piece was cut: the next one continues its line.
+    continued: bool,
+}
+
+impl<R: AsyncBufRead + Unpin> Pieces<R> {
+    fn new(reader: R) -> Pieces<R> {
+        Pieces {
+            reader,
+            buf: Vec::with_capacity(MAX_PIECE),
+            continued: false,
+        }
+    }
+
+    /// Returns the next line or piece (lossily decoded, without its line end), or `None` at
+    /// the end of the output.
+    async fn next(&mut self) -> io::Result<Option<String>> {
+        loop {
+            let chunk = self.reader.fill_buf().await?;
+            if chunk.is_empty() {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(Some(self.take(self.buf.len(), true)));
+            }
+            let look = &chunk[..chunk.len().min(MAX_PIECE - self.buf.len())];
+            if let Some(i) = look.iter().position(|&b| b == b'\n') {
+                self.buf.extend_from_slice(&look[..i]);
+                self.reader.consume(i + 1);
+                return Ok(Some(self.take(self.buf.len(), true)));
+            }
+            let n = look.len();
+            self.buf.extend_from_slice(look);
+            self.reader.consume(n);
+            if self.buf.len() >= MAX_PIECE {
+                let cut = char_cut(&self.buf);
+                return Ok(Some(self.take(cut, false)));
+            }
+        }
+    }
+
+    /// Takes the first `n` bytes of the buffer as a piece; `ends` tells whether they end a line.
+    fn take(&mut self, n: usize, ends: bool) -> String {
+        let text = String::from_utf8_lossy(&self.buf[..n]);
+        let text = if ends {
+            text.trim_end_matches('\r')
+        } else {
+            &text
+        };
+        let piece = format!(
+            "{}{text}{}",
+            if self.continued { "…" } else { "" },
+            if ends { "" } else { "…" }
+        );
+        self.buf.drain(..n);
+        self.continued = !ends;
+        piece
+    }
+}
+
+/// Returns where to cut `bytes` so that a UTF-8 character is not split: its length, or the
+/// start of a character that its last bytes begin but do not complete.
+fn char_cut(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(4) {
+        let i = bytes.len() - back;
+        let b = bytes[i];
+        if b & 0xC0 != 0x80 {
+            let len = match b {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                0xC0.. => 2,
+                _ => 1,
+            };
+            return if len > back && i > 0 { i } else { bytes.len() };
+        }
+    }
+    bytes.len()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::needs_shell;
+    use super::{char_cut, needs_shell, Pieces, MAX_PIECE};
+
+    fn pieces(input: &[u8]) -> Vec<String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut p = Pieces::new(input);
+            let mut out = Vec::new();
+            while let Some(piece) = p.next().await.unwrap() {
+                assert!(p.buf.capacity() <= MAX_PIECE, "{}", p.buf.capacity());
+                out.push(piece);
+            }
+            out
+        })
+    }
+
+    #[test]
+    fn output_is_split_into_lines_without_their_ends() {
+        assert_eq!(pieces(b"a\nb\r\n\nlast"), ["a", "b", "", "last"]);
+        assert!(pieces(b"").is_empty());
+    }
+
+    #[test]
+    fn a_line_longer_than_a_piece_comes_out_in_marked_pieces() {
+        let mut input = vec![b'x'; MAX_PIECE * 2 + 10];
+        input.extend_from_slice(b"\nnext\n");
+        let out = pieces(&input);
+        assert_eq!(
+            out.len(),
+            4,
+            "{:?}",
+            out.iter().map(String::len).collect::<Vec<_>>()
+        );
+        assert_eq!(out[0], "x".repeat(MAX_PIECE) + "…");
+        assert_eq!(out[1], "…".to_string() + &"x".repeat(MAX_PIECE) + "…");
+        assert_eq!(out[2], "…".to_string() + &"x".repeat(10));
+        assert_eq!(out[3], "next");
+    }
+
+    #[test]
+    fn pieces_are_not_cut_inside_a_character() {
+        let input = "a".to_string() + &"é".repeat(MAX_PIECE);
+        let out = pieces(input.as_bytes());
+        assert!(out.iter().all(|p| !p.contains('\u{FFFD}')), "{out:?}");
+        let joined: String = out.iter().map(|p| p.trim_matches('…')).collect();
+        assert_eq!(joined, input);
+        assert_eq!(char_cut("aé".as_bytes()), 3);
+        assert_eq!(char_cut(&"aé".as_bytes()[..2]), 1);
+        assert_eq!(char_cut(&"a😀".as_bytes()[..4]), 1);
+        assert_eq!(char_cut(&[0x80, 0x80]), 2);
+    }
 
     #[test]
     fn plain_commands_are_executed_directly() {
