@@ -3,8 +3,6 @@
 //! appends `<lock> <node>` to `SHARED/collisions` (checked by
 //! [`super::cluster::Cluster::assert_no_collisions`]).
 
-use std::process::Command;
-
 use super::cluster::Cluster;
 
 /// A respawn entry at `level` that holds `SHARED/<lock>.lock` while it runs, and appends
@@ -36,14 +34,26 @@ pub fn hactl_of(groups: &[&str], level: &str) -> String {
     groups.iter().map(|g| format!("{g} {level}\n")).collect()
 }
 
-/// Tells whether someone holds `SHARED/<lock>.lock` (a non-blocking `flock` from here fails).
+/// Tells whether someone holds `SHARED/<lock>.lock`, from the kernel's list of file locks
+/// (`/proc/locks`) rather than by trying to take it: a probe that took the lock for an
+/// instant could make a service starting at that instant find it taken and report a
+/// collision that never was.
 pub fn lock_held(c: &Cluster, lock: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
     let path = c.shared().join(format!("{lock}.lock"));
-    let st = Command::new("flock")
-        .arg("-n")
-        .arg(&path)
-        .arg("true")
-        .status()
-        .expect("running flock");
-    !st.success()
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return false; // never created: nobody ever took it
+    };
+    let dev = meta.dev();
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+        (dev & 0xff) | ((dev >> 12) & !0xff),
+    );
+    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks").expect("reading /proc/locks");
+    // "1: FLOCK  ADVISORY  WRITE 4242 00:2a:123456 0 EOF" (a waiting one has "->" first).
+    locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str())
+    })
 }
