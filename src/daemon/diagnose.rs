@@ -4,6 +4,8 @@
 //! node's groups wait for, a node placing or stopping it, no node allowed to run it alive,
 //! every allowed node in cooldown — else it is about to be placed.
 
+use std::collections::BTreeMap;
+
 use crate::engine::{claim, Engine, View};
 use crate::hastat::{duration_words, GroupStat};
 
@@ -60,7 +62,8 @@ fn fencing(group: &str, engine: &Engine) -> Option<String> {
 fn candidates(group: &str, g: &GroupStat, ev: &View, wall_ms: u64) -> String {
     let placement = ev.placement.get(group);
     let mut barred = Vec::new();
-    let mut cooling = Vec::new();
+    // The nodes in cooldown, by cause, each with the seconds left.
+    let mut cooling: BTreeMap<String, Vec<(&str, Option<u64>)>> = BTreeMap::new();
     let mut able = 0;
     for (n, m) in &ev.members {
         let allowed = placement.is_none_or(|p| p.allows(n));
@@ -74,7 +77,11 @@ fn candidates(group: &str, g: &GroupStat, ev: &View, wall_ms: u64) -> String {
         } else if !m.alive || m.left {
             barred.push(format!("{n} offline"));
         } else if m.cooldown.contains(group) {
-            cooling.push(cooldown_words(n, g, wall_ms));
+            let f = g.failures.get(n);
+            let cause = f.map_or(String::new(), |f| f.cause.clone());
+            let left = (f.and_then(|f| f.cooldown_until_ms))
+                .map(|u| u.saturating_sub(wall_ms).div_ceil(1000));
+            cooling.entry(cause).or_default().push((n, left));
         } else {
             able += 1;
         }
@@ -84,32 +91,92 @@ fn candidates(group: &str, g: &GroupStat, ev: &View, wall_ms: u64) -> String {
             .to_string();
     }
     if !cooling.is_empty() {
+        let parts: Vec<String> = cooling.iter().map(|(c, n)| cooldown_words(c, n)).collect();
         return format!(
             "every node that may run it is in cooldown: {} (fix the cause, then `mosha cleanup {group}`)",
-            cooling.join(", ")
+            parts.join("; ")
         );
     }
     format!("no node may run it now: {}", barred.join(", "))
 }
 
-/// Describes `node`'s cooldown for the group: its cause and the time left.
-fn cooldown_words(node: &str, g: &GroupStat, wall_ms: u64) -> String {
-    let Some(f) = g.failures.get(node) else {
-        return node.to_string();
+/// Describes the cooldowns of `nodes` that share one `cause`: `n1, n2 (test t: exit
+/// status 3, 9 min to 10 min left)`.
+fn cooldown_words(cause: &str, nodes: &[(&str, Option<u64>)]) -> String {
+    let names: Vec<&str> = nodes.iter().map(|(n, _)| *n).collect();
+    let lefts: Vec<u64> = nodes.iter().filter_map(|(_, l)| *l).collect();
+    let left = match (lefts.iter().min(), lefts.iter().max()) {
+        (Some(a), Some(b)) if duration_words(*a) == duration_words(*b) => {
+            Some(format!("{} left", duration_words(*a)))
+        }
+        (Some(a), Some(b)) => Some(format!(
+            "{} to {} left",
+            duration_words(*a),
+            duration_words(*b)
+        )),
+        _ => None,
     };
-    let left = (f.cooldown_until_ms).map(|u| {
-        format!(
-            "{} left",
-            duration_words(u.saturating_sub(wall_ms).div_ceil(1000))
-        )
-    });
-    let parts: Vec<String> = [Some(f.cause.clone()).filter(|c| !c.is_empty()), left]
+    let parts: Vec<String> = [Some(cause.to_string()).filter(|c| !c.is_empty()), left]
         .into_iter()
         .flatten()
         .collect();
     if parts.is_empty() {
-        node.to_string()
+        names.join(", ")
     } else {
-        format!("{node} ({})", parts.join(", "))
+        format!("{} ({})", names.join(", "), parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Member;
+    use crate::hastat::FailureStat;
+
+    #[test]
+    fn every_node_in_cooldown_is_said_once_per_cause_with_the_time_left() {
+        let mut ev = View::default();
+        let mut g = GroupStat {
+            want: "start".into(),
+            ..GroupStat::default()
+        };
+        for (n, cause, left_s) in [
+            ("n1", "test t: exit status 3", 600),
+            ("n2", "test t: exit status 3", 540),
+            ("n3", "", 30),
+        ] {
+            let m = Member {
+                alive: true,
+                cooldown: ["web".to_string()].into(),
+                ..Member::default()
+            };
+            ev.members.insert(n.into(), m);
+            let f = FailureStat {
+                restarts: 0,
+                cooldown_until_ms: Some(1_000_000 + left_s * 1000),
+                cause: cause.into(),
+            };
+            g.failures.insert(n.into(), f);
+        }
+        assert_eq!(
+            candidates("web", &g, &ev, 1_000_000),
+            "every node that may run it is in cooldown: n3 (30 s left); n1, n2 (test t: exit \
+             status 3, 9 min to 10 min left) (fix the cause, then `mosha cleanup web`)"
+        );
+        ev.members.get_mut("n3").unwrap().cooldown.clear();
+        assert!(candidates("web", &g, &ev, 1_000_000).starts_with("it is about to be placed"));
+        ev.members.get_mut("n3").unwrap().alive = false;
+        ev.members.get_mut("n1").unwrap().cooldown.clear();
+        ev.placement.insert(
+            "web".into(),
+            crate::engine::Placement {
+                only: Some(["n3".to_string()].into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            candidates("web", &g, &ev, 1_000_000),
+            "no node may run it now: n1 not in only=, n2 not in only=, n3 offline"
+        );
     }
 }

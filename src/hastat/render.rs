@@ -136,6 +136,10 @@ impl Hastat {
                 let _ = writeln!(notes, " {name}: {why}");
             }
             for (node, f) in &g.failures {
+                // A cooldown the sentence above names already.
+                if g.why.is_some() && f.restarts == 0 && g.cooldown_on.contains(node) {
+                    continue;
+                }
                 let _ = writeln!(notes, " {name} on {node}: {}", self.failure_words(f));
             }
             let unexplained = (g.cooldown_on.iter()).filter(|n| !g.failures.contains_key(*n));
