@@ -45,6 +45,7 @@ fn the_top_level_help_describes_the_cluster() {
         "freeze",
         "unfreeze",
         "maintenance",
+        "cleanup",
         "status",
         "log",
         "demo",
@@ -106,6 +107,42 @@ fn the_run_help_states_the_real_timings_and_files() {
     }
     let lock = mosha::files::LOCK_FILE;
     says(&h, lock, "`mosha run --help`");
+}
+
+#[test]
+fn the_cleanup_help_states_how_long_a_request_lasts() {
+    let h = help(&["cleanup"]);
+    let ttl = mosha::engine::cleanup::CLEANUP_TTL / 1000;
+    says(
+        &h,
+        &format!("the request lasts {ttl} s in gossip"),
+        "`mosha cleanup --help`",
+    );
+}
+
+#[test]
+fn every_verb_the_readme_names_in_commands_compared_exists() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let table = readme
+        .split("### Commands compared")
+        .nth(1)
+        .and_then(|t| t.split("\n## ").next())
+        .expect("README has a Commands compared table");
+    let top = help(&[]);
+    let mut seen = 0;
+    for verb in table.split("`mosha ").skip(1) {
+        let verb = verb.split([' ', '`']).next().unwrap();
+        let listed = top
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{verb} ")));
+        assert!(
+            listed,
+            "README's Commands compared names `mosha {verb}`, which `mosha --help` does not list"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} mosha commands found in the table");
 }
 
 #[test]

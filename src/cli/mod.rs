@@ -27,8 +27,9 @@ use clap::{Parser, Subcommand};
 /// a lost peer (DIR/fencetab) before its groups start elsewhere, and stops its groups when it
 /// loses quorum. `cltab`, `hactl` and `fencetab` may be edited on any node: the newest valid
 /// edit spreads to every node. Operators move groups (`move`), take nodes out of service
-/// (`standby`, `drain`) and freeze groups (`freeze`, `maintenance`) from any node too; those
-/// orders are kept in the replicated `admin` file.
+/// (`standby`, `drain`), freeze groups (`freeze`, `maintenance`) and clear failures
+/// (`cleanup`) from any node too; the standing orders are kept in the replicated `admin`
+/// file. `status` says why a wanted group runs nowhere; `log` prints a group's recent output.
 #[derive(Debug, Parser)]
 #[command(name = "mosha", version, about, long_about)]
 pub struct Cli {
