@@ -1,6 +1,8 @@
 //! mosha: a leaderless high-availability layer for Linux clusters.
 //!
 //! Map of the crate:
+//! - [`agent`]: what a cltab command naming an OCF agent, an LSB script or a systemd unit
+//!   means: invocations, exit codes, meta-data timeouts;
 //! - [`config`]: parsers for `cltab`, `hactl`, `fencetab`, `members` and `authkey` that
 //!   collect every error with its line, under shared limits (size, lines, control characters);
 //! - [`supervisor`]: runs the processes of resource groups at a level: process groups,
@@ -22,6 +24,7 @@
 //! - [`demo`]: `mosha demo`, a guided run for a first look;
 //! - [`cli`]: the `mosha` command line.
 
+pub mod agent;
 pub mod cli;
 pub mod clstat;
 pub mod config;
