@@ -23,6 +23,9 @@ pub enum State {
     Failed,
     /// Entries of the previous level are being stopped.
     Stopping,
+    /// A resource's stop failed: the node may still hold it, and nothing of the group may
+    /// start elsewhere before the node is fenced (Pacemaker's `on-fail=fence` for a stop).
+    StopFailed,
 }
 
 impl State {
@@ -34,6 +37,7 @@ impl State {
             State::Passed => "PASSED",
             State::Failed => "FAILED",
             State::Stopping => "STOPPING",
+            State::StopFailed => "STOP-FAILED",
         }
     }
 
@@ -45,13 +49,18 @@ impl State {
             "PASSED" => State::Passed,
             "FAILED" => State::Failed,
             "STOPPING" => State::Stopping,
+            "STOP-FAILED" => State::StopFailed,
             _ => return None,
         })
     }
 
-    /// Tells whether the group has settled at its level.
+    /// Tells whether the group has settled at its level (a failed stop is settled too:
+    /// nothing more happens to it until an operator acts, or the node is fenced).
     pub fn settled(self) -> bool {
-        matches!(self, State::Done | State::Passed | State::Failed)
+        matches!(
+            self,
+            State::Done | State::Passed | State::Failed | State::StopFailed
+        )
     }
 }
 

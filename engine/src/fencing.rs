@@ -274,7 +274,11 @@ impl Engine {
             if !me_live {
                 continue;
             }
-            let r = self.peers.fence_rank(&self.me, node);
+            let mut r = self.peers.fence_rank(&self.me, node);
+            // A blocked victim is alive, and counted among the fencers: it fences nobody.
+            if lost.blocked && self.peers.fence_outranks(node, node, &self.me) {
+                r = r.saturating_sub(1);
+            }
             // The timeout comes from the fencetab: saturate rather than overflow.
             let turn = lost
                 .since

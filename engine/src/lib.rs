@@ -158,6 +158,12 @@ pub enum Event {
     },
     /// A member stopped being alive.
     NodeLost { node: String, held: Vec<String> },
+    /// A live member failed to stop a resource of `groups`: it may still hold them, and it
+    /// is fenced before they start elsewhere.
+    NodeBlocked { node: String, groups: Vec<String> },
+    /// A member whose stop had failed stopped its groups after all (an operator's cleanup):
+    /// it needs no fencing any more.
+    NodeUnblocked { node: String },
     /// A member shut down cleanly (it said goodbye, holding nothing): no alarm, no fencing.
     NodeLeft { node: String },
     /// A member is alive again.
@@ -295,6 +301,10 @@ pub struct Lost {
     pub fence: FenceState,
     /// This node's own fencing passes on it.
     pub attempts: fencing::Attempts,
+    /// It is alive, but a resource's stop failed there (see [`State::StopFailed`]): it may
+    /// still hold the group, and is fenced like a lost node; the loss ends when its stop
+    /// succeeds after all (an operator's cleanup) or when it dies (fenced).
+    pub blocked: bool,
 }
 
 impl Lost {
@@ -307,6 +317,7 @@ impl Lost {
             since,
             fence: FenceState::Pending,
             attempts: fencing::Attempts::default(),
+            blocked: false,
         }
     }
 

@@ -6,9 +6,52 @@
 
 use std::collections::BTreeSet;
 
-use crate::{keys, peers, Action, Claim, Engine, Event, Lost, Member, Millis, Record, View};
+use crate::{keys, peers, Action, Claim, Engine, Event, Lost, Member, Millis, Record, State, View};
 
 impl Engine {
+    /// Takes every live member one of whose stops failed (a claim [`State::StopFailed`])
+    /// for lost: it may still hold the group, so it is fenced before anyone recovers it, like
+    /// a member that died. Ends such a loss when the member's claims no longer say so.
+    fn track_blocked(&mut self, now: Millis, view: &View, out: &mut Vec<Action>) {
+        for (name, m) in peers::others(view, &self.me).filter(|(_, m)| m.alive) {
+            let failed: Vec<String> = (m.claims.iter())
+                .filter(|(_, c)| c.state == State::StopFailed)
+                .map(|(g, _)| g.clone())
+                .collect();
+            let known = self.lost.get(name);
+            match (failed.is_empty(), known) {
+                (false, None) => {
+                    out.push(Action::Event(Event::NodeBlocked {
+                        node: name.clone(),
+                        groups: failed,
+                    }));
+                    let mut lost = Lost::new(m.generation, m.held(), now);
+                    lost.blocked = true;
+                    self.lost.insert(name.clone(), lost);
+                }
+                // Its stop succeeded after all, or it restarted (a new generation, whose
+                // daemon stopped what the old one left before it started anything; found by
+                // the simulator: a node that hung while the blocked member was fenced and
+                // rebooted kept it blocked for ever).
+                (true, Some(l)) if l.blocked => {
+                    if l.attempts.running_since.is_some() {
+                        out.push(Action::CancelFence { node: name.clone() });
+                    }
+                    self.lost.remove(name);
+                    self.peers.forget_fence(name);
+                    out.push(Action::Event(Event::NodeUnblocked { node: name.clone() }));
+                }
+                (false, Some(l)) if l.blocked && l.generation != m.generation => {
+                    // A new life that failed a stop again: a new loss.
+                    let mut lost = Lost::new(m.generation, m.held(), now);
+                    lost.blocked = true;
+                    self.lost.insert(name.clone(), lost);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Notes who is alive and what they hold; records unclean losses and returns. Returns the
     /// members that came alive (sorted).
     pub(crate) fn track_members(
@@ -92,6 +135,7 @@ impl Engine {
                 self.lost.insert(name.clone(), lost);
             }
         }
+        self.track_blocked(now, view, out);
         if !changes.arrived.is_empty() {
             self.quiet_until = self.quiet_until.max(now + self.cfg.startup_wait);
         }

@@ -430,6 +430,11 @@ impl Peers {
         c.before
     }
 
+    /// Tells whether `other` ranks before `me` among the fencers of `node`.
+    pub fn fence_outranks(&self, node: &str, other: &str, me: &str) -> bool {
+        Count::new(&format!("fence/{node}"), me, None).outranks(other, me, None)
+    }
+
     /// Stops keeping the fencing rank of `node` (it is back).
     pub fn forget_fence(&mut self, node: &str) {
         self.fence_ranks.remove(node);

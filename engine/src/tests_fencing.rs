@@ -419,3 +419,48 @@ fn a_node_back_from_the_minority_recovers_nothing_before_the_lost_are_fenced() {
         .any(|t| plans(&a.step(t, &v, &mut r)));
     assert!(planned);
 }
+
+/// A live member whose stop failed (its claim says `STOP-FAILED`) is fenced like a lost one,
+/// by exactly one of the others (never counting itself as a fencer), and nothing plans the
+/// group meanwhile; once fenced it dies and the group is recovered. A member whose stop
+/// succeeds after all (an operator's cleanup) needs no fencing any more.
+#[test]
+fn a_member_whose_stop_failed_is_fenced_before_the_group_starts_elsewhere() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let blocked = |v: &mut View| {
+        let b = v.members.get_mut("b").unwrap();
+        b.claims.insert(
+            "web".into(),
+            Claim {
+                level: "start".into(),
+                target: STOP.into(),
+                state: State::StopFailed,
+            },
+        );
+    };
+    let mut r = testkit::rng(1);
+    let mut a = Engine::new("a", cfg(), BTreeSet::new());
+    let mut c = Engine::new("c", cfg(), BTreeSet::new());
+    let mut v = view(true, policy);
+    a.step(0, &v, &mut r);
+    c.step(0, &v, &mut r);
+    blocked(&mut v);
+    let out_a = a.step(1000, &v, &mut r);
+    let out_c = c.step(1000, &v, &mut r);
+    for out in [&out_a, &out_c] {
+        assert!(out.iter().any(|x| matches!(x, Action::Event(Event::NodeBlocked { node, groups }) if node == "b" && groups == &["web"])));
+        assert!(!plans(out));
+    }
+    // One fencer, at once (the victim, alive, is not counted among the fencers).
+    let fenced: Vec<usize> = [&out_a, &out_c].iter().map(|o| fences(o).len()).collect();
+    assert_eq!(fenced.iter().sum::<usize>(), 1, "{out_a:?} {out_c:?}");
+    // Its stop succeeds after all: no fencing any more, and the group is b's to stop.
+    let (fencer, other) = if fenced[0] == 1 { (&mut a, &mut c) } else { (&mut c, &mut a) };
+    let mut v2 = view(true, policy);
+    v2.members.get_mut("b").unwrap().claims.clear();
+    let out = fencer.step(2000, &v2, &mut r);
+    assert!(out.iter().any(|x| matches!(x, Action::CancelFence { node } if node == "b")));
+    assert!(out.iter().any(|x| matches!(x, Action::Event(Event::NodeUnblocked { node }) if node == "b")));
+    other.step(2000, &v2, &mut r);
+    assert!(fencer.lost().is_empty() && other.lost().is_empty());
+}

@@ -47,6 +47,8 @@ pub enum Fault {
     /// An operator edits hactl's options of `group` (`prefer=`, `only=`, `failback=`; its
     /// `cooldown=` stays): they reach every node as an edit of hactl does.
     Options { group: usize, placement: Placement },
+    /// The next stop of `group` on `node` fails (a resource agent's stop).
+    StopFails { node: usize, group: usize },
     /// An operator on `node` clears the failures of `group` on `on` (`None`: every node),
     /// as `mosha cleanup` does.
     Cleanup {
@@ -97,6 +99,9 @@ pub struct Profile {
     pub standbys: usize,
     /// How many cleanups (`mosha cleanup`) to schedule, from a stream of their own.
     pub cleanups: usize,
+    /// How many failed stops to schedule (armed at random moments, each failing the next
+    /// stop of a random group on a random node), from a stream of their own.
+    pub stop_fails: usize,
     /// Whether groups have placement options (`prefer=`, `only=`, `failback=`,
     /// `cooldown=`), drawn per group at the start and edited at random moments.
     pub placement: bool,
@@ -107,7 +112,8 @@ impl Profile {
     /// default without one-way or swizzle clogging), `operator` (the default's faults, and
     /// operator moves at random moments among them), `admin` (the operator's, and standby
     /// or drain of random nodes, each ended a while later), `failures` (the admin's, with
-    /// three times the failing tests and operators' cleanups at random moments), or
+    /// three times the failing tests, failed stops and operators' cleanups at random
+    /// moments), or
     /// `placement` (the admin's, with placement options on groups, edited at random
     /// moments).
     pub fn named(name: &str) -> Option<Profile> {
@@ -123,6 +129,7 @@ impl Profile {
             moves: 0,
             standbys: 0,
             cleanups: 0,
+            stop_fails: 0,
             placement: false,
         };
         Some(match name {
@@ -152,6 +159,7 @@ impl Profile {
                 moves: 6,
                 standbys: 3,
                 cleanups: 6,
+                stop_fails: 1,
                 ..p(4, 0.01, true, 0.3, 0.2, 500)
             },
             _ => return None,
@@ -336,6 +344,14 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
             let (node, group) = (ops.random_range(0..n), ops.random_range(0..g));
             let on = ops.random_bool(0.5).then(|| ops.random_range(0..n));
             s.push((t, Fault::Cleanup { node, group, on }));
+        }
+    }
+    if prof.stop_fails > 0 && g > 0 {
+        let mut ops = ChaCha12Rng::seed_from_u64(seed ^ 0x5709_fa11);
+        for _ in 0..prof.stop_fails {
+            let t = start + ops.random_range(0..window);
+            let (node, group) = (ops.random_range(0..n), ops.random_range(0..g));
+            s.push((t, Fault::StopFails { node, group }));
         }
     }
     let mut placement = BTreeMap::new();

@@ -234,6 +234,11 @@ impl World {
                 a.standby.insert(name, to);
                 self.give_orders(a);
             }
+            Fault::StopFails { node, group } => {
+                let group = self.gnames[group].clone();
+                self.log(|| format!("the next stop of {group} on n{node} fails"));
+                self.nodes[node].stop_fails.insert(group);
+            }
             Fault::Options { group, placement } => {
                 let group = self.gnames[group].clone();
                 self.log(|| format!("operator: options of {group}: {placement:?}"));

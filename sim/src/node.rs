@@ -79,6 +79,10 @@ pub struct Node {
     pub resuming: bool,
     /// Truth: until when a group is in test-failure cooldown here (global ms).
     pub cooldown_until: BTreeMap<String, u64>,
+    /// The groups whose next stop here fails (a resource agent's stop: the group may still
+    /// run here, and its claim says `STOP-FAILED` until the node is powered off or an
+    /// operator's cleanup retries the stop).
+    pub stop_fails: BTreeSet<String>,
     /// Groups it held, as far as its last state that got out said, when it went down
     /// without being fenced (for invariant b).
     pub held_at_down: BTreeSet<String>,
@@ -138,6 +142,7 @@ impl Node {
             published: BTreeMap::new(),
             resuming: false,
             cooldown_until: BTreeMap::new(),
+            stop_fails: BTreeSet::new(),
             held_at_down: BTreeSet::new(),
             out_claims: BTreeMap::new(),
             fenced_off: false,

@@ -62,6 +62,11 @@ impl World {
                 // The node ended its cooldown for the group: planning it is no violation.
                 Event::CleanedUp { group, .. } => {
                     self.nodes[x].cooldown_until.remove(group);
+                    // The operator stopped it by hand, and the stop is tried again.
+                    let failed = self.nodes[x].claims.get(group.as_str());
+                    if failed.is_some_and(|c| c.state == State::StopFailed) {
+                        self.set_claim(x, group, None, true);
+                    }
                 }
                 Event::HandingOff { group, .. } => {
                     self.handed_at.insert(group.clone(), self.now);
@@ -155,7 +160,14 @@ impl World {
         let Some(cur) = n.claims.get(&group).cloned() else {
             return;
         };
-        let next = if cur.leaving() {
+        let next = if cur.leaving() && self.nodes[x].stop_fails.remove(&group) {
+            // The stop failed: the group may still run here.
+            self.log(|| format!("n{x} fails to stop {group}"));
+            Some(Claim {
+                state: State::StopFailed,
+                ..cur
+            })
+        } else if cur.leaving() {
             None
         } else {
             let gi: usize = group[1..].parse().unwrap_or(usize::MAX);

@@ -300,3 +300,15 @@ fn bug15_two_hand_offs_of_one_group_let_no_one_skip_the_plan_window() {
 fn model_a_resumed_node_reads_the_orders_it_missed() {
     assert_clean_at(3, 60_000, 780, "placement");
 }
+
+/// Bug 16 — found by the `failures` profile once failed stops existed: a node hung while a
+/// member whose stop had failed was fenced and rebooted; back from the hang, it still took
+/// the member's old life for blocked (it never saw it depart), its own fencing pass had
+/// failed, and a plan of its own stayed gated for ever: (e). Fixed: a blocked member seen
+/// with a new generation is no longer blocked (its daemon stopped what the old one left).
+/// Replay:
+/// `cargo run -p sim --release -- --nodes 5 --groups 10 --duration 60 --seeds 5198..5199 --faults failures --only-ours --trace`
+#[test]
+fn bug16_a_blocked_member_that_restarted_is_blocked_no_more() {
+    assert_clean_at(5, 60_000, 5198, "failures");
+}

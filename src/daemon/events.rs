@@ -1,6 +1,6 @@
 //! What the daemon says when the engine reports an event: a log line at the level an
 //! operator expects, and the alert command for the events operators are alerted of
-//! (node-lost, fence-ok, fence-failed, group-started, group-stopped).
+//! (node-lost, node-blocked, fence-ok, fence-failed, group-started, group-stopped).
 
 use tracing::{debug, error, info, warn};
 
@@ -20,6 +20,9 @@ impl Alerts {
     pub fn for_event(&self, e: &Event) {
         match e {
             Event::NodeLost { node, held } => self.run("node-lost", node, "", &held.join(",")),
+            Event::NodeBlocked { node, groups } => {
+                self.run("node-blocked", node, "", &groups.join(","))
+            }
             Event::GroupStarted { group, claim } => self.run("group-started", "", group, claim),
             Event::GroupStopped { group, claim } => self.run("group-stopped", "", group, claim),
             Event::FenceState { node, state } => match state {
@@ -114,6 +117,15 @@ pub fn log(e: &Event) {
             warn!(%group, by = %by, "operator cleanup (asked on {by}): cleared {what} here; the group is placed as usual")
         }
         Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
+        Event::NodeBlocked { node, groups } => error!(
+            %node, ?groups,
+            "a resource's stop FAILED on this member: it may still hold the group; it is \
+             fenced before the group starts anywhere else (or `mosha cleanup GROUP {node}` \
+             there, once it is stopped by hand)"
+        ),
+        Event::NodeUnblocked { node } => {
+            warn!(%node, "member stopped its groups after a failed stop: no fencing needed")
+        }
         Event::NodeLeft { node } => info!(%node, "member left (a clean shutdown)"),
         Event::NodeBack { node } => info!(%node, "member back"),
         Event::NeverHeard { node } => error!(
