@@ -1,4 +1,5 @@
-//! `mosha check`: validates the files of a node directory offline.
+//! `mosha check`: validates the files of a node directory offline, and runs `validate-all`
+//! of the OCF agents cltab names (through [`super::agents`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -37,8 +38,9 @@ fn parsed<T>(result: Result<T, Vec<Problem>>, bad: &mut bool) -> Option<T> {
         .ok()
 }
 
-/// Validates the files of `dir`; prints problems to stderr and a summary to stdout.
-pub(super) fn check(dir: &Path) -> ExitCode {
+/// Validates the files of `dir`, and the resource agents cltab names as they are installed
+/// in `agents` (see [`super::agents`]); prints problems to stderr and a summary to stdout.
+pub(super) fn check(dir: &Path, agents: &super::agents::Dirs) -> ExitCode {
     let mut bad = false;
     let cltab_path = dir.join("cltab");
     let hactl_path = dir.join("hactl");
@@ -49,6 +51,10 @@ pub(super) fn check(dir: &Path) -> ExitCode {
             parsed(Cltab::parse(&name(&cltab_path), &text), &mut bad).inspect(|c| {
                 for w in &c.warnings {
                     eprintln!("{w} (warning)");
+                }
+                if super::agents::check(&name(&cltab_path), c, agents, &super::run::hostname()) {
+                    bad = true;
+                    return;
                 }
                 println!(
                     "{}: ok ({} groups, {} entries)",

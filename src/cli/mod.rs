@@ -5,6 +5,7 @@
 //! [`crate::demo`].
 
 mod admin;
+mod agents;
 mod check;
 mod cleanup;
 mod fence;
@@ -56,11 +57,23 @@ enum Command {
     /// Validates DIR/cltab, DIR/hactl, DIR/fencetab, DIR/admin and DIR/authkey offline; prints every
     /// problem as FILE:LINE: message, and the fingerprints of the keys.
     ///
+    /// Resource agents named in cltab (ocf:PROVIDER:TYPE, lsb:NAME, systemd:UNIT) are checked
+    /// on this node: a command that does not parse is an error, an agent that is not installed
+    /// a warning, and an installed OCF agent runs its validate-all with the entry's parameters
+    /// (killed at its meta-data timeout, else 20 s): a failure is an error with the agent's
+    /// exit reason.
+    ///
     /// Exits 0 when every file present is valid (warnings allowed), 1 when not.
     Check {
         /// The node directory holding cltab, hactl, fencetab, admin and authkey.
         #[arg(long, default_value = "/etc/mosha")]
         dir: PathBuf,
+        /// OCF_ROOT: OCF agents are OCF_ROOT/resource.d/PROVIDER/TYPE.
+        #[arg(long, default_value = crate::agent::DEFAULT_OCF_ROOT)]
+        ocf_root: PathBuf,
+        /// The directory of LSB init scripts (lsb:NAME).
+        #[arg(long, default_value = crate::agent::DEFAULT_LSB_DIR)]
+        lsb_dir: PathBuf,
     },
     /// Fences NODE by hand through its fencetab levels, or acknowledges that it is off.
     ///
@@ -269,7 +282,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(*args),
-        Command::Check { dir } => check::check(&dir),
+        Command::Check {
+            dir,
+            ocf_root,
+            lsb_dir,
+        } => check::check(&dir, &agents::Dirs { ocf_root, lsb_dir }),
         Command::Status { dir, json, verbose } => status::status(&dir, json, verbose),
         Command::Fence {
             args,

@@ -101,7 +101,8 @@ fn seconds(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a number of seconds from 0 to 3600"))
 }
 
-fn hostname() -> String {
+/// Returns this host's name (`localhost` when it cannot be read).
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".to_string())
