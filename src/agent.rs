@@ -43,7 +43,7 @@ use std::time::Duration;
 
 pub use meta::{meta_timeouts, parse_timeout, MAX_META_ACTIONS, MAX_META_BYTES};
 
-use crate::supervisor::Exit;
+use crate::exit::Exit;
 use parse::{full_unit, parse_lsb, parse_ocf, parse_params, parse_unit};
 
 /// `OCF_ROOT` where Debian and most distributions install OCF agents.

@@ -230,6 +230,9 @@ pub struct FailureStat {
     pub cooldown_until_ms: Option<u64>,
     /// Why it last failed there (`test t2: exit status 3: ...`; empty: unknown).
     pub cause: String,
+    /// Its health checks that do not pass there (`vip degraded; check failing (...)`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checks: String,
 }
 
 /// A planned move of a group.

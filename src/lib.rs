@@ -17,7 +17,7 @@
 //! - [`grouplog`]: each group's recent output and events on this node, in a bounded ring of
 //!   files under `DIR/log` (a tracing layer; `mosha log` reads it);
 //! - [`files`]: atomic writes, bounded reads, change detection by content, the directory lock;
-//! - [`deadline`]: deadlines that cannot overflow;
+//! - [`deadline`]: deadlines that cannot overflow; [`exit`]: how a child process ended;
 //! - [`daemon`]: the one event loop that drives the node core and carries out its decisions
 //!   (`mosha run`), the replicated files, the key file,
 //!   one daemon per node name, operator commands;
@@ -31,6 +31,7 @@ pub mod config;
 pub mod daemon;
 pub mod deadline;
 pub mod demo;
+pub mod exit;
 pub use mosha_engine as engine;
 pub mod fence;
 pub mod files;

@@ -443,10 +443,9 @@ fn check_runs_validate_all_and_reports_agents_by_line() {
     std::fs::write(
         dir.path().join("cltab"),
         format!(
-            "web:vip:start:wait:ocf:heartbeat:IPaddr2 ip=not-an-ip\n\
-             web:foo:start:wait:ocf:heartbeat:NoSuchAgent\n\
-             web:bad:start:wait:ocf:heartbeat: ip=1\n\
-             web:dummy:start:wait:ocf:heartbeat:Dummy state={}\n\
+            "web:vip:start:resource:ocf:heartbeat:IPaddr2 ip=not-an-ip\n\
+             web:foo:start:resource:ocf:heartbeat:NoSuchAgent\n\
+             web:dummy:start:resource:ocf:heartbeat:Dummy state={}\n\
              web:plain:start:wait:sleep 1\n",
             state.display()
         ),
@@ -462,12 +461,11 @@ fn check_runs_validate_all_and_reports_agents_by_line() {
         [
             format!("{c}:1: ocf:heartbeat:IPaddr2 validate-all failed: {reason}"),
             format!("{c}:2: ocf:heartbeat:NoSuchAgent is not installed on this node (warning)"),
-            format!("{c}:3: ocf agent 'ocf:heartbeat:' has no type (expected ocf:PROVIDER:TYPE)"),
         ],
         "stdout:\n{stdout}"
     );
     assert!(
-        stdout.contains(&format!("{c}:4: ocf:heartbeat:Dummy validate-all ok")),
+        stdout.contains(&format!("{c}:3: ocf:heartbeat:Dummy validate-all ok")),
         "stdout:\n{stdout}"
     );
     assert!(!stdout.contains(&format!("{c}: ok")), "stdout:\n{stdout}");
@@ -484,9 +482,9 @@ fn check_warns_only_for_a_missing_agent_and_checks_lsb_in_lsb_dir() {
     lsb_script(&init_d, &dir.path().join("unused.pid"));
     std::fs::write(
         dir.path().join("cltab"),
-        "web:a:start:wait:ocf:acme:Missing\n\
-         web:b:start:wait:lsb:mosha-lsb-test\n\
-         web:c:start:wait:lsb:nothere\n",
+        "web:a:start:resource:ocf:acme:Missing\n\
+         web:b:start:resource:lsb:mosha-lsb-test\n\
+         web:c:start:resource:lsb:nothere\n",
     )
     .unwrap();
     std::fs::write(dir.path().join("hactl"), "web start\n").unwrap();
@@ -564,10 +562,10 @@ fn check_kills_validate_all_at_the_meta_data_timeout_and_names_bare_exits() {
     std::fs::write(
         dir.path().join("cltab"),
         format!(
-            "web:a:start:wait:ocf:acme:Fake mode=hang pids={}\n\
-             web:b:start:wait:ocf:acme:Fake mode=bare\n\
-             web:c:start:wait:ocf:acme:Fake mode=none\n\
-             web:d:start:wait:ocf:acme:Fake mode=where pids={}\n",
+            "web:a:start:resource:ocf:acme:Fake mode=hang pids={}\n\
+             web:b:start:resource:ocf:acme:Fake mode=bare\n\
+             web:c:start:resource:ocf:acme:Fake mode=none\n\
+             web:d:start:resource:ocf:acme:Fake mode=where pids={}\n",
             pids.display(),
             place.display()
         ),

@@ -77,7 +77,7 @@ fn errors_in_both_files_exit_1_with_path_line_message() {
     assert_eq!(
         lines,
         [
-            format!("{c}:2: unknown mode 'bogus' (expected wait, once, respawn, test or off)"),
+            format!("{c}:2: unknown mode 'bogus' (expected wait, once, respawn, test, off, monitor/INTERVAL or resource)"),
             format!("{c}:4: duplicate tag 'a' (first defined at line 1)"),
             format!("{h}:2: missing level for group 'db'"),
         ],

@@ -325,7 +325,7 @@ fn broken_cltab_edit_is_rejected_and_changes_nothing() {
     c.write_file(y, "cltab", &broken);
     let t0 = Instant::now();
     let want =
-        format!("cltab:{line}: unknown mode 'respwan' (expected wait, once, respawn, test or off)");
+        format!("cltab:{line}: unknown mode 'respwan' (expected wait, once, respawn, test, off, monitor/INTERVAL or resource)");
     c.wait_for(
         &format!("n{y}'s clstat to report the rejected cltab"),
         SETTLE,

@@ -455,12 +455,20 @@ fn a_member_whose_stop_failed_is_fenced_before_the_group_starts_elsewhere() {
     let fenced: Vec<usize> = [&out_a, &out_c].iter().map(|o| fences(o).len()).collect();
     assert_eq!(fenced.iter().sum::<usize>(), 1, "{out_a:?} {out_c:?}");
     // Its stop succeeds after all: no fencing any more, and the group is b's to stop.
-    let (fencer, other) = if fenced[0] == 1 { (&mut a, &mut c) } else { (&mut c, &mut a) };
+    let (fencer, other) = if fenced[0] == 1 {
+        (&mut a, &mut c)
+    } else {
+        (&mut c, &mut a)
+    };
     let mut v2 = view(true, policy);
     v2.members.get_mut("b").unwrap().claims.clear();
     let out = fencer.step(2000, &v2, &mut r);
-    assert!(out.iter().any(|x| matches!(x, Action::CancelFence { node } if node == "b")));
-    assert!(out.iter().any(|x| matches!(x, Action::Event(Event::NodeUnblocked { node }) if node == "b")));
+    assert!(out
+        .iter()
+        .any(|x| matches!(x, Action::CancelFence { node } if node == "b")));
+    assert!(out
+        .iter()
+        .any(|x| matches!(x, Action::Event(Event::NodeUnblocked { node }) if node == "b")));
     other.step(2000, &v2, &mut r);
     assert!(fencer.lost().is_empty() && other.lost().is_empty());
 }

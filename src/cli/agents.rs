@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 
 use crate::agent::{self, Action, Agent, Class, Context, Invocation};
 use crate::config::Cltab;
-use crate::supervisor::Exit;
+use crate::exit::Exit;
 
 /// Most bytes of an action's output that are kept (meta-data is read up to this much).
 const MAX_OUTPUT: usize = agent::MAX_META_BYTES;

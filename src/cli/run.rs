@@ -89,6 +89,17 @@ pub(super) struct RunArgs {
     /// Keep node clocks in sync (NTP).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     max_clock_skew: u64,
+    /// Where OCF resource agents live (OCF_ROOT): `ocf:PROVIDER:TYPE` runs
+    /// OCF_ROOT/resource.d/PROVIDER/TYPE.
+    #[arg(long, default_value = crate::agent::DEFAULT_OCF_ROOT, value_name = "DIR")]
+    ocf_root: PathBuf,
+    /// Where LSB init scripts live: `lsb:NAME` runs DIR/NAME.
+    #[arg(long, default_value = crate::agent::DEFAULT_LSB_DIR, value_name = "DIR")]
+    lsb_dir: PathBuf,
+    /// Where resource agents keep state that a reboot must wipe (HA_RSCTMP); created if
+    /// missing.
+    #[arg(long, default_value = crate::agent::DEFAULT_RSC_TMP, value_name = "DIR")]
+    ha_rsctmp: PathBuf,
 }
 
 /// Parses SECONDS (fractions allowed) from 0 to 3600: no value can overflow a deadline.
@@ -125,6 +136,11 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
     sup.grace = args.grace;
     sup.throttle.window = args.respawn_window;
     sup.throttle.burst = args.respawn_burst;
+    sup.agents = crate::supervisor::AgentDirs {
+        ocf_root: args.ocf_root.clone(),
+        lsb_dir: args.lsb_dir.clone(),
+        rsc_tmp: args.ha_rsctmp.clone(),
+    };
     let dir = match args.dir.canonicalize() {
         Ok(d) => d,
         Err(e) => {
@@ -141,6 +157,13 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         }
     };
     group_log.start(&dir);
+    if let Err(e) = std::fs::create_dir_all(&args.ha_rsctmp) {
+        eprintln!(
+            "mosha: {}: cannot create it ({e}); resource agents keep their state there (--ha-rsctmp)",
+            args.ha_rsctmp.display()
+        );
+        return ExitCode::from(2);
+    }
     let mut gossip = match gossip_config(&node, &args) {
         Ok(g) => g,
         Err(e) => {

@@ -26,67 +26,11 @@
 
 use std::collections::btree_map::Entry as MapEntry;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::str::FromStr;
 
+use crate::config::modes::{self, Params};
 use crate::config::{check_name, text, Problem};
 
-/// Tells how the command of an entry is run when its group enters one of the entry's levels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Mode {
-    /// Runs the command once and waits for it to exit before going on.
-    Wait,
-    /// Runs the command once without waiting for it.
-    Once,
-    /// Runs the command and restarts it whenever it exits.
-    Respawn,
-    /// Runs the command once and waits for it; its exit status is the test's result.
-    Test,
-    /// Runs nothing: the entry is written down but disabled.
-    Off,
-}
-
-impl Mode {
-    /// Lists every mode, in the order the file format documents them.
-    pub const ALL: [Mode; 5] = [Mode::Wait, Mode::Once, Mode::Respawn, Mode::Test, Mode::Off];
-
-    /// Returns the mode's name as written in `cltab` (`"wait"`, `"once"`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Wait => "wait",
-            Mode::Once => "once",
-            Mode::Respawn => "respawn",
-            Mode::Test => "test",
-            Mode::Off => "off",
-        }
-    }
-
-    /// Returns whether the command must exit before later entries of the level start
-    /// (true for [`Mode::Wait`] and [`Mode::Test`]).
-    pub fn blocks(self) -> bool {
-        matches!(self, Mode::Wait | Mode::Test)
-    }
-}
-
-impl FromStr for Mode {
-    type Err = String;
-
-    /// Parses an exact, lower-case mode name; the error lists the valid modes.
-    fn from_str(s: &str) -> Result<Mode, String> {
-        Mode::ALL
-            .into_iter()
-            .find(|mode| mode.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown mode '{s}' (expected wait, once, respawn, test or off)")
-            })
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
+pub use crate::config::modes::Mode;
 
 /// Describes one valid `cltab` line: a command that a group runs at some levels.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +43,8 @@ pub struct Entry {
     pub levels: Vec<String>,
     /// How the command is run.
     pub mode: Mode,
+    /// The parameters of a `monitor` or `resource` mode (defaults for the others).
+    pub params: Params,
     /// The command, trimmed of surrounding whitespace.
     pub command: String,
     /// The 1-based line the entry is on.
@@ -114,7 +60,10 @@ impl Entry {
     /// Returns whether `other` describes the same process: same group, mode and command, even
     /// if the levels differ.
     pub fn same_process(&self, other: &Entry) -> bool {
-        self.group == other.group && self.mode == other.mode && self.command == other.command
+        self.group == other.group
+            && self.mode == other.mode
+            && self.command == other.command
+            && self.params == other.params
     }
 }
 
@@ -234,9 +183,37 @@ fn parse_entry(
             None
         }
     };
-    let mode = keep(mode.parse::<Mode>(), messages);
+    let mode = match modes::parse(mode) {
+        Ok(m) => Some(m),
+        Err(problems) => {
+            messages.extend(problems);
+            None
+        }
+    };
     if command.is_empty() {
         messages.push("empty command".to_string());
+    }
+    let agent = ["ocf:", "lsb:", "systemd:"]
+        .iter()
+        .any(|c| command.starts_with(c));
+    match mode {
+        Some((Mode::Resource, _)) if !agent => messages.push(format!(
+            "mode resource runs an agent (ocf:PROVIDER:TYPE, lsb:NAME or systemd:UNIT), not '{}'",
+            command.split_whitespace().next().unwrap_or("")
+        )),
+        Some((m, _)) if agent && !matches!(m, Mode::Resource | Mode::Off) => {
+            messages.push(format!(
+                "an agent ('{}') runs in mode resource, not {m}",
+                command.split_whitespace().next().unwrap_or("")
+            ))
+        }
+        _ => {}
+    }
+    if let (Some((Mode::Resource, _)), Some(Err(e))) = (
+        mode,
+        agent.then(|| crate::agent::Agent::parse(command)).flatten(),
+    ) {
+        messages.push(e);
     }
     if tag_ok {
         match first_tag.entry(tag.to_string()) {
@@ -251,16 +228,25 @@ fn parse_entry(
     }
 
     match (group_ok && tag_ok && !command.is_empty(), levels, mode) {
-        (true, Some(levels), Some(mode)) => Some(Entry {
+        (true, Some(levels), Some((mode, params))) => Some(Entry {
             group: group.to_string(),
             tag: tag.to_string(),
             levels,
             mode,
+            params,
             command: command.to_string(),
             line,
         }),
         _ => None,
     }
+}
+
+/// Says that the level `probe` is mosha's.
+pub fn reserved_probe() -> String {
+    format!(
+        "level '{}' is reserved: a group shows it while mosha probes its resources",
+        crate::config::modes::PROBE
+    )
 }
 
 /// Returns the value of `result`, or pushes its error to `messages` and returns `None`.
@@ -307,6 +293,8 @@ fn parse_levels(field: &str) -> Result<Vec<String>, Vec<String>> {
     for name in names {
         if let Err(message) = check_name("level", &name) {
             problems.push(message);
+        } else if name == crate::config::modes::PROBE {
+            problems.push(reserved_probe());
         } else if !levels.contains(&name) {
             levels.push(name);
         }
@@ -372,7 +360,7 @@ mod tests {
     fn mode_rejects_unknown_upper_case_padded_and_empty_names() {
         let expected = |s: &str| {
             Err(format!(
-                "unknown mode '{s}' (expected wait, once, respawn, test or off)"
+                "unknown mode '{s}' (expected wait, once, respawn, test, off, monitor/INTERVAL or resource)"
             ))
         };
         for bad in ["Wait", "ONCE", "respawn ", " off", "", "sysinit", "w"] {
@@ -390,6 +378,7 @@ mod tests {
                 tag: "apache".into(),
                 levels: vec!["1".into(), "start".into()],
                 mode: Mode::Respawn,
+                params: modes::parse("respawn").unwrap().1,
                 command: "/usr/sbin/apache2 -DFOREGROUND".into(),
                 line: 1,
             }]
@@ -398,8 +387,30 @@ mod tests {
     }
 
     #[test]
+    fn checks_and_resources_are_validated_with_their_agents() {
+        let c = parse("web:vip:start:resource/10s/5s:ocf:heartbeat:IPaddr2 ip=10.0.0.5\nweb:ck:start:monitor/2s:curl -fs http://x/\n");
+        assert_eq!(
+            c.entries[0].params.interval,
+            Some(std::time::Duration::from_secs(10))
+        );
+        assert_eq!(c.entries[1].mode, Mode::Monitor);
+        assert_eq!(
+            errors("a:b:start:resource:/bin/true\na:c:start:wait:ocf:heartbeat:Dummy\na:d:start:resource:ocf:heartbeat:\na:e:probe:wait:x"),
+            vec![
+                "cltab:1: mode resource runs an agent (ocf:PROVIDER:TYPE, lsb:NAME or systemd:UNIT), not '/bin/true'",
+                "cltab:2: an agent ('ocf:heartbeat:Dummy') runs in mode resource, not wait",
+                "cltab:3: ocf agent 'ocf:heartbeat:' has no type (expected ocf:PROVIDER:TYPE)",
+                "cltab:4: level 'probe' is reserved: a group shows it while mosha probes its resources",
+            ]
+        );
+    }
+
+    #[test]
     fn parses_every_mode() {
-        let cltab = parse("g:a:1:wait:x\ng:b:1:once:x\ng:c:1:respawn:x\ng:d:1:test:x\ng:e:1:off:x");
+        let cltab = parse(
+            "g:a:1:wait:x\ng:b:1:once:x\ng:c:1:respawn:x\ng:d:1:test:x\ng:e:1:off:x\n\
+             g:f:1:monitor/10s:x\ng:g:1:resource:ocf:heartbeat:Dummy",
+        );
         let modes: Vec<Mode> = cltab.entries.iter().map(|e| e.mode).collect();
         assert_eq!(modes, Mode::ALL.to_vec());
     }
@@ -475,7 +486,7 @@ mod tests {
     fn warnings_are_dropped_when_there_are_errors() {
         assert_eq!(
             errors(":::socket:/x\ng:t:1:bad:cmd"),
-            vec!["cltab:2: unknown mode 'bad' (expected wait, once, respawn, test or off)"]
+            vec!["cltab:2: unknown mode 'bad' (expected wait, once, respawn, test, off, monitor/INTERVAL or resource)"]
         );
     }
 
@@ -616,11 +627,11 @@ mod tests {
     fn unknown_mode_is_an_error() {
         assert_eq!(
             errors("g:t:1:sysinit:cmd"),
-            vec!["cltab:1: unknown mode 'sysinit' (expected wait, once, respawn, test or off)"]
+            vec!["cltab:1: unknown mode 'sysinit' (expected wait, once, respawn, test, off, monitor/INTERVAL or resource)"]
         );
         assert_eq!(
             errors("g:t:1::cmd"),
-            vec!["cltab:1: unknown mode '' (expected wait, once, respawn, test or off)"]
+            vec!["cltab:1: unknown mode '' (expected wait, once, respawn, test, off, monitor/INTERVAL or resource)"]
         );
     }
 
@@ -647,7 +658,7 @@ mod tests {
         assert_eq!(
             errors("g:t:1:bogus:x\ng:t:1:once:x"),
             vec![
-                "cltab:1: unknown mode 'bogus' (expected wait, once, respawn, test or off)",
+                "cltab:1: unknown mode 'bogus' (expected wait, once, respawn, test, off, monitor/INTERVAL or resource)",
                 "cltab:2: duplicate tag 't' (first defined at line 1)",
             ]
         );
@@ -661,7 +672,7 @@ mod tests {
                 "cltab:1: empty group",
                 "cltab:1: empty tag",
                 "cltab:1: empty level between commas",
-                "cltab:1: unknown mode 'nope' (expected wait, once, respawn, test or off)",
+                "cltab:1: unknown mode 'nope' (expected wait, once, respawn, test, off, monitor/INTERVAL or resource)",
                 "cltab:1: empty command",
             ]
         );

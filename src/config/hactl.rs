@@ -185,6 +185,10 @@ impl Hactl {
                     messages.push(format!("missing level for group '{group}'"));
                     None
                 }
+                Some(level) if level == crate::config::modes::PROBE => {
+                    messages.push(crate::config::cltab::reserved_probe());
+                    None
+                }
                 Some(level) => match check_name("level", level) {
                     Ok(()) => Some(level),
                     Err(message) => {

@@ -14,6 +14,7 @@ pub mod cltab;
 pub mod fencetab;
 pub mod hactl;
 pub mod members;
+pub mod modes;
 pub mod text;
 
 pub use cltab::{Cltab, Entry, Mode};

@@ -22,9 +22,87 @@
 //! Durations: a number of seconds (`10`), or with a unit `ms`, `s`, `m` or `h` (`500ms`,
 //! `10s`, `5m`), from [`MIN_INTERVAL_MS`] ms to a day.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-use super::cltab::Mode;
+/// Tells how the command of an entry is run when its group enters one of the entry's levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Mode {
+    /// Runs the command once and waits for it to exit before going on.
+    Wait,
+    /// Runs the command once without waiting for it.
+    Once,
+    /// Runs the command and restarts it whenever it exits.
+    Respawn,
+    /// Runs the command once and waits for it; its exit status is the test's result.
+    Test,
+    /// Runs nothing: the entry is written down but disabled.
+    Off,
+    /// Runs the command every interval once the level is reached: a health check whose
+    /// failures restart the group here, or move it (see [`crate::config::modes`]).
+    Monitor,
+    /// Starts an agent (OCF, LSB, systemd) when the level is entered and stops it when the
+    /// level is left, monitoring it at an interval if one is given.
+    Resource,
+}
+
+impl Mode {
+    /// Lists every mode, in the order the file format documents them.
+    pub const ALL: [Mode; 7] = [
+        Mode::Wait,
+        Mode::Once,
+        Mode::Respawn,
+        Mode::Test,
+        Mode::Off,
+        Mode::Monitor,
+        Mode::Resource,
+    ];
+
+    /// Returns the mode's name as written in `cltab` (`"wait"`, `"once"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Wait => "wait",
+            Mode::Once => "once",
+            Mode::Respawn => "respawn",
+            Mode::Test => "test",
+            Mode::Off => "off",
+            Mode::Monitor => "monitor",
+            Mode::Resource => "resource",
+        }
+    }
+
+    /// Returns whether the command must exit before later entries of the level start
+    /// (true for [`Mode::Wait`] and [`Mode::Test`], and for a [`Mode::Resource`]'s start).
+    pub fn blocks(self) -> bool {
+        matches!(self, Mode::Wait | Mode::Test | Mode::Resource)
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    /// Parses an exact, lower-case mode name; the error lists the valid modes.
+    fn from_str(s: &str) -> Result<Mode, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown mode '{s}' (expected wait, once, respawn, test, off, monitor/INTERVAL or resource)")
+            })
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The level a group shows while its resources are probed: it holds the group (nobody else
+/// starts it before the probes tell whether it already runs here); no cltab or hactl line
+/// may use it.
+pub const PROBE: &str = "probe";
 
 /// The timeout of an action when neither cltab nor the agent's meta-data give one, in
 /// seconds (Pacemaker's default operation timeout).

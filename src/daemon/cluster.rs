@@ -460,7 +460,7 @@ impl Cluster {
         now: Instant,
     ) -> Vec<(String, Option<String>)> {
         for group in &ready.cleared {
-            sup.clear_failures(group);
+            sup.clear_failures(now, os, group);
         }
         for (group, level) in &ready.tell {
             sup.tell(now, os, group, level);

@@ -155,6 +155,7 @@ mod tests {
                 restarts: 0,
                 cooldown_until_ms: Some(1_000_000 + left_s * 1000),
                 cause: cause.into(),
+                checks: String::new(),
             };
             g.failures.insert(n.into(), f);
         }

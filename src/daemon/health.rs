@@ -28,12 +28,18 @@ pub struct Health {
     pub until_ms: u64,
     /// Why it last failed there (empty: unknown).
     pub cause: String,
+    /// Its health checks that do not pass there, in words (`vip degraded; check failing:
+    /// exit status 1`; empty: none).
+    pub checks: String,
 }
 
 impl Health {
     /// Returns the gossip value.
     pub fn encode(&self) -> String {
-        format!("{} {} {}", self.restarts, self.until_ms, self.cause)
+        format!(
+            "{} {} {}\t{}",
+            self.restarts, self.until_ms, self.cause, self.checks
+        )
     }
 
     /// Parses a value written by [`Health::encode`] (a peer's: bounded, never trusted).
@@ -41,11 +47,13 @@ impl Health {
         let mut w = value.splitn(3, ' ');
         let restarts = w.next()?.parse().ok()?;
         let until_ms = w.next()?.parse().ok()?;
-        let cause = w.next().unwrap_or("");
+        let rest = w.next().unwrap_or("");
+        let (cause, checks) = rest.split_once('\t').unwrap_or((rest, ""));
         Some(Health {
             restarts,
             until_ms,
             cause: bounded(cause),
+            checks: bounded(checks),
         })
     }
 }
@@ -58,6 +66,24 @@ pub fn cause(group: &str, failure: &Failure, os: &dyn Os) -> String {
         "{} {}: {}{head}",
         failure.mode, failure.tag, failure.why
     ))
+}
+
+/// Returns the health checks of `g` that do not pass, in words.
+fn checks(g: &crate::supervisor::Group) -> String {
+    use crate::supervisor::group::Health as H;
+    let parts: Vec<String> = (g.slots.iter())
+        .filter_map(|s| match &s.health {
+            H::Degraded => Some(format!("{} degraded", s.entry.tag)),
+            H::Failing(why) => Some(format!(
+                "{} failing ({why}, {} of {} in a row)",
+                s.entry.tag,
+                s.fails.max(1),
+                s.entry.params.fall.max(1)
+            )),
+            _ => None,
+        })
+        .collect();
+    bounded(&parts.join("; "))
 }
 
 /// Cuts `s` to [`MAX_CAUSE_BYTES`] on a character boundary, control characters replaced.
@@ -110,7 +136,8 @@ impl Published {
                 });
                 wall
             });
-            if restarts == 0 && until_ms == 0 {
+            let checks = g.map_or(String::new(), checks);
+            if restarts == 0 && until_ms == 0 && checks.is_empty() {
                 continue;
             }
             let cause =
@@ -119,6 +146,7 @@ impl Published {
                 restarts,
                 until_ms,
                 cause,
+                checks,
             };
             now.insert(name.clone(), h.encode());
         }
@@ -146,6 +174,7 @@ mod tests {
             restarts: 3,
             until_ms: 1_700_000_000_000,
             cause: "test t2: exit status 3: no such file".into(),
+            checks: "vip degraded".into(),
         };
         assert_eq!(Health::decode(&h.encode()), Some(h));
         assert_eq!(Health::decode("x 1 a"), None);

@@ -78,6 +78,7 @@ impl Cluster {
                             restarts: h.restarts,
                             cooldown_until_ms: (h.until_ms > 0).then_some(h.until_ms),
                             cause: h.cause,
+                            checks: h.checks,
                         },
                     );
                 }

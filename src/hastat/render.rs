@@ -246,6 +246,9 @@ impl Hastat {
         if f.restarts > 0 {
             parts.push(format!("{} restart(s) lately", f.restarts));
         }
+        if !f.checks.is_empty() {
+            parts.push(format!("checks: {}", f.checks));
+        }
         parts.join("; ")
     }
 

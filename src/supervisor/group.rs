@@ -1,115 +1,32 @@
 //! One resource group's state machine: which of its cltab entries run, in what order, and what
-//! the group's state is (STARTING, DONE, PASSED, FAILED, STOPPING).
+//! the group's state is (STARTING, DONE, PASSED, FAILED, STOPPING, STOP-FAILED).
 //!
 //! It decides and asks the [`Os`] to act (spawn, signal); it reads no clock (instants are handed
 //! in) and never waits. The rules are Cluster::Init's, with its bugs fixed:
 //! - "go to level L" first stops every running entry that is not in L (SIGTERM to the entry's
 //!   whole process group, SIGKILL after the grace period); entries in both levels keep running;
-//! - then L's entries start in file order; `wait` and `test` block the next entry until they exit;
+//!   then the resources not in L are stopped by their agents, one at a time, last first, once
+//!   no process of the group is left (a service before its mount, the mount before its
+//!   address); then resources still to be probed are probed;
+//! - then L's entries start in file order; `wait`, `test` and a resource's start block the next
+//!   entry until they end;
 //! - `off` entries never run; a failed exec is that entry's failure and touches nothing else.
+//!
+//! Resources and health checks (`resource`, `monitor`) are [`super::checks`]'s; a slot and its
+//! states are [`super::slot`]'s.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, warn};
 
 use super::policy::{RestartPolicy, Restarts};
-use super::throttle::Throttle;
-use super::{Exit, Options, Os, Signal, SpawnSpec};
+pub use super::slot::{Act, Health, Run, Slot};
+use super::{Exit, Options, Os, Signal};
 use crate::config::{Entry, Mode};
-
-/// How often a stopping entry whose leader already exited is checked for surviving members.
-const POLL: Duration = Duration::from_millis(50);
 
 /// A group's overall state, as written to clstat: the engine's [`State`], the one type both
 /// use (the supervisor reports it, the engine reads it in claims).
 pub use crate::engine::State as GroupState;
-
-/// Where one entry's process is in its life.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Run {
-    /// Not started at the current level (or `off`).
-    Idle,
-    /// Its process is running; `pid` is also its process group id.
-    Running { pid: u32, since: Instant },
-    /// A `wait` entry ran to its end, or a `once` entry's process exited.
-    Done,
-    /// A `test` entry exited 0.
-    Passed,
-    /// A `test` entry exited non-zero, or the entry's command could not be executed.
-    Failed(String),
-    /// A `respawn` entry waits out a back-off delay before its next start.
-    Backoff { until: Instant, delay: Duration },
-    /// Its process group was sent SIGTERM; SIGKILL follows at `kill_at`.
-    Stopping {
-        pgid: u32,
-        leader_gone: bool,
-        kill_at: Instant,
-        killed: bool,
-        poll_at: Instant,
-    },
-}
-
-impl Run {
-    /// Returns the state's name as written in clstat.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Run::Idle => "idle",
-            Run::Running { .. } => "running",
-            Run::Done => "done",
-            Run::Passed => "passed",
-            Run::Failed(_) => "failed",
-            Run::Backoff { .. } => "backoff",
-            Run::Stopping { .. } => "stopping",
-        }
-    }
-}
-
-/// One cltab entry and what is running for it.
-#[derive(Debug, Clone)]
-pub struct Slot {
-    /// The entry as last read from cltab.
-    pub entry: Entry,
-    /// Where its process is.
-    pub run: Run,
-    /// How many times a `respawn` entry was restarted.
-    pub restarts: u32,
-    /// The process group of the last run, kept after the leader exits so that a stop can still
-    /// reach anything it left behind in its group.
-    pub last_pgid: Option<u32>,
-    /// How the last run ended, for status.
-    pub last_exit: Option<Exit>,
-    /// The last failure to start, for status.
-    pub last_error: Option<String>,
-    /// Respawn bookkeeping.
-    pub throttle: Throttle,
-}
-
-impl Slot {
-    fn new(entry: Entry) -> Slot {
-        Slot {
-            entry,
-            run: Run::Idle,
-            restarts: 0,
-            last_pgid: None,
-            last_exit: None,
-            last_error: None,
-            throttle: Throttle::default(),
-        }
-    }
-
-    /// Returns the pid of the running process, if any.
-    pub fn pid(&self) -> Option<u32> {
-        match self.run {
-            Run::Running { pid, .. } => Some(pid),
-            Run::Stopping {
-                pgid,
-                leader_gone: false,
-                ..
-            } => Some(pgid),
-            _ => None,
-        }
-    }
-}
 
 /// One resource group: its entries and its progress towards the level it was told.
 #[derive(Debug, Clone)]
@@ -130,9 +47,10 @@ pub struct Group {
     /// has nothing to clean up, so its `stop` entries do not run.
     pub pristine: bool,
     /// An operator froze the group (`mosha freeze`, maintenance): a `respawn` entry that
-    /// exits is not restarted (see [`Group::set_frozen`]).
+    /// exits is not restarted, and nothing is checked (see [`Group::set_frozen`]).
     pub frozen: bool,
-    /// How many restarts of its `respawn` entries the group gets here (hactl's options).
+    /// How many restarts of its `respawn` entries (and recoveries after failed checks) the
+    /// group gets here (hactl's options).
     pub policy: RestartPolicy,
     /// The restarts counted against the policy.
     pub restarts: Restarts,
@@ -172,7 +90,7 @@ impl Group {
 
     /// Replaces the group's entries with `entries` (file order). Entries whose command or mode
     /// changed, and entries no longer present, are stopped; new ones start on the next
-    /// [`Group::tell`].
+    /// [`Group::tell`]. New resources of a group that does not run here are probed.
     pub fn set_entries(
         &mut self,
         opts: &Options,
@@ -181,6 +99,7 @@ impl Group {
         entries: &[&Entry],
     ) {
         let mut old = std::mem::take(&mut self.slots);
+        let stopped = crate::engine::claim::is_stopped_level(&self.target);
         for e in entries {
             let slot = match old.iter().position(|s| s.entry.tag == e.tag) {
                 Some(i) if old[i].entry.same_process(e) => {
@@ -188,29 +107,52 @@ impl Group {
                     s.entry = (*e).clone();
                     s
                 }
-                _ => Slot::new((*e).clone()),
+                _ => {
+                    let mut s = Slot::new((*e).clone());
+                    s.probe_pending = s.agent.is_some() && stopped;
+                    s
+                }
             };
             self.slots.push(slot);
         }
         for mut s in old {
             info!(group = %self.name, tag = %s.entry.tag, "entry removed or changed in cltab; stopping its old process");
-            stop_slot(&self.name, opts, now, os, &mut s);
-            if matches!(s.run, Run::Stopping { .. }) {
+            super::checks::stop_slot(&self.name, opts, now, os, &mut s);
+            if s.active && !s.busy() {
+                // A resource goes with its agent's stop.
+                let (name, level) = (&self.name, &self.level);
+                super::checks::start_action(name, level, opts, now, os, &mut s, Act::Stop);
+            }
+            if s.busy() {
                 self.retiring.push(s);
             }
+        }
+        if self.slots.iter().any(|s| s.probe_pending) && self.state.settled() {
+            // Probing holds the group here (its claim shows `probe`) until it is done.
+            self.state = GroupState::Stopping;
+            self.level = super::checks::PROBE.to_string();
+            self.advance(opts, now, os);
         }
     }
 
     /// Tells the group to go to `level`: stops what does not belong there, then starts the
     /// level's entries in file order.
     pub fn tell(&mut self, opts: &Options, now: Instant, os: &mut dyn Os, level: &str) {
-        if self.pristine && level == crate::config::hactl::STOP {
+        if self.pristine
+            && level == crate::config::hactl::STOP
+            && !self.slots.iter().any(|s| s.probe_pending || s.active)
+        {
+            return;
+        }
+        if self.state == GroupState::StopFailed {
+            // Nothing moves until the failed stop succeeds (see `retry_stop`).
+            self.target = level.to_string();
             return;
         }
         self.pristine = false;
         if self.target != level {
             info!(group = %self.name, from = %self.level, to = %level, "changing level");
-            if level == crate::config::hactl::STOP || level.is_empty() {
+            if crate::engine::claim::is_stopped_level(level) {
                 // It leaves this node: a later start here counts its restarts anew.
                 self.restarts.clear();
             } else {
@@ -218,9 +160,10 @@ impl Group {
             }
         }
         self.target = level.to_string();
+        let name = self.name.clone();
         for s in &mut self.slots {
             if !s.entry.in_level(level) || s.entry.mode == Mode::Off {
-                stop_slot(&self.name, opts, now, os, s);
+                super::checks::leave(&name, opts, now, os, s);
             }
         }
         self.state = GroupState::Stopping;
@@ -237,13 +180,17 @@ impl Group {
         exit: Exit,
     ) -> bool {
         let name = self.name.clone();
-        let Some(slot) = self
-            .slots
-            .iter_mut()
-            .chain(self.retiring.iter_mut())
-            .find(|s| s.pid() == Some(pid))
+        let Some(i) = (self.slots.iter())
+            .chain(self.retiring.iter())
+            .position(|s| s.pid() == Some(pid))
         else {
             return false;
+        };
+        let n = self.slots.len();
+        let slot = if i < n {
+            &mut self.slots[i]
+        } else {
+            &mut self.retiring[i - n]
         };
         slot.last_exit = Some(exit);
         match slot.run {
@@ -251,7 +198,21 @@ impl Group {
                 if let Run::Stopping { leader_gone, .. } = &mut slot.run {
                     *leader_gone = true;
                 }
-                check_stopped(os, now, slot);
+                super::checks::check_stopped(os, now, slot);
+            }
+            Run::Acting { .. } => {
+                let verdict = super::checks::action_exited(&name, opts, now, slot, exit);
+                if i < n {
+                    self.take(opts, now, os, i, verdict);
+                } else if let super::checks::Verdict::StopFailed(why) = verdict {
+                    // A resource removed from cltab that would not stop.
+                    self.failure = Some(Failure {
+                        tag: self.retiring[i - n].entry.tag.clone(),
+                        mode: "resource",
+                        why,
+                    });
+                    self.state = GroupState::StopFailed;
+                }
             }
             Run::Running { since, .. } => {
                 let tag = slot.entry.tag.clone();
@@ -262,7 +223,7 @@ impl Group {
                         }
                         slot.run = Run::Done;
                     }
-                    Mode::Once | Mode::Off => slot.run = Run::Done,
+                    Mode::Once | Mode::Off | Mode::Monitor | Mode::Resource => slot.run = Run::Done,
                     Mode::Test => {
                         if exit.success() {
                             info!(group = %name, tag = %tag, "test passed");
@@ -298,7 +259,7 @@ impl Group {
                         if delay.is_zero() {
                             info!(group = %name, tag = %tag, "respawning after {exit}");
                             slot.restarts += 1;
-                            start_slot(&name, &self.level, opts, now, os, slot);
+                            super::checks::start_slot(&name, &self.level, opts, now, os, slot);
                         } else {
                             warn!(group = %name, tag = %tag, "respawning too fast ({exit}); backing off for {delay:?}");
                             slot.run = Run::Backoff {
@@ -311,17 +272,18 @@ impl Group {
             }
             _ => {}
         }
-        self.retiring
-            .retain(|s| matches!(s.run, Run::Stopping { .. }));
+        self.retiring.retain(Slot::busy);
         self.advance(opts, now, os);
         true
     }
 
-    /// Acts on deadlines that have passed: SIGKILL after the grace period, restarts after a
-    /// back-off, checks for process groups that outlived their leader.
+    /// Acts on deadlines that have passed: SIGKILL after the grace period or an action's
+    /// timeout, restarts after a back-off, checks that are due, and process groups that
+    /// outlived their leader.
     pub fn tick(&mut self, opts: &Options, now: Instant, os: &mut dyn Os) {
         let name = self.name.clone();
         let level = self.level.clone();
+        let checking = self.checking();
         for slot in self.slots.iter_mut().chain(self.retiring.iter_mut()) {
             match slot.run {
                 Run::Stopping {
@@ -340,22 +302,55 @@ impl Group {
                     leader_gone: true,
                     poll_at,
                     ..
-                } if now >= poll_at => check_stopped(os, now, slot),
+                } if now >= poll_at => super::checks::check_stopped(os, now, slot),
                 Run::Backoff { until, .. } if now >= until && !self.frozen => {
                     slot.restarts += 1;
-                    start_slot(&name, &level, opts, now, os, slot);
+                    super::checks::start_slot(&name, &level, opts, now, os, slot);
+                }
+                Run::Acting {
+                    pid,
+                    deadline,
+                    killed: false,
+                    act,
+                } if now >= deadline => {
+                    warn!(group = %name, tag = %slot.entry.tag, pid, "{act:?} timed out; killing its process group");
+                    os.signal_group(pid, Signal::Kill);
+                    if let Run::Acting { killed, .. } = &mut slot.run {
+                        *killed = true;
+                    }
                 }
                 _ => {}
             }
         }
-        self.retiring
-            .retain(|s| matches!(s.run, Run::Stopping { .. }));
+        // Checks that are due, and actions that waited for their agent's meta-data.
+        for i in 0..self.slots.len() {
+            let act = match self.slots[i].run {
+                Run::Up { next: Some(at) } if checking && now >= at => Act::Check,
+                Run::Waiting { act, .. } => act,
+                _ => continue,
+            };
+            let s = &mut self.slots[i];
+            let v = super::checks::start_action(&name, &level, opts, now, os, s, act);
+            if v != super::checks::Verdict::Fine {
+                self.take(opts, now, os, i, v);
+            }
+        }
+        self.retiring.retain(Slot::busy);
         self.advance(opts, now, os);
     }
 
+    /// Tells whether the group's checks run now: it is settled at the level it was told,
+    /// and not frozen.
+    fn checking(&self) -> bool {
+        !self.frozen
+            && self.level == self.target
+            && matches!(self.state, GroupState::Done | GroupState::Passed)
+    }
+
     /// Freezes or unfreezes the group. Frozen, its processes are left as they are: a
-    /// `respawn` entry that exits stays down. Unfrozen, what still runs is kept, and the
-    /// `respawn` entries of its level that exited meanwhile start again.
+    /// `respawn` entry that exits stays down, and nothing is checked. Unfrozen, what still
+    /// runs is kept, and the `respawn` entries of its level that exited meanwhile start
+    /// again.
     pub fn set_frozen(&mut self, opts: &Options, now: Instant, os: &mut dyn Os, frozen: bool) {
         if std::mem::replace(&mut self.frozen, frozen) == frozen || frozen {
             return;
@@ -368,13 +363,14 @@ impl Group {
             if settled && dead && slot.entry.mode == Mode::Respawn && slot.entry.in_level(&level) {
                 info!(group = %name, tag = %slot.entry.tag, "unfrozen: restarting the entry, which exited while frozen");
                 slot.restarts += 1;
-                start_slot(&name, &level, opts, now, os, slot);
+                super::checks::start_slot(&name, &level, opts, now, os, slot);
             }
         }
     }
 
     /// Returns the earliest instant at which [`Group::tick`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let checking = self.checking();
         self.slots
             .iter()
             .chain(self.retiring.iter())
@@ -392,6 +388,12 @@ impl Group {
                     (true, false) => None,
                 },
                 Run::Backoff { until, .. } if !self.frozen => Some(until),
+                Run::Acting {
+                    deadline,
+                    killed: false,
+                    ..
+                } => Some(deadline),
+                Run::Up { next: Some(at) } if checking => Some(at),
                 _ => None,
             })
             .min()
@@ -399,11 +401,7 @@ impl Group {
 
     /// Tells whether any process of this group may still be alive.
     pub fn has_processes(&self) -> bool {
-        !self.retiring.is_empty()
-            || self
-                .slots
-                .iter()
-                .any(|s| matches!(s.run, Run::Running { .. } | Run::Stopping { .. }))
+        !self.retiring.is_empty() || self.slots.iter().any(Slot::busy)
     }
 
     /// Returns the process groups this group has running, for the leftover-process record.
@@ -412,26 +410,50 @@ impl Group {
             .iter()
             .chain(self.retiring.iter())
             .filter_map(|s| match s.run {
-                Run::Running { pid, .. } => Some(pid),
+                Run::Running { pid, .. } | Run::Acting { pid, .. } => Some(pid),
                 Run::Stopping { pgid, .. } => Some(pgid),
                 _ => s.last_pgid,
             })
     }
 
-    /// Moves the group forward: from STOPPING to STARTING once nothing is stopping, and through
-    /// the level's entries in file order until a blocking one runs or all have started.
-    fn advance(&mut self, opts: &Options, now: Instant, os: &mut dyn Os) {
+    /// Moves the group forward: from STOPPING to STARTING once nothing is stopping (and the
+    /// resources are stopped and probed), and through the level's entries in file order
+    /// until a blocking one runs or all have started.
+    pub(super) fn advance(&mut self, opts: &Options, now: Instant, os: &mut dyn Os) {
         if self.state == GroupState::Stopping {
-            let stopping = self.retiring.len()
-                + self
-                    .slots
-                    .iter()
-                    .filter(|s| matches!(s.run, Run::Stopping { .. }))
-                    .count();
-            if stopping > 0 {
-                return;
+            let name = self.name.clone();
+            let level = self.level.clone();
+            loop {
+                if !self.retiring.is_empty() || self.slots.iter().any(Slot::stopping) {
+                    return;
+                }
+                // Resources stop one at a time, last first; then the probes run.
+                if let Some(i) = self.slots.iter().rposition(|s| s.stop_pending) {
+                    self.slots[i].stop_pending = false;
+                    let s = &mut self.slots[i];
+                    let v = super::checks::start_action(&name, &level, opts, now, os, s, Act::Stop);
+                    if v != super::checks::Verdict::Fine {
+                        self.take(opts, now, os, i, v);
+                    }
+                    if self.state != GroupState::Stopping {
+                        return; // the stop failed
+                    }
+                    continue;
+                }
+                if let Some(i) = self.slots.iter().position(|s| s.probe_pending) {
+                    self.slots[i].probe_pending = false;
+                    let s = &mut self.slots[i];
+                    super::checks::start_action(&name, &level, opts, now, os, s, Act::Probe);
+                    continue;
+                }
+                break;
             }
             self.level = self.target.clone();
+            if self.pristine && crate::engine::claim::is_stopped_level(&self.target) {
+                // Probed, and it never ran here: nothing to start, its stop entries included.
+                self.state = GroupState::Done;
+                return;
+            }
             self.state = GroupState::Starting;
         }
         if self.state != GroupState::Starting {
@@ -444,9 +466,9 @@ impl Group {
                 continue;
             }
             if slot.run == Run::Idle {
-                start_slot(&name, &level, opts, now, os, slot);
+                super::checks::start_slot(&name, &level, opts, now, os, slot);
             }
-            let blocking = slot.entry.mode.blocks() && matches!(slot.run, Run::Running { .. });
+            let blocking = slot.entry.mode.blocks() && slot.busy();
             if blocking || matches!(slot.run, Run::Stopping { .. }) {
                 return;
             }
@@ -476,98 +498,12 @@ impl Group {
     }
 }
 
-/// Starts `slot`'s command. A failed exec marks the entry failed (for `respawn`, it counts as
-/// an exit and is retried under the throttle).
-fn start_slot(
-    group: &str,
-    level: &str,
-    opts: &Options,
-    now: Instant,
-    os: &mut dyn Os,
-    slot: &mut Slot,
-) {
-    loop {
-        let spec = SpawnSpec {
-            node: &opts.node,
-            group,
-            tag: &slot.entry.tag,
-            level,
-            command: &slot.entry.command,
-        };
-        match os.spawn(&spec) {
-            Ok(pid) => {
-                info!(group = %group, tag = %slot.entry.tag, pid, mode = %slot.entry.mode, "started");
-                slot.run = Run::Running { pid, since: now };
-                slot.last_pgid = Some(pid);
-                slot.last_error = None;
-                return;
-            }
-            Err(e) => {
-                let why = format!("cannot execute {:?}: {e}", slot.entry.command);
-                warn!(group = %group, tag = %slot.entry.tag, "{why}");
-                slot.last_error = Some(why.clone());
-                if slot.entry.mode != Mode::Respawn {
-                    slot.run = Run::Failed(why);
-                    return;
-                }
-                let delay = slot.throttle.on_exit(&opts.throttle, now, now);
-                if !delay.is_zero() {
-                    slot.run = Run::Backoff {
-                        until: crate::deadline::after(now, delay),
-                        delay,
-                    };
-                    return;
-                }
-                slot.restarts += 1;
-            }
-        }
-    }
-}
-
-/// Begins stopping `slot`: SIGTERM to its process group if anything of it is alive; otherwise
-/// it simply becomes idle.
-fn stop_slot(group: &str, opts: &Options, now: Instant, os: &mut dyn Os, slot: &mut Slot) {
-    let (pgid, leader_gone) = match slot.run {
-        Run::Stopping { .. } => return,
-        Run::Running { pid, .. } => (pid, false),
-        _ => match slot.last_pgid {
-            Some(pgid) if os.group_alive(pgid) => (pgid, true),
-            _ => {
-                slot.run = Run::Idle;
-                slot.last_pgid = None;
-                return;
-            }
-        },
-    };
-    info!(group = %group, tag = %slot.entry.tag, pgid, "stopping: SIGTERM to the process group");
-    os.signal_group(pgid, Signal::Term);
-    slot.run = Run::Stopping {
-        pgid,
-        leader_gone,
-        kill_at: crate::deadline::after(now, opts.grace),
-        killed: false,
-        poll_at: crate::deadline::after(now, POLL),
-    };
-}
-
-/// Finishes a stop once the leader has exited and no process is left in its group.
-fn check_stopped(os: &mut dyn Os, now: Instant, slot: &mut Slot) {
-    if let Run::Stopping {
-        pgid,
-        leader_gone: true,
-        poll_at,
-        ..
-    } = &mut slot.run
-    {
-        if os.group_alive(*pgid) {
-            *poll_at = crate::deadline::after(now, POLL);
-        } else {
-            slot.run = Run::Idle;
-            slot.last_pgid = None;
-        }
-    }
-}
+mod recovery;
 
 #[cfg(test)]
 #[path = "group_tests.rs"]
-mod tests;
+pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "checks_tests.rs"]
+mod checks_tests;

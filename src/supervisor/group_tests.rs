@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::config::Cltab;
+use crate::supervisor::SpawnSpec;
 
 /// A fake operating system: spawns get pids 100, 101, ...; signals are recorded; a process
 /// group is alive until the test says otherwise.
 #[derive(Default)]
-struct FakeOs {
+pub(crate) struct FakeOs {
     next_pid: u32,
-    spawned: Vec<(u32, String)>,
-    signals: Vec<(u32, Signal)>,
+    pub spawned: Vec<(u32, String)>,
+    pub signals: Vec<(u32, Signal)>,
     alive_groups: BTreeSet<u32>,
     fail_commands: BTreeSet<String>,
 }
@@ -37,23 +38,23 @@ impl Os for FakeOs {
 }
 
 impl FakeOs {
-    fn tags(&self) -> Vec<&str> {
+    pub fn tags(&self) -> Vec<&str> {
         self.spawned.iter().map(|(_, t)| t.as_str()).collect()
     }
-    fn pid_of(&self, tag: &str) -> u32 {
+    pub fn pid_of(&self, tag: &str) -> u32 {
         self.spawned.iter().rev().find(|(_, t)| t == tag).unwrap().0
     }
 }
 
-struct Harness {
-    g: Group,
-    os: FakeOs,
-    opts: Options,
-    t0: Instant,
+pub(crate) struct Harness {
+    pub g: Group,
+    pub os: FakeOs,
+    pub opts: Options,
+    pub t0: Instant,
 }
 
 impl Harness {
-    fn new(cltab: &str) -> Harness {
+    pub fn new(cltab: &str) -> Harness {
         let c = Cltab::parse("cltab", cltab).unwrap();
         let mut h = Harness {
             g: Group::new("g"),
@@ -66,25 +67,25 @@ impl Harness {
         h.g.set_entries(&h.opts, h.t0, &mut h.os, &entries);
         h
     }
-    fn at(&self, ms: u64) -> Instant {
+    pub fn at(&self, ms: u64) -> Instant {
         self.t0 + Duration::from_millis(ms)
     }
-    fn tell(&mut self, ms: u64, level: &str) {
+    pub fn tell(&mut self, ms: u64, level: &str) {
         let now = self.at(ms);
         self.g.tell(&self.opts, now, &mut self.os, level);
     }
-    fn exit(&mut self, ms: u64, tag: &str, exit: Exit) {
+    pub fn exit(&mut self, ms: u64, tag: &str, exit: Exit) {
         let now = self.at(ms);
         let pid = self.os.pid_of(tag);
         assert!(self
             .g
             .child_exited(&self.opts, now, &mut self.os, pid, exit));
     }
-    fn tick(&mut self, ms: u64) {
+    pub fn tick(&mut self, ms: u64) {
         let now = self.at(ms);
         self.g.tick(&self.opts, now, &mut self.os);
     }
-    fn run(&self, tag: &str) -> &Run {
+    pub fn run(&self, tag: &str) -> &Run {
         &self
             .g
             .slots

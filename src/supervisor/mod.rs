@@ -11,14 +11,16 @@
 //! The supervisor never reads the clock or waits: the daemon hands it `now` and the exits it
 //! reaped, and sleeps until [`Supervisor::next_deadline`].
 
+pub mod checks;
 pub mod group;
 pub mod leftovers;
 pub mod policy;
 pub mod process;
+pub mod slot;
 pub mod throttle;
 
 use std::collections::BTreeMap;
-use std::fmt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -28,33 +30,7 @@ pub use group::{Failure, Group, GroupState, Run};
 pub use policy::RestartPolicy;
 pub use throttle::ThrottleConfig;
 
-/// How a child process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// It exited with this status code.
-    Code(i32),
-    /// It was killed by this signal number.
-    Signal(i32),
-}
-
-impl Exit {
-    /// Tells whether the process exited with status 0.
-    pub fn success(self) -> bool {
-        self == Exit::Code(0)
-    }
-}
-
-impl fmt::Display for Exit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Exit::Code(c) => write!(f, "exit status {c}"),
-            Exit::Signal(s) => match nix::sys::signal::Signal::try_from(*s) {
-                Ok(sig) => write!(f, "killed by signal {s} ({})", sig.as_str()),
-                Err(_) => write!(f, "killed by signal {s}"),
-            },
-        }
-    }
-}
+pub use crate::exit::Exit;
 
 /// The signals the supervisor sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +54,39 @@ pub struct SpawnSpec<'a> {
     pub level: &'a str,
     /// The command line from cltab.
     pub command: &'a str,
+    /// For a resource's action: the agent's program, arguments and environment, executed
+    /// directly instead of `command`.
+    pub exec: Option<&'a crate::agent::Invocation>,
+}
+
+/// An agent's timeouts from its meta-data, as far as they are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentMeta {
+    /// Being read.
+    Pending,
+    /// Read (empty: none declared, or the agent could not tell).
+    Known(BTreeMap<String, Duration>),
+}
+
+/// Where resource agents live (see [`crate::agent::Context`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentDirs {
+    /// `OCF_ROOT`.
+    pub ocf_root: PathBuf,
+    /// Where LSB init scripts are.
+    pub lsb_dir: PathBuf,
+    /// `HA_RSCTMP`.
+    pub rsc_tmp: PathBuf,
+}
+
+impl Default for AgentDirs {
+    fn default() -> AgentDirs {
+        AgentDirs {
+            ocf_root: crate::agent::DEFAULT_OCF_ROOT.into(),
+            lsb_dir: crate::agent::DEFAULT_LSB_DIR.into(),
+            rsc_tmp: crate::agent::DEFAULT_RSC_TMP.into(),
+        }
+    }
 }
 
 /// The operating system as the supervisor sees it. [`process::OsProcesses`] is the real one;
@@ -97,6 +106,15 @@ pub trait Os {
     fn stderr_head(&self, _group: &str, _tag: &str) -> Option<String> {
         None
     }
+    /// Returns `agent`'s timeouts from its meta-data (read once per agent, in the
+    /// background; none by default).
+    fn agent_meta(
+        &mut self,
+        _agent: &crate::agent::Agent,
+        _ctx: &crate::agent::Context<'_>,
+    ) -> AgentMeta {
+        AgentMeta::Known(BTreeMap::new())
+    }
 }
 
 /// The supervisor's tunables.
@@ -108,6 +126,8 @@ pub struct Options {
     pub grace: Duration,
     /// The respawn throttle.
     pub throttle: ThrottleConfig,
+    /// Where resource agents live.
+    pub agents: AgentDirs,
 }
 
 impl Options {
@@ -117,6 +137,7 @@ impl Options {
             node: node.to_string(),
             grace: Duration::from_secs(10),
             throttle: ThrottleConfig::default(),
+            agents: AgentDirs::default(),
         }
     }
 }
@@ -195,11 +216,11 @@ impl Supervisor {
         }
     }
 
-    /// Forgets `group`'s restarts and why it last failed here (`mosha cleanup`).
-    pub fn clear_failures(&mut self, group: &str) {
+    /// Forgets `group`'s restarts and why it last failed here, and tries a failed stop
+    /// again (`mosha cleanup`).
+    pub fn clear_failures(&mut self, now: Instant, os: &mut dyn Os, group: &str) {
         if let Some(g) = self.groups.get_mut(group) {
-            g.restarts.clear();
-            g.failure = None;
+            g.clear_failures(&self.opts, now, os);
         }
     }
 
@@ -310,6 +331,13 @@ pub struct EntryStatus {
     /// Why the entry failed or could not be started, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How its health checks stand (`monitor` entries, and resources with an interval):
+    /// `unknown`, `passing`, `degraded` or `failing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<&'static str>,
+    /// Why the last check failed, while it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check_error: Option<String>,
 }
 
 impl GroupStatus {
@@ -319,8 +347,12 @@ impl GroupStatus {
             .iter()
             .map(|s| {
                 let error = match &s.run {
-                    Run::Failed(why) => Some(why.clone()),
+                    Run::Failed(why) | Run::StopFailed(why) => Some(why.clone()),
                     _ => s.last_error.clone(),
+                };
+                let check_error = match &s.health {
+                    group::Health::Failing(why) => Some(why.clone()),
+                    _ => None,
                 };
                 let backoff_s = match s.run {
                     Run::Backoff { delay, .. } => Some(delay.as_secs_f64()),
@@ -338,6 +370,8 @@ impl GroupStatus {
                     backoff_s,
                     last_exit: s.last_exit.map(|e| e.to_string()),
                     error,
+                    health: s.checked().then(|| s.health.as_str()),
+                    check_error,
                 };
                 (s.entry.tag.clone(), st)
             })

@@ -14,7 +14,9 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tracing::{info, warn};
 
-use super::{Exit, Os, Signal, SpawnSpec};
+use std::collections::BTreeMap;
+
+use super::{AgentMeta, Exit, Os, Signal, SpawnSpec};
 
 /// The characters that make a command need `/bin/sh -c` (Perl's `exec` uses the same test).
 const SHELL_CHARS: &[char] = &[
@@ -90,6 +92,8 @@ pub struct OsProcesses {
     pub dir: std::path::PathBuf,
     /// The first stderr line of each entry's last run.
     heads: Heads,
+    /// Agents' timeouts from their meta-data, by program.
+    metas: std::sync::Arc<std::sync::Mutex<BTreeMap<std::path::PathBuf, AgentMeta>>>,
 }
 
 impl OsProcesses {
@@ -98,13 +102,20 @@ impl OsProcesses {
         OsProcesses {
             dir,
             heads: Heads::default(),
+            metas: Default::default(),
         }
     }
 }
 
 impl Os for OsProcesses {
     fn spawn(&mut self, spec: &SpawnSpec<'_>) -> io::Result<u32> {
-        let mut cmd = if needs_shell(spec.command) {
+        let mut cmd = if let Some(exec) = spec.exec {
+            let mut c = Command::new(&exec.program);
+            c.args(&exec.args)
+                .envs(exec.env.iter().map(|(k, v)| (k, v)));
+            c.current_dir("/");
+            c
+        } else if needs_shell(spec.command) {
             let mut c = Command::new("/bin/sh");
             c.arg("-c").arg(spec.command);
             c
@@ -165,6 +176,57 @@ impl Os for OsProcesses {
         let heads = self.heads.lock().ok()?;
         heads.get(&(group.to_string(), tag.to_string())).cloned()
     }
+
+    fn agent_meta(
+        &mut self,
+        agent: &crate::agent::Agent,
+        ctx: &crate::agent::Context<'_>,
+    ) -> AgentMeta {
+        if !matches!(agent.class, crate::agent::Class::Ocf { .. }) {
+            return AgentMeta::Known(BTreeMap::new());
+        }
+        let inv = agent.invocation(crate::agent::Action::MetaData, ctx);
+        let Ok(mut metas) = self.metas.lock() else {
+            return AgentMeta::Known(BTreeMap::new());
+        };
+        if let Some(m) = metas.get(&inv.program) {
+            return m.clone();
+        }
+        metas.insert(inv.program.clone(), AgentMeta::Pending);
+        let store = self.metas.clone();
+        std::thread::spawn(move || {
+            let found = read_meta(&inv);
+            if let Ok(mut metas) = store.lock() {
+                metas.insert(inv.program.clone(), AgentMeta::Known(found));
+            }
+        });
+        AgentMeta::Pending
+    }
+}
+
+/// Runs an agent's `meta-data` and returns the timeouts it declares (none when it cannot
+/// be run). The output is read to its end, bounded; the exit status is not needed (and the
+/// daemon's reaper may take it first).
+fn read_meta(inv: &crate::agent::Invocation) -> BTreeMap<String, std::time::Duration> {
+    use std::io::Read;
+    let child = Command::new(&inv.program)
+        .args(&inv.args)
+        .envs(inv.env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        return BTreeMap::new();
+    };
+    let mut text = String::new();
+    if let Some(out) = child.stdout.take() {
+        let limit = crate::agent::MAX_META_BYTES as u64;
+        let _ = out.take(limit).read_to_string(&mut text);
+    }
+    let _ = child.try_wait();
+    crate::agent::meta_timeouts(&text)
 }
 
 /// Keeps `line` as the first stderr line of `group`'s entry `tag` unless one is kept
@@ -175,7 +237,9 @@ fn keep_head(heads: &Heads, group: &str, tag: &str, line: &str) {
         heads.clear();
     }
     let key = (group.to_string(), tag.to_string());
-    if line.trim().is_empty() || heads.contains_key(&key) {
+    // An OCF agent's reason for its exit says more than its first line.
+    let reason = crate::agent::exit_reason(line).is_some();
+    if line.trim().is_empty() || (heads.contains_key(&key) && !reason) {
         return;
     }
     let mut head: String = line
