@@ -21,6 +21,9 @@ pub enum State {
     Passed,
     /// A test failed or a command could not be executed.
     Failed,
+    /// An agent said the group's configuration is wrong (OCF 6, not configured): it fails
+    /// everywhere, so no node starts it again until an operator's cleanup.
+    Fatal,
     /// Entries of the previous level are being stopped.
     Stopping,
     /// A resource's stop failed: the node may still hold it, and nothing of the group may
@@ -36,6 +39,7 @@ impl State {
             State::Done => "DONE",
             State::Passed => "PASSED",
             State::Failed => "FAILED",
+            State::Fatal => "FATAL",
             State::Stopping => "STOPPING",
             State::StopFailed => "STOP-FAILED",
         }
@@ -48,6 +52,7 @@ impl State {
             "DONE" => State::Done,
             "PASSED" => State::Passed,
             "FAILED" => State::Failed,
+            "FATAL" => State::Fatal,
             "STOPPING" => State::Stopping,
             "STOP-FAILED" => State::StopFailed,
             _ => return None,
@@ -59,7 +64,7 @@ impl State {
     pub fn settled(self) -> bool {
         matches!(
             self,
-            State::Done | State::Passed | State::Failed | State::StopFailed
+            State::Done | State::Passed | State::Failed | State::Fatal | State::StopFailed
         )
     }
 }

@@ -5,7 +5,7 @@
 //! | key | value | published by |
 //! |---|---|---|
 //! | `g/<group>` | a [`crate::Claim`]: `level target STATE` | the node core, for each group this node holds |
-//! | `c/<group>` | `1` | the engine, while a test of the group failed here (cooldown) |
+//! | `c/<group>` | the level it failed at, or `fatal` | the engine, while the group failed here (cooldown; `fatal`: an agent said its configuration is wrong, and no node starts it until a cleanup) |
 //! | `m/<group>` | `<to> <from>`: an operator asked to move the group from `from` to `to` | the engine ([`crate::moves`]), until the move is under way or moot |
 //! | `k/<group>` | `<node\|*> <seq>`: an operator asked to clear the group's failures on `node` (`*`: everywhere) | the engine ([`crate::cleanup`]), for [`crate::cleanup::CLEANUP_TTL`] |
 //! | `h/<group>` | `<to>`: this node stopped the group to hand it to `to` | the engine ([`crate::moves`]), until `to` runs it or the hand-off lapses |
@@ -21,6 +21,9 @@ pub const MAX_VALUE_BYTES: usize = 8 * 1024;
 pub const CLAIM_PREFIX: &str = "g/";
 /// The prefix of a node's keys that say a group's test failed there (`c/<group>`).
 pub const COOLDOWN_PREFIX: &str = "c/";
+/// The value of a cooldown key (`c/<group>`) that stops the group everywhere: an agent's
+/// fatal error (OCF 6, not configured), until an operator's cleanup.
+pub const FATAL: &str = "fatal";
 /// The prefix of the keys that carry move requests (`m/<group>`).
 pub const MOVE_PREFIX: &str = "m/";
 /// The prefix of the keys that carry cleanup requests (`k/<group>`).

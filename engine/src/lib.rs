@@ -81,8 +81,11 @@ pub struct Member {
     pub generation: u64,
     /// Its claims, by group. For this node: the local supervisor's status.
     pub claims: BTreeMap<String, Claim>,
-    /// Groups whose test recently failed on it.
+    /// Groups that recently failed on it (a test, restarts used up, an agent's failure).
     pub cooldown: BTreeSet<String>,
+    /// Groups an agent of which failed fatally on it (OCF 6): no node starts them until an
+    /// operator's cleanup.
+    pub fatal: BTreeSet<String>,
     /// True when it announced a clean shutdown (it holds nothing and needs no fencing).
     pub left: bool,
     /// When new state from it last arrived, on this node's clock (`None`: it arrives as it
@@ -527,6 +530,11 @@ impl Engine {
             .values()
             .any(|l| l.unknown && !l.fence.gate_open());
         let held = self.peers.held_each(view.want.keys());
+        // Groups an agent failed fatally somewhere (OCF 6): no node starts them.
+        let fatal: BTreeSet<&str> = (view.members.values())
+            .filter(|m| m.alive)
+            .flat_map(|m| m.fatal.iter().map(String::as_str))
+            .collect();
         // What we remember of each group comes along with the wanted groups (both sorted);
         // a group no longer wanted, or stopped, is forgotten.
         let mut memories = std::mem::take(&mut self.groups).into_iter().peekable();
@@ -543,8 +551,9 @@ impl Engine {
             // holder's own step, a lost quorum, a stopped level, a standby or an `only=` that
             // leaves this node out (found by the simulator: a node put in standby while its
             // test failed stopped the group and forgot the failure).
+            let failed = |s: State| matches!(s, State::Failed | State::Fatal);
             if let Some(c) =
-                claim.filter(|c| c.state == State::Failed && c.level == c.target && !c.leaving())
+                claim.filter(|c| failed(c.state) && c.level == c.target && !c.leaving())
             {
                 if !self.cooldown.contains_key(group) {
                     self.record_failure(now, view, group, &c.level, &mut out);
@@ -579,7 +588,8 @@ impl Engine {
                 }
                 let gated = gate_all || gated.contains(group.as_str());
                 let handed = sight.handed(group, &self.me);
-                let barred = (view.placement.get(group)).is_some_and(|p| !p.allows(&self.me));
+                let barred = (view.placement.get(group)).is_some_and(|p| !p.allows(&self.me))
+                    || fatal.contains(group.as_str());
                 let c = Candidate {
                     ready,
                     gated,

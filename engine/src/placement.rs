@@ -53,7 +53,7 @@ impl Engine {
         if mine.level != mine.target || !mine.state.settled() {
             return; // in transition
         }
-        if mine.state == State::Failed {
+        if matches!(mine.state, State::Failed | State::Fatal) {
             // The cooldown is recorded by `step`, whatever stops the group.
             out.push(tell(group, STOP));
             return;
@@ -107,9 +107,14 @@ impl Engine {
         level: &str,
         out: &mut Vec<Action>,
     ) {
-        let cooldown_ms = (view.placement.get(group))
-            .and_then(|p| p.cooldown)
-            .unwrap_or(self.cfg.test_cooldown);
+        let fatal = (view.members.get(&self.me))
+            .and_then(|m| m.claims.get(group))
+            .is_some_and(|c| c.state == State::Fatal);
+        let cooldown_ms = match (view.placement.get(group)).and_then(|p| p.cooldown) {
+            _ if fatal => Millis::MAX, // until an operator's cleanup
+            Some(c) => c,
+            None => self.cfg.test_cooldown,
+        };
         self.cooldown
             .insert(group.to_string(), now.saturating_add(cooldown_ms));
         let elsewhere = (view.members.keys())
@@ -121,9 +126,10 @@ impl Engine {
             cooldown_ms,
             elsewhere,
         }));
+        let value = if fatal { keys::FATAL } else { level };
         out.push(Action::Publish {
             key: keys::cooldown(group),
-            value: Some(level.to_string()),
+            value: Some(value.to_string()),
         });
     }
 

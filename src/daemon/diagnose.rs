@@ -61,6 +61,21 @@ fn fencing(group: &str, engine: &Engine) -> Option<String> {
 /// or one is about to.
 fn candidates(group: &str, g: &GroupStat, ev: &View, wall_ms: u64) -> String {
     let placement = ev.placement.get(group);
+    let fatal: Vec<String> = (ev.members.iter())
+        .filter(|(_, m)| m.alive && m.fatal.contains(group))
+        .map(
+            |(n, _)| match g.failures.get(n).filter(|f| !f.cause.is_empty()) {
+                Some(f) => format!("{n} ({})", f.cause),
+                None => n.clone(),
+            },
+        )
+        .collect();
+    if !fatal.is_empty() {
+        return format!(
+            "an agent failed FATALLY on {} (its configuration is wrong): no node starts it until `mosha cleanup {group}`",
+            fatal.join(", ")
+        );
+    }
     let mut barred = Vec::new();
     // The nodes in cooldown, by cause, each with the seconds left.
     let mut cooling: BTreeMap<String, Vec<(&str, Option<u64>)>> = BTreeMap::new();

@@ -235,10 +235,14 @@ impl Hastat {
         let mut parts = Vec::new();
         if let Some(until) = f.cooldown_until_ms {
             let left = until.saturating_sub(self.written_at_ms).div_ceil(1000);
-            parts.push(format!(
-                "in cooldown, {} left (no candidate for it there)",
-                duration_words(left)
-            ));
+            parts.push(if left > FOR_EVER_S {
+                "FATAL: no node starts it until `mosha cleanup`".to_string()
+            } else {
+                format!(
+                    "in cooldown, {} left (no candidate for it there)",
+                    duration_words(left)
+                )
+            });
         }
         if !f.cause.is_empty() {
             parts.push(format!("failed: {}", f.cause));
@@ -275,6 +279,9 @@ fn short_generation(g: u64, verbose: bool) -> String {
         format!("…{:06}", g % 1_000_000)
     }
 }
+
+/// A cooldown longer than this (seconds) lasts until an operator's cleanup (a fatal error).
+pub const FOR_EVER_S: u64 = 10 * 365 * 86_400;
 
 /// Returns `s` seconds in words an operator reads at a glance: `45 s`, `9 min`, `2 h`,
 /// `1 h 30 min`.

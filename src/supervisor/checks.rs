@@ -57,6 +57,7 @@ pub(super) fn leave(group: &str, opts: &Options, now: Instant, os: &mut dyn Os, 
     }
     slot.stop_pending = slot.active && slot.entry.mode == Mode::Resource;
     slot.leaving = matches!(slot.run, Run::Acting { .. });
+    slot.fatal = false;
     slot.fails = 0;
     slot.passes = 0;
     slot.health = Health::Unknown;
@@ -236,6 +237,7 @@ pub(super) fn action_exited(
                 Verdict::Fine
             }
             o => {
+                slot.fatal = matches!(o, Outcome::Fatal(_));
                 let why = format!("start failed: {}", words(&o));
                 warn!(group = %group, tag = %tag, "{why}");
                 slot.run = Run::Failed(why);
@@ -306,8 +308,9 @@ pub(super) fn action_exited(
                     }
                     Verdict::Fine
                 }
-                Outcome::Hard(why) | Outcome::Fatal(why) => {
-                    let why = format!("check failed: {why}");
+                o @ (Outcome::Hard(_) | Outcome::Fatal(_)) => {
+                    slot.fatal = matches!(o, Outcome::Fatal(_));
+                    let why = format!("check failed: {}", words(&o));
                     warn!(group = %group, tag = %tag, "{why}: no restart here cures that");
                     slot.health = Health::Failing(why.clone());
                     slot.run = Run::Failed(why.clone());

@@ -481,7 +481,11 @@ impl Group {
         for s in active {
             match (&s.run, s.entry.mode) {
                 (Run::Failed(why), _) => {
-                    state = GroupState::Failed;
+                    state = if s.fatal {
+                        GroupState::Fatal
+                    } else {
+                        GroupState::Failed
+                    };
                     self.failure = Some(Failure {
                         tag: s.entry.tag.clone(),
                         mode: s.entry.mode.as_str(),

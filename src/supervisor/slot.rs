@@ -151,6 +151,8 @@ pub struct Slot {
     pub fails: u32,
     /// Checks passed in a row.
     pub passes: u32,
+    /// Its agent failed fatally (OCF 6, not configured): the group fails everywhere.
+    pub fatal: bool,
     /// How its checks stand.
     pub health: Health,
 }
@@ -176,6 +178,7 @@ impl Slot {
             leaving: false,
             fails: 0,
             passes: 0,
+            fatal: false,
             health: Health::Unknown,
         }
     }

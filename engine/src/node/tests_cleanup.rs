@@ -104,3 +104,34 @@ fn a_cleanup_is_applied_once_and_a_cooldown_ends_by_itself() {
     c.nodes[n2].test_fails = false;
     c.until(12_000, |c| c.running_of("web") == ["n2"]);
 }
+
+/// A fatal failure (an agent's OCF 6) on one node stops the group everywhere: no other node
+/// plans it, however long, until an operator's cleanup.
+#[test]
+fn a_fatal_failure_keeps_every_node_from_the_group_until_a_cleanup() {
+    let mut c = Cluster::with(&["web"]);
+    c.everyone(&with_cooldown(2000, None));
+    for b in &mut c.nodes {
+        b.test_fails = true;
+        b.fatal = true;
+    }
+    c.until(10_000, |c| cooling(c) == 1);
+    for _ in 0..200 {
+        c.tick();
+    }
+    assert_eq!(
+        cooling(&c),
+        1,
+        "one node tried; nobody else does, even past cooldown="
+    );
+    assert!(c.running_of("web").is_empty());
+    for b in &mut c.nodes {
+        b.test_fails = false;
+    }
+    let i = c.index("n2");
+    c.nodes[i].core.observe(Input::Cleanup {
+        group: "web".into(),
+        node: None,
+    });
+    c.until(5000, |c| c.running_of("web").len() == 1);
+}

@@ -21,6 +21,8 @@ pub(super) struct Box {
     pub core: Node,
     pub claims: BTreeMap<String, Claim>,
     pub test_fails: bool,
+    /// Its failing tests fail fatally (an agent's OCF 6).
+    pub fatal: bool,
     pub alive: bool,
 }
 
@@ -64,6 +66,7 @@ impl Cluster {
                 core,
                 claims: BTreeMap::new(),
                 test_fails: false,
+                fatal: false,
                 alive: true,
             });
         }
@@ -129,7 +132,9 @@ impl Cluster {
                     b.claims.remove(g);
                     b.core.observe(Input::Claims(vec![(g.clone(), None)]));
                 } else {
-                    let state = if level == TEST && b.test_fails {
+                    let state = if level == TEST && b.test_fails && b.fatal {
+                        State::Fatal
+                    } else if level == TEST && b.test_fails {
                         State::Failed
                     } else {
                         State::Done

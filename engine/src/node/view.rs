@@ -258,11 +258,18 @@ impl Observed {
             return !same;
         }
         if let Some(g) = key.strip_prefix(COOLDOWN_PREFIX) {
-            return if value.is_some() {
-                m.cooldown.insert(g.to_string())
+            let fatal = value == Some(crate::keys::FATAL);
+            let changed = if fatal {
+                m.fatal.insert(g.to_string())
             } else {
-                m.cooldown.remove(g)
+                m.fatal.remove(g)
             };
+            return changed
+                | if value.is_some() {
+                    m.cooldown.insert(g.to_string())
+                } else {
+                    m.cooldown.remove(g)
+                };
         }
         if let Some(g) = key.strip_prefix(CLEANUP_PREFIX) {
             let new = value.and_then(crate::CleanupRequest::decode);

@@ -74,7 +74,11 @@ impl Group {
             Verdict::Failed(why) => {
                 self.failure = Some(failure(&why));
                 if self.state.settled() {
-                    self.state = GroupState::Failed;
+                    self.state = if slot.fatal {
+                        GroupState::Fatal
+                    } else {
+                        GroupState::Failed
+                    };
                 }
             }
             Verdict::Recover(why) if self.restarts.exit(&self.policy, now) => {
