@@ -101,7 +101,10 @@ pub fn mosha_argv(spec: &NodeSpec, extra: &[String]) -> Vec<String> {
         argv.push("--seed".to_string());
         argv.push(seed.to_string());
     }
-    argv.extend(extra.iter().cloned());
+    // `{DIR}` in an argument is the node's directory (a per-node path in one command line
+    // for all, like `--ha-rsctmp {DIR}/rsc`).
+    let dir = spec.dir.display().to_string();
+    argv.extend(extra.iter().map(|a| a.replace("{DIR}", &dir)));
     argv
 }
 
