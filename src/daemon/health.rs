@@ -60,8 +60,9 @@ impl Health {
 
 /// Returns `failure` in words, with the first line its entry wrote to stderr when `os`
 /// kept one.
-pub fn cause(group: &str, failure: &Failure, os: &dyn Os) -> String {
-    let head = (os.stderr_head(group, &failure.tag)).map_or(String::new(), |l| format!(": {l}"));
+pub fn cause(failure: &Failure, os: &dyn Os) -> String {
+    let head =
+        (failure.pid.and_then(|p| os.stderr_head(p))).map_or(String::new(), |l| format!(": {l}"));
     bounded(&format!(
         "{} {}: {}{head}",
         failure.mode, failure.tag, failure.why
@@ -141,7 +142,7 @@ impl Published {
                 continue;
             }
             let cause =
-                (g.and_then(|g| g.failure.as_ref())).map_or(String::new(), |f| cause(name, f, os));
+                (g.and_then(|g| g.failure.as_ref())).map_or(String::new(), |f| cause(f, os));
             let h = Health {
                 restarts,
                 until_ms,

@@ -52,7 +52,11 @@ pub(super) fn leave(group: &str, opts: &Options, now: Instant, os: &mut dyn Os, 
             }
         }
         (Mode::Monitor, _) => slot.run = Run::Idle,
-        (Mode::Resource, _) => slot.run = Run::Up { next: None },
+        // A started resource stops checking while it waits for its turn to stop; one that
+        // never started stays as it is.
+        (Mode::Resource, Run::Up { .. }) => slot.run = Run::Up { next: None },
+        (Mode::Resource, Run::Waiting { .. }) => slot.run = Run::Idle,
+        (Mode::Resource, _) => {}
         _ => stop_slot(group, opts, now, os, slot),
     }
     slot.stop_pending = slot.active && slot.entry.mode == Mode::Resource;

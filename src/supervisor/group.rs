@@ -68,6 +68,8 @@ pub struct Failure {
     /// What happened (`test exit status 3`, `cannot execute ...`, `exit status 1; restarted
     /// 3 times within 10 min`).
     pub why: String,
+    /// The process of the run that failed (its stderr's first line says more), if one ran.
+    pub pid: Option<u32>,
 }
 
 impl Group {
@@ -206,10 +208,12 @@ impl Group {
                     self.take(opts, now, os, i, verdict);
                 } else if let super::checks::Verdict::StopFailed(why) = verdict {
                     // A resource removed from cltab that would not stop.
+                    let s = &self.retiring[i - n];
                     self.failure = Some(Failure {
-                        tag: self.retiring[i - n].entry.tag.clone(),
+                        tag: s.entry.tag.clone(),
                         mode: "resource",
                         why,
+                        pid: s.last_pgid,
                     });
                     self.state = GroupState::StopFailed;
                 }
@@ -248,6 +252,7 @@ impl Group {
                             tag: tag.clone(),
                             mode: slot.entry.mode.as_str(),
                             why: why.clone(),
+                            pid: Some(pid),
                         });
                         slot.run = Run::Failed(why);
                         if self.state.settled() {
@@ -490,6 +495,7 @@ impl Group {
                         tag: s.entry.tag.clone(),
                         mode: s.entry.mode.as_str(),
                         why: why.clone(),
+                        pid: s.last_pgid,
                     });
                     break;
                 }

@@ -101,9 +101,9 @@ pub trait Os {
     fn signal_group(&mut self, pgid: u32, signal: Signal);
     /// Tells whether any process is left in process group `pgid`.
     fn group_alive(&mut self, pgid: u32) -> bool;
-    /// Returns the first line the last run of `group`'s entry `tag` wrote to its stderr, if
-    /// it wrote one (for status: why an entry failed).
-    fn stderr_head(&self, _group: &str, _tag: &str) -> Option<String> {
+    /// Returns the first line process `pid` (a recent run of an entry) wrote to its stderr,
+    /// if it wrote one (for status: why an entry failed).
+    fn stderr_head(&self, _pid: u32) -> Option<String> {
         None
     }
     /// Returns `agent`'s timeouts from its meta-data (read once per agent, in the

@@ -76,13 +76,18 @@ pub fn reap() -> Vec<(u32, Exit)> {
 /// Most bytes of a stderr line kept for [`Os::stderr_head`].
 const HEAD_BYTES: usize = 200;
 
-/// Most (group, tag) pairs whose first stderr line is kept: far more than any cltab has
-/// entries; past it, the oldest runs' lines are forgotten.
-const MAX_HEADS: usize = 20_000;
+/// Most runs whose first stderr line is kept; past it, the oldest runs' lines are forgotten
+/// (status needs the line of a run that just failed).
+const MAX_HEADS: usize = 4096;
 
-/// The first stderr line of each entry's last run, by (group, tag), filled by the tasks
-/// that read children's output.
-type Heads = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<(String, String), String>>>;
+/// The first stderr line of recent runs, by pid (oldest first in the queue), filled by the
+/// tasks that read children's output.
+type Heads = std::sync::Arc<
+    std::sync::Mutex<(
+        std::collections::BTreeMap<u32, String>,
+        std::collections::VecDeque<u32>,
+    )>,
+>;
 
 /// The operating system's processes. Must be used inside a tokio runtime (child output is
 /// read by tasks).
@@ -142,14 +147,11 @@ impl Os for OsProcesses {
         }
         let mut child = cmd.spawn()?;
         let pid = child.id();
-        if let Ok(mut heads) = self.heads.lock() {
-            heads.remove(&(spec.group.to_string(), spec.tag.to_string()));
-        }
         if let Some(out) = child.stdout.take() {
             forward(spec, "stdout", out.into(), None);
         }
         if let Some(err) = child.stderr.take() {
-            forward(spec, "stderr", err.into(), Some(self.heads.clone()));
+            forward(spec, "stderr", err.into(), Some((self.heads.clone(), pid)));
         }
         // The child is reaped by `reap`, never through `child`.
         drop(child);
@@ -172,9 +174,9 @@ impl Os for OsProcesses {
         !matches!(killpg(Pid::from_raw(pgid as i32), None), Err(Errno::ESRCH))
     }
 
-    fn stderr_head(&self, group: &str, tag: &str) -> Option<String> {
+    fn stderr_head(&self, pid: u32) -> Option<String> {
         let heads = self.heads.lock().ok()?;
-        heads.get(&(group.to_string(), tag.to_string())).cloned()
+        heads.0.get(&pid).cloned()
     }
 
     fn agent_meta(
@@ -229,17 +231,14 @@ fn read_meta(inv: &crate::agent::Invocation) -> BTreeMap<String, std::time::Dura
     crate::agent::meta_timeouts(&text)
 }
 
-/// Keeps `line` as the first stderr line of `group`'s entry `tag` unless one is kept
-/// already: cut to [`HEAD_BYTES`], control characters replaced.
-fn keep_head(heads: &Heads, group: &str, tag: &str, line: &str) {
-    let Ok(mut heads) = heads.lock() else { return };
-    if heads.len() >= MAX_HEADS {
-        heads.clear();
-    }
-    let key = (group.to_string(), tag.to_string());
-    // An OCF agent's reason for its exit says more than its first line.
+/// Keeps `line` as the first stderr line of the run `pid` unless one is kept already (an
+/// OCF agent's `ocf-exit-reason:` line replaces it: it says more): cut to [`HEAD_BYTES`],
+/// control characters replaced.
+fn keep_head(heads: &Heads, pid: u32, line: &str) {
+    let Ok(mut guard) = heads.lock() else { return };
+    let (heads, order) = &mut *guard;
     let reason = crate::agent::exit_reason(line).is_some();
-    if line.trim().is_empty() || (heads.contains_key(&key) && !reason) {
+    if line.trim().is_empty() || (heads.contains_key(&pid) && !reason) {
         return;
     }
     let mut head: String = line
@@ -254,7 +253,14 @@ fn keep_head(heads: &Heads, group: &str, tag: &str, line: &str) {
         head.truncate(cut);
         head.push('…');
     }
-    heads.insert(key, head.trim().to_string());
+    if heads.insert(pid, head.trim().to_string()).is_none() {
+        order.push_back(pid);
+    }
+    while order.len() > MAX_HEADS {
+        if let Some(old) = order.pop_front() {
+            heads.remove(&old);
+        }
+    }
 }
 
 /// The longest piece of a child's output logged as one event, in bytes. A longer line is
@@ -266,7 +272,7 @@ pub const MAX_PIECE: usize = 4096;
 
 /// Copies a child's output into the log, a line (or a [`MAX_PIECE`]) at a time, until the
 /// pipe closes; keeps the first non-blank line in `heads` when given.
-fn forward(spec: &SpawnSpec<'_>, stream: &'static str, fd: OwnedFd, heads: Option<Heads>) {
+fn forward(spec: &SpawnSpec<'_>, stream: &'static str, fd: OwnedFd, heads: Option<(Heads, u32)>) {
     let group = spec.group.to_string();
     let tag = spec.tag.to_string();
     let rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
@@ -281,8 +287,8 @@ fn forward(spec: &SpawnSpec<'_>, stream: &'static str, fd: OwnedFd, heads: Optio
         loop {
             match pieces.next().await {
                 Ok(Some(line)) => {
-                    if let Some(h) = &heads {
-                        keep_head(h, &group, &tag, &line);
+                    if let Some((h, pid)) = &heads {
+                        keep_head(h, *pid, &line);
                     }
                     info!(target: "mosha::child", %group, %tag, stream, "{line}");
                 }

@@ -64,6 +64,7 @@ impl Group {
             tag: slot.entry.tag.clone(),
             mode: slot.entry.mode.as_str(),
             why: why.to_string(),
+            pid: slot.last_pgid,
         };
         match verdict {
             Verdict::Fine => {}
