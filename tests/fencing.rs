@@ -1,7 +1,7 @@
 //! Fencing integration tests: real `mosha run` daemons, each node PID 1 of its own PID
 //! namespace (see `tests/common/cluster.rs`), with real fence agents: Debian's
 //! `/usr/sbin/fence_dummy` (status files in the shared directory) and a test agent that asks the
-//! test process, acting as the power switch, to SIGKILL a whole node.
+//! test process, acting as the power switch, to SIGKILL a whole node (`tests/common/power.rs`).
 //!
 //! The witness for "never two copies at once" is a lock that each service takes in the
 //! cluster's shared directory (`flock -n`): a copy that gets the lock appends
@@ -11,12 +11,12 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::cluster::{index_of, mosha_argv, strings, wait_joined, Cluster, ClusterOpts, Timer};
+use common::power::{unix, PowerSwitch, SWITCH_FENCETAB};
 use serde_json::Value;
 
 /// How long a cluster may take to form, or a change to settle (generous: the tests run in
@@ -88,13 +88,6 @@ fn status_file(c: &Cluster, i: usize) -> PathBuf {
 
 fn read_status(c: &Cluster, i: usize) -> String {
     std::fs::read_to_string(status_file(c, i)).unwrap_or_else(|_| "(missing)".into())
-}
-
-/// Seconds since the epoch.
-fn unix(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
 }
 
 /// How many service bodies (`sleep 100000`) node `i` runs. (Fence agents may run short
@@ -224,139 +217,6 @@ fn formed(c: &Cluster, groups: &[&str]) -> BTreeMap<String, usize> {
         n == groups.len() && groups.iter().all(|g| starts_of(c, g).len() == 1)
     });
     owners
-}
-
-/// The test's power switch. Its agent, `SHARED/fence_switch`, is an executable shell script
-/// that speaks the fence agents' stdin protocol: for `off` (or `reboot`) it writes the request
-/// `SHARED/power/off-<nodename>` and waits up to 10 s for `SHARED/power/done-<nodename>`
-/// (exit 0, else 1); for `status` it answers 2 (off) once `done-<nodename>` exists, else 0
-/// (on). Fence agents run inside the fencer's PID namespace and cannot reach the victim's, so
-/// the test process does the killing: [`PowerSwitch::serve`] SIGKILLs the requested node's
-/// whole PID namespace, then writes `done-<node>`.
-struct PowerSwitch {
-    dir: PathBuf,
-    /// Node name → when its namespace was found dead (after `kill_node` returned).
-    killed: BTreeMap<String, SystemTime>,
-}
-
-/// The fencetab line that fences every node through the power switch.
-const SWITCH_FENCETAB: &str = "* {SHARED}/fence_switch action=off timeout=15\n";
-
-impl PowerSwitch {
-    /// Writes the agent into the shared directory (before anything needs fencing).
-    fn install(c: &Cluster) -> PowerSwitch {
-        let dir = c.shared().join("power");
-        std::fs::create_dir_all(&dir).expect("creating SHARED/power");
-        let script = format!(
-            r#"#!/bin/sh
-# Test fence agent: the test process is the power switch.
-power='{power}'
-action=reboot
-node=
-while IFS= read -r line; do
-    case $line in
-        action=*) action=${{line#action=}} ;;
-        nodename=*) node=${{line#nodename=}} ;;
-    esac
-done
-[ -n "$node" ] || {{ echo "no nodename on stdin" >&2; exit 1; }}
-case $action in
-    status|monitor)
-        if [ -e "$power/done-$node" ]; then exit 2; fi
-        exit 0 ;;
-    off|reboot)
-        date +%s.%N > "$power/.off-$node.$$" && mv "$power/.off-$node.$$" "$power/off-$node"
-        i=0
-        while [ $i -lt 100 ]; do
-            if [ -e "$power/done-$node" ]; then echo "power of $node is off"; exit 0; fi
-            sleep 0.1
-            i=$((i + 1))
-        done
-        echo "the power switch did not cut $node within 10 s" >&2
-        exit 1 ;;
-esac
-echo "unknown action $action" >&2
-exit 1
-"#,
-            power = dir.display()
-        );
-        let path = c.shared().join("fence_switch");
-        let tmp = c.shared().join(".fence_switch.tmp");
-        std::fs::write(&tmp, script).expect("writing the fence agent");
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod of the fence agent");
-        std::fs::rename(&tmp, &path).expect("installing the fence agent");
-        PowerSwitch {
-            dir,
-            killed: BTreeMap::new(),
-        }
-    }
-
-    /// Every node a power-off was requested for, with the request's time (from the agent).
-    fn requests(&self) -> BTreeMap<String, f64> {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return BTreeMap::new();
-        };
-        entries
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let node = name.strip_prefix("off-")?.to_string();
-                let t = std::fs::read_to_string(e.path())
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .unwrap_or(0.0);
-                Some((node, t))
-            })
-            .collect()
-    }
-
-    /// Carries out every new request: SIGKILLs the node's PID namespace (waiting until all of
-    /// it is gone), then tells the agent. Returns the nodes killed now.
-    fn serve(&mut self, c: &mut Cluster) -> Vec<String> {
-        let mut done = Vec::new();
-        for node in self.requests().into_keys() {
-            if self.killed.contains_key(&node) {
-                continue;
-            }
-            let Some(i) = index_of(c, &node) else {
-                c.fail(&format!("power-off requested for an unknown node {node:?}"));
-            };
-            if c.is_running(i) {
-                c.kill_node(i);
-            }
-            let dead = SystemTime::now();
-            eprintln!(
-                "power switch: {node}'s namespace killed at unix {:.3}",
-                unix(dead)
-            );
-            self.killed.insert(node.clone(), dead);
-            std::fs::write(self.dir.join(format!("done-{node}")), "").expect("writing done-");
-            done.push(node);
-        }
-        done
-    }
-
-    /// Like [`Cluster::wait_for`], serving power requests meanwhile.
-    fn wait_for(
-        &mut self,
-        c: &mut Cluster,
-        desc: &str,
-        timeout: Duration,
-        mut f: impl FnMut(&Cluster, &PowerSwitch) -> bool,
-    ) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            self.serve(c);
-            if f(c, self) {
-                return;
-            }
-            if Instant::now() >= deadline {
-                c.fail(&format!("timed out after {timeout:?} waiting for: {desc}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
 }
 
 /// Test 1: The dead owner is fenced (fence_dummy powers it off) before its group is started

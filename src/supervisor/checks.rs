@@ -40,9 +40,28 @@ pub enum Verdict {
 }
 
 /// Takes `slot` out of its level: a process gets SIGTERM, a resource waits for its turn to
-/// be stopped by its agent, a running check is killed, a monitor stops checking.
+/// be stopped by its agent, a running check is killed, a monitor stops checking. A
+/// resource's stop or probe that runs (or waits for its meta-data) goes on: it is what
+/// leaving asks for, and killing it would read as a timeout (a failed stop, a resource
+/// taken for running here). A resource that never started (or failed to) is idle again, so
+/// that it starts when the group next enters its level.
 pub(super) fn leave(group: &str, opts: &Options, now: Instant, os: &mut dyn Os, slot: &mut Slot) {
+    let stopping = matches!(
+        slot.run,
+        Run::Acting { act: Act::Stop, .. } | Run::Waiting { act: Act::Stop, .. }
+    );
     match (slot.entry.mode, &slot.run) {
+        (
+            Mode::Resource,
+            Run::Acting {
+                act: Act::Stop | Act::Probe,
+                ..
+            }
+            | Run::Waiting {
+                act: Act::Stop | Act::Probe,
+                ..
+            },
+        ) => {}
         (Mode::Resource | Mode::Monitor, Run::Acting { pid, killed, .. }) => {
             if !killed {
                 os.signal_group(*pid, Signal::Kill);
@@ -52,14 +71,19 @@ pub(super) fn leave(group: &str, opts: &Options, now: Instant, os: &mut dyn Os, 
             }
         }
         (Mode::Monitor, _) => slot.run = Run::Idle,
-        // A started resource stops checking while it waits for its turn to stop; one that
-        // never started stays as it is.
-        (Mode::Resource, Run::Up { .. }) => slot.run = Run::Up { next: None },
-        (Mode::Resource, Run::Waiting { .. }) => slot.run = Run::Idle,
-        (Mode::Resource, _) => {}
+        (Mode::Resource, Run::StopFailed(_)) => {}
+        (
+            Mode::Resource,
+            Run::Idle
+            | Run::Failed(_)
+            | Run::Waiting {
+                act: Act::Start, ..
+            },
+        ) => slot.run = Run::Idle,
+        (Mode::Resource, _) => slot.run = Run::Up { next: None },
         _ => stop_slot(group, opts, now, os, slot),
     }
-    slot.stop_pending = slot.active && slot.entry.mode == Mode::Resource;
+    slot.stop_pending = slot.active && slot.entry.mode == Mode::Resource && !stopping;
     slot.leaving = matches!(slot.run, Run::Acting { .. });
     slot.fatal = false;
     slot.fails = 0;

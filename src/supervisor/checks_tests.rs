@@ -224,3 +224,88 @@ fn a_resource_found_running_by_its_probe_is_stopped_while_the_group_is_held() {
         "a group that never ran runs no stop entry"
     );
 }
+
+/// The daemon takes a group through `plan` and `test` before `start`: resources of `start`
+/// left (never started) at those levels still start at `start`, and again after a stop.
+#[test]
+fn resources_start_when_the_group_comes_through_plan_and_test() {
+    let mut h = probed(STACK);
+    for round in 0..2 {
+        let t = round * 1000;
+        h.os.spawned.clear();
+        h.tell(t, "plan");
+        h.tell(t + 10, "test");
+        assert!(h.os.tags().is_empty(), "round {round}: {:?}", h.os.tags());
+        h.tell(t + 20, "start");
+        assert_eq!(
+            h.os.tags(),
+            ["vip"],
+            "round {round}: vip {:?}",
+            h.run("vip")
+        );
+        h.exit(t + 30, "vip", Exit::Code(0));
+        h.exit(t + 40, "fs", Exit::Code(0));
+        assert_eq!(h.os.tags(), ["vip", "fs", "srv"], "round {round}");
+        assert_eq!(h.g.state, GroupState::Done);
+        h.tell(t + 100, "stop");
+        h.exit(t + 110, "srv", Exit::Signal(15));
+        h.exit(t + 120, "fs", Exit::Code(0));
+        h.exit(t + 130, "vip", Exit::Code(0));
+        assert_eq!((h.g.state, h.g.level.as_str()), (GroupState::Done, "stop"));
+    }
+}
+
+/// Telling a group its level again (the daemon re-tells every group when a new cltab
+/// version is adopted) while a resource's stop runs lets that stop finish: killing it would
+/// read as a timed-out stop, and get the node fenced.
+#[test]
+fn telling_the_same_level_again_does_not_kill_a_resources_stop() {
+    let mut h = probed(STACK);
+    h.tell(0, "start");
+    h.exit(10, "vip", Exit::Code(0));
+    h.exit(20, "fs", Exit::Code(0));
+    h.tell(100, "stop");
+    h.exit(110, "srv", Exit::Signal(15));
+    assert!(matches!(h.run("fs"), Run::Acting { act: Act::Stop, .. }));
+    h.os.signals.clear();
+    h.tell(115, "stop");
+    assert!(h.os.signals.is_empty(), "{:?}", h.os.signals);
+    h.exit(120, "fs", Exit::Code(0));
+    assert!(matches!(h.run("vip"), Run::Acting { act: Act::Stop, .. }));
+    h.exit(130, "vip", Exit::Code(0));
+    assert_eq!((h.g.state, h.g.level.as_str()), (GroupState::Done, "stop"));
+}
+
+/// The same while a probe runs: the probe finishes, and a resource it finds not running is
+/// not stopped.
+#[test]
+fn telling_the_same_level_again_does_not_kill_a_probe() {
+    let mut h = Harness::new(STACK);
+    assert!(
+        matches!(
+            h.run("vip"),
+            Run::Acting {
+                act: Act::Probe,
+                ..
+            }
+        ),
+        "{:?}",
+        h.run("vip")
+    );
+    h.tell(5, "stop");
+    assert!(h.os.signals.is_empty(), "{:?}", h.os.signals);
+    h.exit(10, "vip", Exit::Code(7));
+    let vip = h.g.slots.iter().find(|s| s.entry.tag == "vip").unwrap();
+    assert!(!vip.active && !vip.stop_pending, "{:?}", vip.run);
+    assert!(
+        matches!(
+            h.run("fs"),
+            Run::Acting {
+                act: Act::Probe,
+                ..
+            }
+        ),
+        "{:?}",
+        h.run("fs")
+    );
+}

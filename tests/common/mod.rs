@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod power;
 pub mod verbs;
 pub mod wire;
 pub mod witness;

@@ -3,6 +3,8 @@
 //! appends `<lock> <node>` to `SHARED/collisions` (checked by
 //! [`super::cluster::Cluster::assert_no_collisions`]).
 
+use std::path::Path;
+
 use super::cluster::Cluster;
 
 /// A respawn entry at `level` that holds `SHARED/<lock>.lock` while it runs, and appends
@@ -39,9 +41,15 @@ pub fn hactl_of(groups: &[&str], level: &str) -> String {
 /// instant could make a service starting at that instant find it taken and report a
 /// collision that never was.
 pub fn lock_held(c: &Cluster, lock: &str) -> bool {
+    path_locked(&c.shared().join(format!("{lock}.lock")))
+}
+
+/// Tells whether someone holds an flock on the file at `path`, from `/proc/locks` (see
+/// [`lock_held`]). `path` may lead into a node's own mount namespace through
+/// `/proc/<pid>/root`.
+pub fn path_locked(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let path = c.shared().join(format!("{lock}.lock"));
-    let Ok(meta) = std::fs::metadata(&path) else {
+    let Ok(meta) = std::fs::metadata(path) else {
         return false; // never created: nobody ever took it
     };
     let dev = meta.dev();
