@@ -117,3 +117,30 @@ fn lifecycle_example_runs() {
 fn cluster_example_runs() {
     run_example("cluster");
 }
+
+/// Every directory under `cltab-examples/` is run by a test: the ones above here, and
+/// `ha-service` (a virtual IP in 198.18.0.0/24 and a disk labelled mosha-data, which only a
+/// cluster in network and mount namespaces has) by `tests/resources_netns.rs`. A new example
+/// fails this test until it is run somewhere.
+#[test]
+fn every_example_is_run_by_a_test() {
+    let here = ["basic", "lifecycle", "cluster"];
+    let elsewhere = [("ha-service", "tests/resources_netns.rs")];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(root.join("cltab-examples"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in &names {
+        let runs = here.contains(&n.as_str())
+            || elsewhere.iter().any(|(e, file)| {
+                *e == n
+                    && std::fs::read_to_string(root.join(file))
+                        .is_ok_and(|t| t.contains(&format!("cltab-examples/{n}")))
+            });
+        assert!(runs, "cltab-examples/{n} is run by no test");
+    }
+}

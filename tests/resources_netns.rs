@@ -107,9 +107,17 @@ struct LoopDevice {
 impl LoopDevice {
     /// Makes a fresh ext4 image of 32 MiB at `image` and attaches it to a free loop device.
     fn ext4(image: &Path) -> LoopDevice {
+        LoopDevice::ext4_labelled(image, None)
+    }
+
+    /// The same, the file system labelled `label` when given.
+    fn ext4_labelled(image: &Path, label: Option<&str>) -> LoopDevice {
         let image = image.to_str().expect("a UTF-8 image path");
         run(&["truncate", "-s", "32M", image]);
-        run(&["mkfs.ext4", "-q", "-F", image]);
+        match label {
+            Some(l) => run(&["mkfs.ext4", "-q", "-F", "-L", l, image]),
+            None => run(&["mkfs.ext4", "-q", "-F", image]),
+        };
         let dev = run(&["losetup", "-f", "--show", image]);
         assert!(
             dev.starts_with("/dev/loop"),
@@ -558,5 +566,105 @@ fn failed_stop_blocks_recovery_until_fenced() {
         });
     }
     assert_eq!(switch.killed.len(), 1, "powered off: {:?}", switch.killed);
+    c.assert_no_collisions();
+}
+
+/// `cltab-examples/ha-service`, as written (a virtual IP, the disk labelled `mosha-data`
+/// mounted on /srv/mosha-data, a service and a health check): `mosha check` accepts it on a
+/// node (its agents' validate-all pass there), it runs on exactly one node, the disk shows
+/// that node's service, and once that node's power is cut it runs on exactly one other.
+#[test]
+fn the_ha_service_example_runs_and_fails_over() {
+    let _t = Timer::start("the_ha_service_example_runs_and_fails_over");
+    require_tools();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("cltab-examples/ha-service");
+    let cltab = std::fs::read_to_string(example.join("cltab")).unwrap();
+    let hactl = std::fs::read_to_string(example.join("hactl")).unwrap();
+    let mut disk: Option<LoopDevice> = None;
+    let mut c = Cluster::start(ClusterOpts {
+        nodes: 3,
+        cltab: String::new(),
+        hactl: String::new(),
+        fencetab: SWITCH_FENCETAB.to_string(),
+        extra_args: vec!["--ha-rsctmp".into(), "{DIR}/rsc".into()],
+        netns: true,
+    });
+    let mut switch = PowerSwitch::install(&c);
+    disk.insert(LoopDevice::ext4_labelled(
+        &c.shared().join("ha-service.img"),
+        Some("mosha-data"),
+    ));
+    let all: Vec<usize> = c.indices().collect();
+    wait_joined(&c, &all);
+    // mosha check, inside a node's network namespace (IPaddr2's validate-all looks for an
+    // interface in the address's subnet).
+    let ns = c.ns_name(1).expect("netns").to_string();
+    let check_dir = c.shared().join("check");
+    std::fs::create_dir_all(&check_dir).unwrap();
+    std::fs::write(check_dir.join("cltab"), &cltab).unwrap();
+    std::fs::write(check_dir.join("hactl"), &hactl).unwrap();
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            env!("CARGO_BIN_EXE_mosha"),
+            "check",
+            "--dir",
+        ])
+        .arg(&check_dir)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        said.contains("ocf:heartbeat:IPaddr2 validate-all ok"),
+        "{said}"
+    );
+    configure(&c, &cltab, &hactl);
+    let x = c.wait_placed(&all, &["data"], "start")["data"];
+    let mnt = Path::new("/srv/mosha-data");
+    let owner_of = |c: &mut Cluster, i: usize| {
+        let init = c.pid_of_daemon(i);
+        std::fs::read_to_string(format!("/proc/{init}/root/srv/mosha-data/owner"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    c.wait_for("the service writes its node on the disk", SETTLE, |c| {
+        c.clstat(x)
+            .is_some_and(|cl| cl["groups"]["data"]["entries"]["alive"]["health"] == "passing")
+    });
+    assert_eq!(owner_of(&mut c, x), c.node_name(x));
+    assert_eq!(vip_on(&c, &all), [x]);
+    assert_eq!(mounted_on(&mut c, &all, mnt), [x]);
+    let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != x).collect();
+    let t0 = Instant::now();
+    switch.power_off(&mut c, x);
+    let mut y = 0;
+    switch.wait_for(
+        &mut c,
+        "the example running on a survivor",
+        SETTLE,
+        |c, _| {
+            y = c
+                .placement(&survivors, &["data"], "start")
+                .map_or(0, |p| p["data"]);
+            y != 0 && vip_on(c, &all) == [y]
+        },
+    );
+    eprintln!(
+        "ha-service: power-off of n{x} -> running on n{y}, VIP up: {:.2} s",
+        t0.elapsed().as_secs_f64()
+    );
+    c.wait_for("the survivor's service owns the disk", SETTLE, |c| {
+        c.clstat(y)
+            .is_some_and(|cl| cl["groups"]["data"]["entries"]["alive"]["health"] == "passing")
+    });
+    assert_eq!(owner_of(&mut c, y), c.node_name(y));
+    assert_eq!(mounted_on(&mut c, &survivors, mnt), [y]);
     c.assert_no_collisions();
 }
