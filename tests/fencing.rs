@@ -101,11 +101,14 @@ fn services(c: &Cluster, i: usize) -> usize {
         .count()
 }
 
-/// Tells whether node `i`'s clstat has `group` at stop (level and target), or not at all.
+/// Tells whether node `i`'s clstat has `group` at stop or plan (level and target), or not at all.
 fn stopped_here(c: &Cluster, i: usize, group: &str) -> bool {
+    // `plan` runs none of the group's `test` or `start` entries: a lost node's group may be
+    // planned while that node is fenced, and goes no further before it is.
+    let quiet = |l: &Value| l == "stop" || l == "plan";
     c.clstat(i).is_none_or(|cl| {
         let st = &cl["groups"][group];
-        st.is_null() || (st["level"] == "stop" && st["target"] == "stop")
+        st.is_null() || (quiet(&st["level"]) && quiet(&st["target"]))
     })
 }
 

@@ -207,6 +207,10 @@ impl Engine {
                 .last()
                 .is_some_and(|n| *n == self.me);
         let mut wake = None;
+        let confirmed: Vec<String> = (self.lost.keys())
+            .filter(|n| self.heard_after(view, n))
+            .cloned()
+            .collect();
         for (node, lost) in &mut self.lost {
             // Our own record first: on a tie it is the newer one.
             let obsolete = self.obsolete.get(node);
@@ -289,7 +293,14 @@ impl Engine {
                 }
                 continue;
             }
-            let mut at = (lost.since + self.cfg.fence_settle).max(lost.attempts.retry_at);
+            // The settle is waived once a majority was heard from after the victim fell
+            // silent (see `heard_after`).
+            let settle = if confirmed.contains(node) {
+                0
+            } else {
+                self.cfg.fence_settle
+            };
+            let mut at = (lost.since + settle).max(lost.attempts.retry_at);
             if delayed_side {
                 at = at.max(lost.since + self.cfg.two_node_fence_delay);
             }
@@ -311,6 +322,27 @@ impl Engine {
         if let Some(t) = wake {
             self.wake_at(t);
         }
+    }
+
+    /// Tells whether this node heard news from a strict majority of the expected members
+    /// (itself included) more than a beat after the last news from `victim`: it was then
+    /// connected to a majority after the victim fell silent, so the victim is not silent
+    /// because this node is the one cut off, and the fence settle (which waits for a node
+    /// cut off from a majority to see the rest of it go) can be skipped. A partition silences
+    /// both sides at once: the last news of the victim and of the majority this node lost
+    /// are less than a beat apart (every member beats every [`crate::Config::beat`]).
+    fn heard_after(&self, view: &View, victim: &str) -> bool {
+        let Some(last) = view.members.get(victim).and_then(|m| m.quiet_since) else {
+            return false;
+        };
+        let after = last.saturating_add(self.cfg.beat);
+        let fresh = (view.members.iter())
+            .filter(|(n, m)| {
+                *n != victim
+                    && (**n == self.me || (m.alive && m.quiet_since.is_some_and(|q| q > after)))
+            })
+            .count();
+        fresh * 2 > self.expected.len()
     }
 
     /// Records an outcome about `node`'s `generation` as this node's own and returns the

@@ -200,12 +200,21 @@ impl Engine {
             }
         }
         // A lost node's groups that now run elsewhere (here included) are no longer its own.
+        // Run, not planned: a group may be planned and held at `plan` while the lost node is
+        // fenced (see `step_candidate`), and stays gated until then.
+        let runs = |g: &str| {
+            (view.members.values()).any(|m| {
+                m.alive
+                    && (m.claims.get(g))
+                        .is_some_and(|c| c.holds() && c.phase() == 2 && !c.leaving())
+            })
+        };
         let mine = view.members.get(&self.me);
+        let held = |g: &str| {
+            self.peers.held(g) || mine.and_then(|m| m.claims.get(g)).is_some_and(Claim::holds)
+        };
         for lost in self.lost.values_mut() {
-            lost.held.retain(|g| {
-                let here = mine.and_then(|m| m.claims.get(g)).is_some_and(Claim::holds);
-                !here && !self.peers.held(g)
-            });
+            lost.held.retain(|g| !held(g) || !runs(g));
         }
         changes.arrived
     }

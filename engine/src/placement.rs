@@ -154,8 +154,11 @@ impl Engine {
         } = c;
         mem.planned_at = None;
         mem.handed = false;
+        // A group that a lost node held may be planned while that node is being fenced (the
+        // plan window and the rank's turn run meanwhile), but it goes no further than `plan`
+        // before the gate opens (see `step_holder`).
+        let _ = gated;
         if held
-            || gated
             || barred
             || handed == Handed::ToOther
             || now < mem.hold_off_until

@@ -102,3 +102,28 @@ pub fn fences(actions: &[Action]) -> Vec<&str> {
 pub fn plans(actions: &[Action]) -> bool {
     tells(actions).iter().any(|(_, l)| l == PLAN)
 }
+
+/// Tells whether `actions` take a group past `plan` (to `test` or its run level): the
+/// recovery that a lost node's fencing gates (planning may go on meanwhile).
+pub fn recovers(actions: &[Action]) -> bool {
+    tells(actions)
+        .iter()
+        .any(|(_, l)| l != PLAN && !crate::claim::is_stopped_level(l))
+}
+
+/// Steps `e` on `v` at `t`, then writes what it told its supervisor into its own claims in
+/// `v` (settled at once, `stop` dropping the claim), as a node's supervisor and view would by
+/// its next step; returns the actions.
+pub fn step_fed(e: &mut crate::Engine, v: &mut View, t: u64, r: &mut ChaCha12Rng) -> Vec<Action> {
+    let out = e.step(t, v, r);
+    let me = e.me().to_string();
+    let m = v.members.entry(me).or_insert_with(|| alive(&[]));
+    for (g, l) in tells(&out) {
+        if crate::claim::is_stopped_level(&l) {
+            m.claims.remove(&g);
+        } else {
+            m.claims.insert(g, Claim::settled(&l, State::Done));
+        }
+    }
+    out
+}

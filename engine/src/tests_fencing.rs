@@ -118,12 +118,15 @@ fn a_published_failure_stops_the_takeover_and_its_fencer_retries_with_back_off()
     assert!(matches!(first.lost()["b"].fence, FenceState::Fencing));
     for t in (2500..20_000).step_by(100) {
         assert!(
-            !plans(&first.step(t, &view, &mut r)),
+            !testkit::recovers(&testkit::step_fed(first, &mut view, t, &mut r)),
             "no recovery while fencing fails"
         );
     }
 }
 
+/// While the lost node is fenced, a candidate may plan its group (the rank's turn and the
+/// plan window run meanwhile), but it takes the group no further than `plan` until a record
+/// for the lost generation opens the gate; then it tests at once, its window long over.
 #[test]
 fn the_group_is_recovered_only_after_a_record_for_the_lost_generation() {
     let (mut a, _, _, _, mut r) = lose_b(Policy::Configured { timeout: TIMEOUT });
@@ -137,16 +140,33 @@ fn the_group_is_recovered_only_after_a_record_for_the_lost_generation() {
             detail: String::new(),
         },
     );
-    for t in (1000..5000).step_by(50) {
-        assert!(!plans(&a.step(t, &v, &mut r)));
-    }
-    v.records.get_mut("b").unwrap().generation = 7;
-    let planned = (5000..7000)
-        .step_by(50)
-        .any(|t| plans(&a.step(t, &v, &mut r)));
     let c_first = rank::order("web", ["a", "c"])[0] == "c";
-    // a plans at once if it ranks first for web, one slot later otherwise (c is not run here).
-    assert!(planned || c_first);
+    let mut planned = false;
+    for t in (1000..5000).step_by(50) {
+        let out = a.step(t, &v, &mut r);
+        let told = testkit::tells(&out);
+        assert!(
+            told.iter().all(|(_, l)| l == PLAN),
+            "only plan while b is not fenced: {told:?}"
+        );
+        if plans(&out) {
+            planned = true;
+            // Its claim settles at plan.
+            let me = v.members.get_mut("a").unwrap();
+            me.claims
+                .insert("web".into(), Claim::settled(PLAN, State::Done));
+        }
+    }
+    assert!(planned || c_first, "a plans meanwhile when it ranks first");
+    v.records.get_mut("b").unwrap().generation = 7;
+    let out = a.step(5000, &v, &mut r);
+    if planned {
+        assert_eq!(
+            testkit::tells(&out),
+            [("web".to_string(), TEST.to_string())],
+            "tests at once"
+        );
+    }
     assert!(a.lost()["b"].fence.gate_open());
 }
 
@@ -169,8 +189,13 @@ fn a_node_without_quorum_never_fences() {
 fn without_a_fence_method_the_group_waits_for_an_acknowledgement() {
     let (mut a, mut c, _, _, mut r) = lose_b(Policy::Unconfigured);
     let mut v = view(false, Policy::Unconfigured);
+    let mut v2 = v.clone();
     for t in (1000..30_000).step_by(100) {
-        assert!(!plans(&a.step(t, &v, &mut r)) && !plans(&c.step(t, &v, &mut r)));
+        let (x, y) = (
+            testkit::step_fed(&mut a, &mut v, t, &mut r),
+            testkit::step_fed(&mut c, &mut v2, t, &mut r),
+        );
+        assert!(!testkit::recovers(&x) && !testkit::recovers(&y));
     }
     assert_eq!(a.lost()["b"].fence, FenceState::Unconfigured);
     assert!(a.lost()["b"].fence.describe().contains("mosha fence ack"));
@@ -183,10 +208,12 @@ fn without_a_fence_method_the_group_waits_for_an_acknowledgement() {
             detail: "operator".into(),
         },
     );
-    let planned = (30_000..32_000)
-        .step_by(50)
-        .any(|t| plans(&a.step(t, &v, &mut r)) || plans(&c.step(t, &v, &mut r)));
-    assert!(planned);
+    v2.records = v.records.clone();
+    let recovered = (30_000..32_000).step_by(50).any(|t| {
+        testkit::recovers(&testkit::step_fed(&mut a, &mut v, t, &mut r))
+            || testkit::recovers(&testkit::step_fed(&mut c, &mut v2, t, &mut r))
+    });
+    assert!(recovered);
 }
 
 #[test]
@@ -306,7 +333,7 @@ fn the_settle_time_delays_the_first_fencer() {
     e.step(0, &view(true, policy), &mut r);
     let v = view(false, policy);
     assert!(fences(&e.step(1000, &v, &mut r)).is_empty());
-    assert_eq!(e.next_wakeup(), Some(1500));
+    assert!(e.next_wakeup().is_some_and(|w| w <= 1500));
     assert!(fences(&e.step(1499, &v, &mut r)).is_empty());
     assert_eq!(fences(&e.step(1500, &v, &mut r)), ["b"]);
 }
@@ -401,8 +428,11 @@ fn a_node_back_from_the_minority_recovers_nothing_before_the_lost_are_fenced() {
     c.alive = true;
     c.claims.clear();
     for t in (10_000..20_000).step_by(50) {
-        let out = a.step(t, &v, &mut r);
-        assert!(!plans(&out), "t={t}: b, lost before the heal, may hold db");
+        let out = testkit::step_fed(&mut a, &mut v, t, &mut r);
+        assert!(
+            !testkit::recovers(&out),
+            "t={t}: b, lost before the heal, may hold db"
+        );
     }
     // b's fencing is recorded: now a may recover.
     v.records.insert(
@@ -414,10 +444,10 @@ fn a_node_back_from_the_minority_recovers_nothing_before_the_lost_are_fenced() {
             detail: String::new(),
         },
     );
-    let planned = (20_000..25_000)
+    let recovered = (20_000..25_000)
         .step_by(50)
-        .any(|t| plans(&a.step(t, &v, &mut r)));
-    assert!(planned);
+        .any(|t| testkit::recovers(&testkit::step_fed(&mut a, &mut v, t, &mut r)));
+    assert!(recovered);
 }
 
 /// A live member whose stop failed (its claim says `STOP-FAILED`) is fenced like a lost one,
@@ -471,4 +501,58 @@ fn a_member_whose_stop_failed_is_fenced_before_the_group_starts_elsewhere() {
         .any(|x| matches!(x, Action::Event(Event::NodeUnblocked { node }) if node == "b")));
     other.step(2000, &v2, &mut r);
     assert!(fencer.lost().is_empty() && other.lost().is_empty());
+}
+
+/// The settle is waived once a majority was heard from more than a beat after the victim's
+/// last news (it died; this node is not the one cut off): the pass starts at the loss. When
+/// the others' last news are as old as the victim's (a partition silences them together),
+/// the settle holds, and seeing the majority die one by one, nothing is even started.
+#[test]
+fn news_from_a_majority_after_the_victim_fell_silent_waives_the_settle() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let names = ["n1", "n2", "n3", "n4", "n5"];
+    let mut c = cfg();
+    c.fence_settle = 500;
+    let first = rank::order("fence/n1", ["n2", "n3", "n4", "n5"])[0];
+    let mut r = testkit::rng(3);
+    let mut e = Engine::new(first, c.clone(), BTreeSet::new());
+    let mut v = View::default();
+    for n in names {
+        let mut m = member(true, n == "n1");
+        m.quiet_since = Some(900);
+        v.members.insert(n.into(), m);
+        v.policy.insert(n.into(), policy);
+    }
+    e.step(0, &v, &mut r);
+    // n1's last news at 900; the others beat on (1500 > 900 + a beat).
+    let n1 = v.members.get_mut("n1").unwrap();
+    n1.alive = false;
+    for n in &names[1..] {
+        v.members.get_mut(*n).unwrap().quiet_since = Some(1500);
+    }
+    assert_eq!(
+        fences(&e.step(1600, &v, &mut r)),
+        ["n1"],
+        "fenced at the loss"
+    );
+    // A partition: everyone's last news within a beat of n1's: the settle holds.
+    let mut e = Engine::new(first, c, BTreeSet::new());
+    let mut v2 = View::default();
+    for n in names {
+        let mut m = member(true, n == "n1");
+        m.quiet_since = Some(900 + 100 * (n.as_bytes()[1] - b'0') as u64);
+        v2.members.insert(n.into(), m);
+        v2.policy.insert(n.into(), policy);
+    }
+    e.step(0, &v2, &mut r);
+    v2.members.get_mut("n1").unwrap().alive = false;
+    assert!(
+        fences(&e.step(1600, &v2, &mut r)).is_empty(),
+        "the settle holds"
+    );
+    // The others are heard again (it was no partition): the pass starts.
+    for n in &names[1..] {
+        v2.members.get_mut(*n).unwrap().quiet_since = Some(1650);
+    }
+    assert_eq!(fences(&e.step(1700, &v2, &mut r)), ["n1"], "heard after it");
 }

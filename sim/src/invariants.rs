@@ -74,20 +74,6 @@ pub fn on_plan(w: &mut World, x: usize, group: &str) {
             format!("n{x} plans {group} inside its test cooldown"),
         );
     }
-    let lost = lost_holders(w, x, |w, i| {
-        let seen = w.nodes[x].core.view().members.get(&w.nodes[i].name);
-        seen.is_some_and(|m| m.claims.get(group).is_some_and(|c| c.holds()))
-    });
-    if !lost.is_empty() {
-        violation(
-            w,
-            'b',
-            format!(
-                "n{x} plans {group} which unfenced lost {} holds as it knows",
-                lost.join(",")
-            ),
-        );
-    }
 }
 
 /// Node `x` takes `group` to `test`, the first level that runs the group's own commands:

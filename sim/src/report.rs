@@ -17,6 +17,12 @@ pub struct Stats {
     pub dup_starts: u64,
     /// Fence passes run.
     pub fences: u64,
+    /// Fence passes started by a node that, in truth, could not exchange with a strict
+    /// majority of the nodes at that moment (only a quorate partition should fence).
+    pub minority_fences: u64,
+    /// Fence passes started against a node that, in truth, was up and could exchange with a
+    /// strict majority (a healthy node of the majority: a false fence).
+    pub false_fences: u64,
     /// Gossip key updates published, all nodes together.
     pub publishes: u64,
     /// Simulated duration (ms) and nodes, for per-node rates.
@@ -42,6 +48,8 @@ impl Stats {
         self.plans += o.plans;
         self.dup_starts += o.dup_starts;
         self.fences += o.fences;
+        self.minority_fences += o.minority_fences;
+        self.false_fences += o.false_fences;
         self.publishes += o.publishes;
         self.steps += o.steps;
         self.events += o.events;
@@ -100,6 +108,16 @@ pub fn table(ours: &Stats, om: &Stats, cold: (&[u64], &[u64])) -> String {
             "fencing actions",
             ours.fences.to_string(),
             om.fences.to_string(),
+        ),
+        (
+            "fences from a minority",
+            ours.minority_fences.to_string(),
+            om.minority_fences.to_string(),
+        ),
+        (
+            "fences of a healthy majority node",
+            ours.false_fences.to_string(),
+            om.false_fences.to_string(),
         ),
         (
             "key updates per node per s",

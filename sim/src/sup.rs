@@ -225,6 +225,23 @@ impl World {
     /// Node `x` runs a fence pass on `victim`'s `generation` with a modelled agent.
     fn start_fence(&mut self, x: usize, victim: &str, generation: u64) {
         self.stats.fences += 1;
+        let n = self.nodes.len();
+        let reach = |x: usize| {
+            (0..n)
+                .filter(|&y| {
+                    y == x
+                        || (self.nodes[y].ok() && self.links.heard(x, y) && self.links.heard(y, x))
+                })
+                .count()
+        };
+        if reach(x) * 2 <= n {
+            self.stats.minority_fences += 1;
+        }
+        if let Some(v) = self.nodes.iter().position(|m| m.name == victim) {
+            if self.nodes[v].ok() && reach(v) * 2 > n {
+                self.stats.false_fences += 1;
+            }
+        }
         let Some(v) = self.nodes.iter().position(|n| n.name == victim) else {
             return;
         };
