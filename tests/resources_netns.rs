@@ -580,7 +580,8 @@ fn the_ha_service_example_runs_and_fails_over() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("cltab-examples/ha-service");
     let cltab = std::fs::read_to_string(example.join("cltab")).unwrap();
     let hactl = std::fs::read_to_string(example.join("hactl")).unwrap();
-    let mut disk: Option<LoopDevice> = None;
+    // Declared before the cluster, so dropped after it.
+    let _disk: Option<LoopDevice>;
     let mut c = Cluster::start(ClusterOpts {
         nodes: 3,
         cltab: String::new(),
@@ -590,7 +591,7 @@ fn the_ha_service_example_runs_and_fails_over() {
         netns: true,
     });
     let mut switch = PowerSwitch::install(&c);
-    disk.insert(LoopDevice::ext4_labelled(
+    _disk = Some(LoopDevice::ext4_labelled(
         &c.shared().join("ha-service.img"),
         Some("mosha-data"),
     ));
