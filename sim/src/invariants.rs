@@ -4,7 +4,8 @@
 //! fenced; (c) no start on a node inside its test-failure cooldown; (d) a node without
 //! quorum runs no group after the failure timeout; (e) after every fault heals, every wanted
 //! group runs somewhere within [`liveness_bound`] — or was handed off (a planned move: a
-//! failback once a fenced node rebooted, say) less than that bound before the end.
+//! failback once a fenced node rebooted, say) less than that bound before the end; a node
+//! powered off after the heal counts as one more fault.
 
 use mosha::engine::Config;
 
@@ -168,6 +169,11 @@ pub fn final_checks(w: &mut World) {
         return;
     }
     let bound = liveness_bound(&w.cfg, &w.timing);
+    // A node powered off after the heal (a blocked node fenced late, say) is one more fault:
+    // the bound counts from it (it reboots 10 to 30 s later, and quorum may wait for it).
+    if w.last_power_off >= w.plan.heal_at && w.now < w.last_power_off + bound {
+        return;
+    }
     let moving = |g: &str| (w.handed_at.get(g)).is_some_and(|t| t + bound > w.now);
     let missing: Vec<String> = (w.truth().into_iter())
         .filter(|(g, l)| l == "start" && w.running.get(g).copied().unwrap_or(0) == 0)

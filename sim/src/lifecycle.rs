@@ -114,6 +114,7 @@ impl World {
 
     /// Powers node `v` off (a fence agent's work); it reboots 10–30 s later.
     pub fn power_off(&mut self, v: usize) {
+        self.last_power_off = self.now;
         self.nodes[v].held_at_down.clear();
         self.nodes[v].fenced_off = true;
         if !self.nodes[v].up {

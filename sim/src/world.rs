@@ -185,6 +185,8 @@ pub struct World {
     pub healed: bool,
     /// When each group was last handed off (a planned move, standby, failback).
     pub handed_at: BTreeMap<String, u64>,
+    /// When a fence agent last powered a node off (0: never).
+    pub last_power_off: u64,
     /// The newest standing orders, with their number.
     pub admin: (u64, mosha::engine::Admin),
     /// The groups' placement options in force (hactl's), with their number.
@@ -272,6 +274,7 @@ impl World {
             plan,
             healed: false,
             handed_at: BTreeMap::new(),
+            last_power_off: 0,
             admin: (0, mosha::engine::Admin::default()),
             placement: (0, Rc::new(placement)),
             hactl: [(first, text)].into(),
