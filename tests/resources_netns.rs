@@ -277,6 +277,21 @@ fn assert_data_on(c: &mut Cluster, all: &[usize], live: &[usize], y: usize, mnt:
     c.assert_no_collisions();
 }
 
+/// Starts three netns nodes fenced through the power switch, each with its own HA_RSCTMP,
+/// with nothing to run yet.
+fn three_fenced_nodes() -> (Cluster, PowerSwitch) {
+    let c = Cluster::start(ClusterOpts {
+        nodes: 3,
+        cltab: String::new(),
+        hactl: String::new(),
+        fencetab: SWITCH_FENCETAB.to_string(),
+        extra_args: vec!["--ha-rsctmp".into(), "{DIR}/rsc".into()],
+        netns: true,
+    });
+    let switch = PowerSwitch::install(&c);
+    (c, switch)
+}
+
 /// A group of a virtual IP (IPaddr2), an ext4 file system on a loop device (Filesystem), a
 /// service using both and a health check runs on exactly one node; once that node's power is
 /// cut, it runs again on exactly one other node: the address is gone from the dead node's
@@ -288,15 +303,7 @@ fn vip_mount_and_service_fail_over_together() {
     require_tools();
     // Declared before the cluster, so dropped after it: its mounts go with its namespaces.
     let mut disk: Option<LoopDevice> = None;
-    let mut c = Cluster::start(ClusterOpts {
-        nodes: 3,
-        cltab: String::new(),
-        hactl: String::new(),
-        fencetab: SWITCH_FENCETAB.to_string(),
-        extra_args: vec!["--ha-rsctmp".into(), "{DIR}/rsc".into()],
-        netns: true,
-    });
-    let mut switch = PowerSwitch::install(&c);
+    let (mut c, mut switch) = three_fenced_nodes();
     let dev = disk
         .insert(LoopDevice::ext4(&c.shared().join("data.img")))
         .dev
@@ -582,15 +589,7 @@ fn the_ha_service_example_runs_and_fails_over() {
     let hactl = std::fs::read_to_string(example.join("hactl")).unwrap();
     // Declared before the cluster, so dropped after it.
     let _disk: Option<LoopDevice>;
-    let mut c = Cluster::start(ClusterOpts {
-        nodes: 3,
-        cltab: String::new(),
-        hactl: String::new(),
-        fencetab: SWITCH_FENCETAB.to_string(),
-        extra_args: vec!["--ha-rsctmp".into(), "{DIR}/rsc".into()],
-        netns: true,
-    });
-    let mut switch = PowerSwitch::install(&c);
+    let (mut c, mut switch) = three_fenced_nodes();
     _disk = Some(LoopDevice::ext4_labelled(
         &c.shared().join("ha-service.img"),
         Some("mosha-data"),
