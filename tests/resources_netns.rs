@@ -292,6 +292,31 @@ fn three_fenced_nodes() -> (Cluster, PowerSwitch) {
     (c, switch)
 }
 
+/// Cuts node `x`'s power and serves the switch until `data` runs on one of `survivors` with
+/// the VIP up (only there among `all`); returns when the power was cut, and that node.
+fn cut_and_recover(
+    c: &mut Cluster,
+    switch: &mut PowerSwitch,
+    x: usize,
+    survivors: &[usize],
+    all: &[usize],
+) -> (std::time::SystemTime, usize) {
+    let off = switch.power_off(c, x);
+    let mut y = 0;
+    switch.wait_for(
+        c,
+        "data running on a survivor with its VIP up",
+        SETTLE,
+        |c, _| {
+            y = c
+                .placement(survivors, &["data"], "start")
+                .map_or(0, |p| p["data"]);
+            y != 0 && vip_on(c, all) == [y]
+        },
+    );
+    (off, y)
+}
+
 /// A group of a virtual IP (IPaddr2), an ext4 file system on a loop device (Filesystem), a
 /// service using both and a health check runs on exactly one node; once that node's power is
 /// cut, it runs again on exactly one other node: the address is gone from the dead node's
@@ -320,19 +345,7 @@ fn vip_mount_and_service_fail_over_together() {
 
     let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != x).collect();
     let t0 = Instant::now();
-    let off = switch.power_off(&mut c, x);
-    let mut y = 0;
-    switch.wait_for(
-        &mut c,
-        "data running on a survivor with its VIP up",
-        SETTLE,
-        |c, _| {
-            y = c
-                .placement(&survivors, &["data"], "start")
-                .map_or(0, |p| p["data"]);
-            y != 0 && vip_on(c, &all) == [y]
-        },
-    );
+    let (off, y) = cut_and_recover(&mut c, &mut switch, x, &survivors, &all);
     let recovered = t0.elapsed();
     eprintln!(
         "power-off of n{x} (unix {:.3}) → data running on n{y}, VIP up: {:.2} s",
@@ -643,19 +656,7 @@ fn the_ha_service_example_runs_and_fails_over() {
     assert_eq!(mounted_on(&mut c, &all, mnt), [x]);
     let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != x).collect();
     let t0 = Instant::now();
-    switch.power_off(&mut c, x);
-    let mut y = 0;
-    switch.wait_for(
-        &mut c,
-        "the example running on a survivor",
-        SETTLE,
-        |c, _| {
-            y = c
-                .placement(&survivors, &["data"], "start")
-                .map_or(0, |p| p["data"]);
-            y != 0 && vip_on(c, &all) == [y]
-        },
-    );
+    let (_, y) = cut_and_recover(&mut c, &mut switch, x, &survivors, &all);
     eprintln!(
         "ha-service: power-off of n{x} -> running on n{y}, VIP up: {:.2} s",
         t0.elapsed().as_secs_f64()
