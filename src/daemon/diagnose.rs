@@ -1,7 +1,7 @@
 //! Why a wanted group runs nowhere, in one sentence for `mosha status` and hastat.json
 //! (`wanted start; every node that may run it is in cooldown: n1 (test t2: exit status 3,
-//! 9 min left)`): the first of frozen, no quorum, a move under way, the fencing a lost
-//! node's groups wait for, a node placing or stopping it, no node allowed to run it alive,
+//! 9 min left)`): the first of frozen, no quorum, the fencing a lost (or blocked) node's
+//! groups wait for, a move under way, a node placing or stopping it, no node allowed to run it alive,
 //! every allowed node in cooldown — else it is about to be placed.
 
 use std::collections::BTreeMap;
@@ -27,10 +27,11 @@ pub fn why_not_running(
         format!("it is frozen: mosha leaves it alone (`mosha unfreeze {group}`)")
     } else if !engine.quorate() {
         "this node has no quorum: nothing is started in its partition".to_string()
+    } else if let Some(waits) = fencing(group, engine) {
+        // Before a move: a hand-off whose stop failed waits for the fencing, not the target.
+        waits
     } else if let Some(m) = &g.moving {
         format!("it is moving from {} to {}", m.from, m.to)
-    } else if let Some(waits) = fencing(group, engine) {
-        waits
     } else if let Some((node, c)) = g.nodes.iter().next() {
         if claim::is_stopped_level(&c.target) {
             format!("it is stopping on {node} ({} {})", c.level, c.state)
