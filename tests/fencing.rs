@@ -168,11 +168,14 @@ fn fence_events(c: &Cluster, i: usize) -> String {
         .collect()
 }
 
-/// How many times node `i` logged planning a group.
-fn plans(c: &Cluster, i: usize) -> usize {
+/// How many times node `i` took a group past `plan` (to `test` or `start`): what the
+/// recovery gate holds back. (Planning a lost node's group while it is fenced is allowed.)
+fn past_plan(c: &Cluster, i: usize) -> usize {
     c.log(i)
         .lines()
-        .filter(|l| l.contains("planning group"))
+        .filter(|l| {
+            l.contains("changing level") && (l.contains("to=test") || l.contains("to=start"))
+        })
         .count()
 }
 
@@ -603,12 +606,13 @@ fn partition_only_the_majority_fences() {
     let minority = [4, 5];
     eprintln!("before the partition: {owners:?}");
 
-    let planned: Vec<usize> = minority.iter().map(|&i| plans(&c, i)).collect();
+    let planned: Vec<usize> = minority.iter().map(|&i| past_plan(&c, i)).collect();
     c.partition(&[&majority, &minority]);
     let t0 = Instant::now();
     let mut during = None;
     // Throughout: the minority never fences anyone (the majority's status files stay on) and
-    // never plans a group.
+    // never takes a group past `plan` (it may plan one in the moment before it sees that it
+    // lost quorum: planning runs nothing of the group past its plan entries).
     let minority_quiet = |c: &Cluster| {
         let fenced: Vec<usize> = majority
             .iter()
@@ -618,14 +622,14 @@ fn partition_only_the_majority_fences() {
         let planning: Vec<usize> = minority
             .iter()
             .zip(&planned)
-            .filter(|(&i, &n)| plans(c, i) > n)
+            .filter(|(&i, &n)| past_plan(c, i) > n)
             .map(|(&i, _)| i)
             .collect();
         if !fenced.is_empty() || !planning.is_empty() {
             let events: String = c.indices().map(|i| fence_events(c, i)).collect();
             c.fail(&format!(
-                "the minority {minority:?} fenced majority nodes {fenced:?} or planned groups \
-                 (nodes {planning:?}) {:.2} s after the partition; fencing events:\n{events}",
+                "the minority {minority:?} fenced majority nodes {fenced:?} or took groups past \
+                 plan (nodes {planning:?}) {:.2} s after the partition; fencing events:\n{events}",
                 t0.elapsed().as_secs_f64()
             ));
         }
