@@ -315,8 +315,9 @@ fn degraded_shows_hard_moves_and_fatal_stops_everywhere_until_a_cleanup() {
     let x = c.wait_placed(&all, &["web"], "start")["web"];
     let knob = |i: usize, code: &str| std::fs::write(rsc(&c, i).join("knob"), code).unwrap();
     knob(x, "190");
-    c.wait_for("status shows it degraded", SETTLE, |c| {
-        failure(c, 1, "web", x).is_some_and(|f| f.checks.contains("knob degraded"))
+    c.wait_for("every node's status shows it degraded", SETTLE, |c| {
+        all.iter()
+            .all(|&i| failure(c, i, "web", x).is_some_and(|f| f.checks.contains("knob degraded")))
     });
     assert_eq!(
         c.wait_placed(&all, &["web"], "start")["web"],
@@ -330,9 +331,11 @@ fn degraded_shows_hard_moves_and_fatal_stops_everywhere_until_a_cleanup() {
         c.placement(&all, &["web"], "start")
             .is_some_and(|p| p["web"] != x)
     });
+    c.wait_for("status shows the hard failure's cause", SETTLE, |c| {
+        failure(c, 1, "web", x).is_some_and(|f| f.cause.contains("not installed (5)"))
+    });
     let f = failure(&c, 1, "web", x).unwrap();
     assert_eq!(f.restarts, 0, "no restart here: {f:?}");
-    assert!(f.cause.contains("not installed (5)"), "{f:?}");
     let y = c.wait_placed(&all, &["web"], "start")["web"];
     knob(y, "6");
     c.wait_for("a fatal failure stops it everywhere", SETTLE, |c| {
