@@ -8,9 +8,10 @@
 //! - CPU per daemon while idle (user + system time from /proc/PID/stat).
 //!
 //! `cargo bench --bench membership -- [--nodes N] [--idle SECONDS] [--kills K] [--insecure]
-//! [--binary PATH [--legacy]]` (defaults 30, 30, 5; the brief's "no false deaths over 10
+//! [--fanout K] [--binary PATH [--legacy]]` (defaults 30, 30, 5; the brief's "no false deaths over 10
 //! minutes" is `--idle 600`). Every node gets the same `DIR/authkey` (sealed gossip) unless
-//! `--insecure`; `--binary` runs another mosha build (to compare with an older one, whose
+//! `--insecure`; `--fanout` passes `--gossip-fanout K` (default: the
+//! daemon's adaptive fan-out); `--binary` runs another mosha build (to compare with an older one, whose
 //! command line `--legacy` leaves without key options).
 
 use std::path::{Path, PathBuf};
@@ -72,6 +73,7 @@ fn main() {
     let kills = arg("--kills", 5) as usize;
     let insecure = flag("--insecure");
     let legacy = flag("--legacy");
+    let fanout = text_arg("--fanout");
     let binary = text_arg("--binary").unwrap_or_else(|| env!("CARGO_BIN_EXE_mosha").to_string());
     let key: String = {
         use std::io::Read;
@@ -128,6 +130,9 @@ fn main() {
         .stderr(Stdio::null());
         if insecure && !legacy {
             cmd.arg("--insecure");
+        }
+        if let Some(k) = &fanout {
+            cmd.args(["--gossip-fanout", k]);
         }
         for s in seeds.iter().filter(|s| **s != node.addr) {
             cmd.args(["--seed", s]);

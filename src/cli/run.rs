@@ -55,6 +55,11 @@ pub(super) struct RunArgs {
     #[arg(long, default_value_t = 100, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(10..=2000))]
     gossip_interval: u64,
+    /// Live peers each gossip round opens an exchange with (1 to 3). Default: 3 up to 10
+    /// members, 2 up to 40, then 1, so that gossip traffic grows with N, not 3 x N; every
+    /// heartbeat still reaches every node about once a round.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=3))]
+    gossip_fanout: Option<u64>,
     /// Milliseconds between two candidates' turns to plan a group: at least the p99 time for
     /// a gossip update to reach every node. Default: 150 + 5 x (expected cluster size). At
     /// least 151 (the news timeout, 500 + slot, plus a 50 ms tick must be shorter than the
@@ -285,6 +290,7 @@ fn gossip_config(node: &str, args: &RunArgs) -> Result<crate::gossip::GossipConf
     cfg.seeds = args.seeds.clone();
     cfg.cluster_id = args.cluster_id.clone();
     cfg.gossip_interval = Duration::from_millis(args.gossip_interval);
+    cfg.fanout = args.gossip_fanout.map(|k| k as usize);
     cfg.max_clock_skew = Duration::from_secs(args.max_clock_skew);
     cfg.validate()?;
     Ok(cfg)

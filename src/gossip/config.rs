@@ -70,6 +70,11 @@ pub struct GossipConfig {
     /// newer) datagrams are refused, which bounds how long a recorded datagram could be
     /// replayed to a node that restarted. Zero turns the check off. Default 60 s.
     pub max_clock_skew: Duration,
+    /// How many live peers each round opens an exchange with. `None` (the default) adapts it
+    /// to the cluster's size: chitchat's three up to 10 members, two up to 40, then one, so
+    /// that a node's gossip bytes and CPU grow with N rather than 3 × N while every heartbeat
+    /// still reaches every node about once a round (see the `fanout` module).
+    pub fanout: Option<usize>,
 }
 
 impl GossipConfig {
@@ -92,6 +97,7 @@ impl GossipConfig {
             compress_digest: true,
             keys: None,
             max_clock_skew: Duration::from_secs(60),
+            fanout: None,
         }
     }
 
@@ -141,6 +147,12 @@ impl GossipConfig {
         }
         if self.dead_node_grace.is_zero() {
             errors.push("dead node grace must be positive".to_string());
+        }
+        if self.fanout.is_some_and(|k| !(1..=3).contains(&k)) {
+            errors.push(format!(
+                "fan-out {:?} must be 1, 2 or 3 (chitchat opens at most three exchanges a round)",
+                self.fanout
+            ));
         }
         if self.max_clock_skew > Duration::from_secs(24 * 3600) {
             errors.push(format!(

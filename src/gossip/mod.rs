@@ -20,6 +20,7 @@
 //! It does not decide anything from membership (that is the engine's job), nor interpret keys.
 
 mod config;
+mod fanout;
 mod node;
 pub mod seal;
 mod transport;

@@ -83,6 +83,8 @@ impl Gossip {
             shared: shared.clone(),
             cluster_id: cfg.cluster_id.clone(),
             max_skew_s: cfg.max_clock_skew.as_secs(),
+            interval: cfg.gossip_interval,
+            fanout: cfg.fanout,
         };
         let handle = spawn_chitchat(config, initial.into_iter().collect(), &transport)
             .await
@@ -100,6 +102,7 @@ impl Gossip {
         tokio::spawn(sample_heartbeats(
             handle.chitchat(),
             tracker.clone(),
+            shared.clone(),
             cfg.gossip_interval,
             ended_rx.clone(),
         ));
@@ -262,6 +265,7 @@ fn fresh_generation(last: u64) -> u64 {
 async fn sample_heartbeats(
     chitchat: Arc<tokio::sync::Mutex<Chitchat>>,
     tracker: Arc<Mutex<HeartbeatTracker>>,
+    shared: Arc<Shared>,
     interval: Duration,
     mut ended_rx: watch::Receiver<Option<Result<(), String>>>,
 ) {
@@ -273,6 +277,7 @@ async fn sample_heartbeats(
             _ = ended_rx.wait_for(Option::is_some) => return,
         }
         let beats = read_beats(&*chitchat.lock().await);
+        shared.set_live(beats.iter().filter(|b| b.alive).map(|b| b.addr).collect());
         let mut tracker = tracker.lock().unwrap_or_else(PoisonError::into_inner);
         tracker.record(&beats, Instant::now());
     }

@@ -19,7 +19,7 @@
 //! With `--insecure` there are no keys: datagrams are plain chitchat bytes, still checked by
 //! [`super::wire`] before chitchat decodes them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -28,9 +28,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use async_trait::async_trait;
 use chitchat::transport::{RecvOutcome, SendOutcome, Socket, Transport, UdpSocket as CodecSocket};
-use chitchat::ChitchatEnvelope;
+use chitchat::{ChitchatEnvelope, ChitchatMessage};
 use tracing::{error, warn};
 
+use super::fanout::Fanout;
 use super::seal::{self, Fingerprint, Keyring, Opened, Opener, Rejection, Sealer};
 use super::wire::{self, WireError};
 
@@ -101,6 +102,10 @@ pub(super) struct Shared {
     log: Mutex<Log>,
     /// The keys in force; `None` with `--insecure`.
     keys: RwLock<Option<Arc<Keyring>>>,
+    /// The gossip addresses of the live peers, refreshed every round (for the fan-out).
+    live: RwLock<HashSet<SocketAddr>>,
+    /// SYNs to live peers left out by the fan-out.
+    syns_skipped: AtomicU64,
 }
 
 /// Rejections and failures, bounded, with the rate limit of their log lines.
@@ -185,6 +190,11 @@ impl Shared {
     /// Returns the fingerprint of the primary key (`None`: insecure).
     pub(super) fn primary(&self) -> Option<Fingerprint> {
         self.keys().map(|k| k.primary())
+    }
+
+    /// Replaces the set of live peers' gossip addresses.
+    pub(super) fn set_live(&self, live: HashSet<SocketAddr>) {
+        *self.live.write().unwrap_or_else(PoisonError::into_inner) = live;
     }
 
     fn keys(&self) -> Option<Arc<Keyring>> {
@@ -273,6 +283,9 @@ pub(super) struct SealedTransport {
     pub(super) cluster_id: String,
     /// Largest accepted clock skew in seconds (0: unchecked).
     pub(super) max_skew_s: u64,
+    /// Time between gossip rounds, and the fixed fan-out if any (see [`Fanout`]).
+    pub(super) interval: Duration,
+    pub(super) fanout: Option<usize>,
 }
 
 #[async_trait]
@@ -306,6 +319,7 @@ impl Transport for SealedTransport {
             cluster_id: self.cluster_id.clone(),
             shared: self.shared.clone(),
             buf: vec![0u8; 65_536].into_boxed_slice(),
+            fanout: Fanout::new(self.interval, self.fanout),
         }))
     }
 }
@@ -359,6 +373,7 @@ struct SealedSocket {
     cluster_id: String,
     shared: Arc<Shared>,
     buf: Box<[u8]>,
+    fanout: Fanout,
 }
 
 /// Returns the unix time in seconds.
@@ -443,6 +458,17 @@ impl Socket for SealedSocket {
         to: SocketAddr,
         envelope: ChitchatEnvelope,
     ) -> anyhow::Result<SendOutcome> {
+        if matches!(envelope.message, ChitchatMessage::Syn { .. }) {
+            let live = self
+                .shared
+                .live
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !self.fanout.allow(Instant::now(), to, &live) {
+                self.shared.syns_skipped.fetch_add(1, Ordering::Relaxed);
+                return Ok(SendOutcome { num_bytes_sent: 0 });
+            }
+        }
         // A send cancelled half-way (only at shutdown) may have left its bytes in the tap.
         while self.tap.try_recv(&mut self.buf).is_ok() {}
         self.codec.send(self.tap_addr, envelope).await?;
