@@ -65,6 +65,9 @@ pub struct Hastat {
     /// How this node's gossip is protected.
     #[serde(default)]
     pub security: SecurityStat,
+    /// How long the writing daemon's event loop took to go round, at worst.
+    #[serde(default, rename = "loop")]
+    pub event_loop: LoopStat,
     /// Live daemons that gossip under a member's name but are not the one counted (a
     /// restart for a moment; two daemons with one name for longer).
     #[serde(default)]
@@ -283,6 +286,17 @@ pub struct FileStat {
     pub errors: Vec<String>,
 }
 
+/// The writing daemon's longest event-loop turns: one turn reaps children, steps the core,
+/// carries out its decisions and writes status; while it runs, nothing else happens (a long
+/// turn delays respawns and looks like a freeze to the engine).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopStat {
+    /// The longest turn since the daemon started, in ms.
+    pub longest_ms: u64,
+    /// The longest turn in the last one to two minutes, in ms.
+    pub longest_recent_ms: u64,
+}
+
 /// Gossip traffic.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GossipStat {
@@ -323,6 +337,7 @@ impl Hastat {
         let mut h = self.clone();
         h.written_at_ms = 0;
         h.gossip = GossipStat::default();
+        h.event_loop = LoopStat::default();
         for m in h.members.values_mut() {
             m.last_heard_ms = None;
         }

@@ -341,7 +341,7 @@ fn chunk_key(file: &str, i: usize) -> String {
 }
 
 /// Returns `f/<file>/v`.
-fn version_key(file: &str) -> String {
+pub fn version_key(file: &str) -> String {
     format!("{KEY_PREFIX}{file}/{VERSION_SUFFIX}")
 }
 

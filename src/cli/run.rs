@@ -227,7 +227,10 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         alert: args.alert.clone(),
         key_file,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    // Two workers: gossip (chitchat's loop, which answers peers and carries heartbeats) must
+    // not wait while the daemon's loop is busy with a large turn (thousands of groups).
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {

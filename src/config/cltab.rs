@@ -74,6 +74,9 @@ pub struct Cltab {
     pub entries: Vec<Entry>,
     /// Lines that are legal but probably not what the operator meant (e.g. directives).
     pub warnings: Vec<Problem>,
+    /// Group → the indices of its entries in `entries`, in file order (built by
+    /// [`Cltab::parse`]), so that a lookup by group does not scan thousands of entries.
+    by_group: BTreeMap<String, Vec<usize>>,
 }
 
 impl Cltab {
@@ -114,6 +117,9 @@ impl Cltab {
             }
         }
 
+        for (i, e) in cltab.entries.iter().enumerate() {
+            cltab.by_group.entry(e.group.clone()).or_default().push(i);
+        }
         lines.finish(cltab, errors)
     }
 
@@ -128,21 +134,19 @@ impl Cltab {
     }
 
     /// Returns the entries of `group`, in file order.
-    pub fn entries_of<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.entries.iter().filter(move |e| e.group == group)
+    pub fn entries_of<'a>(&'a self, group: &str) -> impl Iterator<Item = &'a Entry> + 'a {
+        (self.by_group.get(group).into_iter().flatten()).filter_map(|&i| self.entries.get(i))
     }
 
     /// Returns whether `group` has at least one entry.
     pub fn has_group(&self, group: &str) -> bool {
-        self.entries.iter().any(|e| e.group == group)
+        self.by_group.contains_key(group)
     }
 
     /// Returns the distinct levels used by the entries of `group`, in order of first appearance.
     pub fn levels_of(&self, group: &str) -> Vec<&str> {
         let mut seen = BTreeSet::new();
-        self.entries
-            .iter()
-            .filter(|e| e.group == group)
+        self.entries_of(group)
             .flat_map(|e| e.levels.iter().map(String::as_str))
             .filter(|l| seen.insert(*l))
             .collect()

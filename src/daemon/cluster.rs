@@ -13,13 +13,14 @@ use rand_chacha::ChaCha12Rng;
 use tracing::{error, info, warn};
 
 use super::events::{self, Alerts};
+use super::inputs::{fencing, placement, restart_policy, summary, wanted};
 pub use super::members::read_members;
 use super::members::Members;
 use super::notices::Notices;
 use super::replicated::{self, Replicated};
 use crate::config::{self, Cltab, Fencetab, Fencing, Hactl, Problem};
 use crate::engine::node::{self, Durable, Input, Node, Ready};
-use crate::engine::{self, Event, Policy};
+use crate::engine::{self, Event};
 use crate::fence::{OsAgents, Runner};
 use crate::files;
 use crate::gossip::ClusterView;
@@ -40,36 +41,6 @@ fn validate_fencetab(file: &str, text: &str) -> Result<(), Vec<Problem>> {
 
 fn validate_admin(file: &str, text: &str) -> Result<(), Vec<Problem>> {
     config::admin::parse(file, text).map(|_| ())
-}
-
-/// Returns how `node` is fenced according to `tab`, with the time one pass may take (every
-/// level's timeout, twice for `off` which is confirmed by `status`, plus a margin). The sum
-/// saturates: it can never overflow, whatever a table holds.
-pub fn policy(tab: &Fencetab, node: &str) -> Policy {
-    match tab.for_node(node) {
-        Fencing::Methods(ms) => {
-            let total = ms.iter().fold(2000u64, |total, m| {
-                let t = u64::try_from(m.timeout.as_millis()).unwrap_or(u64::MAX);
-                let runs = if m.action == "off" { 2 } else { 1 };
-                total.saturating_add(t.saturating_mul(runs))
-            });
-            Policy::Configured { timeout: total }
-        }
-        Fencing::Disabled => Policy::Disabled,
-        Fencing::Unconfigured => Policy::Unconfigured,
-    }
-}
-
-/// Returns how every node is fenced according to `tab`, for the node core.
-pub fn fencing(tab: &Fencetab) -> node::Fencing {
-    let named = tab.methods.keys().chain(tab.off.keys());
-    node::Fencing {
-        default: Some(policy(tab, config::fencetab::ANY_NODE)),
-        nodes: named
-            .filter(|n| *n != config::fencetab::ANY_NODE)
-            .map(|n| (n.clone(), policy(tab, n)))
-            .collect(),
-    }
 }
 
 /// The cluster half of a node: replicated files, expected membership, the node core.
@@ -110,6 +81,8 @@ pub struct Cluster {
     pub(super) core: Node,
     /// The status keys of this node's failed and restarted groups.
     health: super::health::Published,
+    /// The core's orders to the supervisor not carried out yet.
+    tells: super::tells::Tells,
     pub(super) last_view: Option<ClusterView>,
     /// The versions of cltab, hactl, fencetab and admin parsed into `cltab`, `hactl`,
     /// `fencetab`, `admin`.
@@ -181,6 +154,7 @@ impl Cluster {
             notices: Notices::new(Instant::now(), super::wall_ms()),
             core,
             health: Default::default(),
+            tells: Default::default(),
             last_view: None,
             parsed,
         })
@@ -332,14 +306,14 @@ impl Cluster {
 
     /// Hands the core the supervisor's claims (and forgets those of groups it dropped).
     fn observe_claims(&mut self, sup: &Supervisor) {
-        let now: BTreeMap<String, engine::Claim> = (sup.status().into_iter())
-            .map(|(g, s)| {
+        let now: BTreeMap<String, engine::Claim> = (sup.claims())
+            .map(|(g, level, target, state)| {
                 let claim = engine::Claim {
-                    level: s.level,
-                    target: s.target,
-                    state: s.state,
+                    level: level.to_string(),
+                    target: target.to_string(),
+                    state,
                 };
-                (g, claim)
+                (g.to_string(), claim)
             })
             .collect();
         let gone: Vec<(String, Option<engine::Claim>)> = (self.core.view().members.get(&self.me))
@@ -463,8 +437,9 @@ impl Cluster {
             sup.clear_failures(now, os, group);
         }
         for (group, level) in &ready.tell {
-            sup.tell(now, os, group, level);
+            self.tells.push(group, level);
         }
+        self.tells.carry(sup, os, now);
         for (node, generation) in ready.fence {
             match self.fencetab.for_node(&node) {
                 Fencing::Methods(ms) => {
@@ -512,6 +487,25 @@ impl Cluster {
         self.alerts.for_event(e);
     }
 
+    /// Carries out the core's orders still waiting (see [`super::tells`]); returns whether
+    /// some still wait.
+    pub fn carry_waiting(&mut self, sup: &mut Supervisor, os: &mut dyn Os, now: Instant) -> bool {
+        if self.tells.pending() {
+            self.tells.carry(sup, os, now);
+        }
+        self.tells.pending()
+    }
+
+    /// Drops the orders still waiting (at shutdown every group stops instead).
+    pub fn forget_orders(&mut self) {
+        self.tells = Default::default();
+    }
+
+    /// Tells whether orders to the supervisor wait (the loop then comes round at once).
+    pub fn orders_waiting(&self) -> bool {
+        self.tells.pending()
+    }
+
     /// Returns the gossip changes that publish this node's claims as the supervisor has them
     /// now (and runs the group-started and group-stopped alerts).
     pub fn claim_changes(&mut self, sup: &Supervisor) -> Vec<(String, Option<String>)> {
@@ -526,89 +520,3 @@ impl Cluster {
 
 /// The replicated files, in the order of [`Cluster::parsed`].
 const FILES: [&str; 4] = ["cltab", "hactl", "fencetab", "admin"];
-
-/// Describes the standing orders `a` in a few words, for the log.
-fn summary(a: &engine::Admin) -> String {
-    let mut parts: Vec<String> = (a.standby.iter())
-        .map(|(n, to)| match to {
-            Some(to) => format!("{n} standby (drained to {to})"),
-            None => format!("{n} standby"),
-        })
-        .collect();
-    parts.extend(a.frozen.iter().map(|g| format!("{g} frozen")));
-    if a.maintenance {
-        parts.push("maintenance: every group frozen".into());
-    }
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
-/// Returns the placement options (`prefer=`, `only=`, `failback=`) of the groups of `hactl`
-/// that have some.
-fn placement(hactl: &Hactl) -> BTreeMap<String, engine::Placement> {
-    (hactl.groups.iter())
-        .filter_map(|(group, want)| {
-            let prefer: Vec<String> = want.prefer().into_iter().map(String::from).collect();
-            let only = (want.only()).map(|o| o.into_iter().map(String::from).collect());
-            let failback = want.failback().map(|s| s.saturating_mul(1000));
-            let cooldown = want.cooldown().map(|s| s.saturating_mul(1000));
-            let p = engine::Placement {
-                prefer,
-                only,
-                failback,
-                cooldown,
-                standby: Default::default(),
-            };
-            (p != engine::Placement::default()).then(|| (group.clone(), p))
-        })
-        .collect()
-}
-
-/// Returns the restart policy of `group` according to `hactl` (the defaults when it has no
-/// line).
-fn restart_policy(hactl: &Hactl, group: &str) -> crate::supervisor::RestartPolicy {
-    hactl
-        .groups
-        .get(group)
-        .map_or_else(Default::default, |w| crate::supervisor::RestartPolicy {
-            max: w.max_restarts(),
-            window: std::time::Duration::from_secs(w.restart_window()),
-        })
-}
-
-/// Returns every group of `cltab` with the level `hactl` wants.
-fn wanted(cltab: &Cltab, hactl: &Hactl) -> BTreeMap<String, String> {
-    cltab
-        .groups()
-        .into_iter()
-        .map(|g| (g.to_string(), hactl.level_of(g).to_string()))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placement_holds_the_groups_with_options_only() {
-        let text = "web start prefer=n3,n1\ndb start only=n2,n1 prefer=n2\nmail start\n";
-        let hactl = Hactl::parse("hactl", text).unwrap();
-        let names = |v: &[&str]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
-        let web = engine::Placement {
-            prefer: names(&["n3", "n1"]),
-            only: None,
-            ..engine::Placement::default()
-        };
-        let db = engine::Placement {
-            prefer: names(&["n2"]),
-            only: Some(names(&["n1", "n2"]).into_iter().collect()),
-            ..engine::Placement::default()
-        };
-        let want = BTreeMap::from([("db".to_string(), db), ("web".to_string(), web)]);
-        assert_eq!(placement(&hactl), want);
-        assert!(placement(&Hactl::default()).is_empty());
-    }
-}

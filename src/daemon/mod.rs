@@ -16,12 +16,14 @@ pub mod diagnose;
 pub mod events;
 pub mod health;
 pub mod identity;
+mod inputs;
 pub mod keys;
 pub mod members;
 pub mod notices;
 pub mod orders;
 pub mod replicated;
 pub mod report;
+mod tells;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -144,12 +146,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown: Option<&str> = None;
-    let mut last_doc = String::new();
+    let mut last_doc: Option<Clstat> = None;
     let mut last_hastat: Option<(crate::hastat::Hastat, Instant)> = None;
     let mut last_pgids: Option<Vec<u32>> = None;
+    let mut loop_watch = report::LoopWatch::default();
+    let (mut clstat_pace, mut hastat_pace) = (report::Pace::default(), report::Pace::default());
 
     loop {
-        let deadline = [sup.next_deadline(), cluster.runner.next_deadline()]
+        let waiting = cluster.orders_waiting().then(std::time::Instant::now);
+        let deadline = [sup.next_deadline(), cluster.runner.next_deadline(), waiting]
             .into_iter()
             .flatten()
             .min()
@@ -181,15 +186,22 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         sup.tick(now_std, &mut os);
         cluster.runner.tick(now_std, &mut cluster.agents);
         sup.forget_stopped(&cluster.cltab);
+        if shutdown.is_some() {
+            cluster.forget_orders();
+        } else if !ticked {
+            cluster.carry_waiting(&mut sup, &mut os, now_std);
+        }
 
         if let Some(k) = keywatch.as_mut().and_then(|k| k.poll(now_std)) {
             if let Err(e) = gossip.set_keys(&k) {
                 error!("{e}");
             }
         }
+        let mut marks = [std::time::Instant::now(); 5];
         let mut publish = Vec::new();
         if shutdown.is_none() && ticked {
             let view = gossip.view().await;
+            marks[1] = std::time::Instant::now();
             let now_ms = now.duration_since(t0).as_millis() as u64;
             match identity.check(&view, now_std) {
                 Verdict::Run => {
@@ -214,6 +226,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 publish.push(cluster.core().bye());
             }
         }
+        marks[2] = std::time::Instant::now();
         if !publish.is_empty() {
             if let Err(e) = gossip.publish(&publish).await {
                 error!("cannot publish to gossip: {e}");
@@ -232,34 +245,41 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 last_pgids = Some(pgids);
             }
         }
-        let errors = cluster.config_errors();
-        let doc = Clstat {
-            schema: crate::hastat::SCHEMA,
-            written_at_ms: 0,
-            node: me.clone(),
-            pid: std::process::id(),
-            shutting_down: shutdown.is_some(),
-            config: ConfigStatus {
-                ok: errors.is_empty(),
-                errors,
-            },
-            groups: sup.status(),
-        };
-        let key = doc.to_json();
-        if key != last_doc {
-            let stamped = |_: &_| {
-                let written_at_ms = wall_ms();
-                Clstat {
-                    written_at_ms,
-                    ..doc.clone()
-                }
-                .to_json()
+        marks[3] = std::time::Instant::now();
+        // Status documents are rebuilt at the tick, but each at most a fifth of the time: with
+        // thousands of groups one costs tens of ms (see report::Pace).
+        if (ticked && clstat_pace.due(now_std)) || shutdown.is_some() {
+            let errors = cluster.config_errors();
+            let doc = Clstat {
+                schema: crate::hastat::SCHEMA,
+                written_at_ms: 0,
+                node: me.clone(),
+                pid: std::process::id(),
+                shutting_down: shutdown.is_some(),
+                config: ConfigStatus {
+                    ok: errors.is_empty(),
+                    errors,
+                },
+                groups: sup.status(),
             };
-            if report::write_status(&mut cluster.notices, &clstat_path, "clstat.json", stamped) {
-                last_doc = key;
+            if last_doc.as_ref() != Some(&doc) {
+                let stamped = |_: &_| {
+                    let written_at_ms = wall_ms();
+                    Clstat {
+                        written_at_ms,
+                        ..doc.clone()
+                    }
+                    .to_json()
+                };
+                if report::write_status(&mut cluster.notices, &clstat_path, "clstat.json", stamped)
+                {
+                    last_doc = Some(doc);
+                }
             }
+            clstat_pace.done(marks[3], std::time::Instant::now());
         }
-        if ticked {
+        marks[4] = std::time::Instant::now();
+        if ticked && hastat_pace.due(now_std) {
             let security = crate::hastat::SecurityStat {
                 insecure: gossip.insecure(),
                 keys: keywatch
@@ -276,7 +296,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     .as_ref()
                     .and_then(|k| k.error().map(str::to_string)),
             };
-            let h = cluster.hastat(generation, &gossip.stats(), &security);
+            let mut h = cluster.hastat(generation, &gossip.stats(), &security);
+            h.event_loop = loop_watch.stat();
             let due = match &last_hastat {
                 None => true,
                 Some((old, at)) => {
@@ -296,7 +317,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 report::write_status(&mut cluster.notices, &hastat_path, "hastat.json", stamped);
                 last_hastat = Some((h, now));
             }
+            hastat_pace.done(marks[4], std::time::Instant::now());
         }
+        loop_watch.turn(now.into_std(), &marks, std::time::Instant::now());
     }
 
     // Let peers hear that every group here is stopped before we go silent.

@@ -275,6 +275,13 @@ impl Supervisor {
             .collect()
     }
 
+    /// Returns each group's claim as (name, level, target, state): what
+    /// [`Supervisor::status`] says of it, without the entries (cheap at every tick).
+    pub fn claims(&self) -> impl Iterator<Item = (&str, &str, &str, GroupState)> + '_ {
+        (self.groups.iter())
+            .map(|(n, g)| (n.as_str(), g.level.as_str(), g.target.as_str(), g.state))
+    }
+
     fn forget_vanished(&mut self, cltab: &Cltab) {
         self.groups
             .retain(|name, g| cltab.has_group(name) || g.has_processes() || !g.state.settled());
