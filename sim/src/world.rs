@@ -213,6 +213,9 @@ pub struct World {
     pub(crate) node_names: Vec<String>,
     /// Fence passes running: (fencer, victim) → token.
     pub fence_runs: BTreeMap<(usize, usize), u64>,
+    /// The node that each fault aimed at a group's holder hit, by slot (see
+    /// `Fault::AtHolder`).
+    pub(crate) hit: BTreeMap<usize, usize>,
 }
 
 impl World {
@@ -299,6 +302,7 @@ impl World {
             by_name,
             node_names: (0..n).map(|i| format!("n{i}")).collect(),
             fence_runs: BTreeMap::new(),
+            hit: BTreeMap::new(),
             p,
         };
         for i in 0..n {
