@@ -177,7 +177,10 @@ impl World {
                 // Its state travels; its liveness is `obs`'s own detector's business.
                 let alive = known.is_some_and(|k| k.generation == generation && k.alive);
                 o.seen_ver[z] = Some(theirs.1);
-                let keys = keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let keys = keys
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect();
                 relayed.push(Input::Member {
                     name: name.clone(),
                     generation,

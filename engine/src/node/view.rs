@@ -115,7 +115,7 @@ impl Observed {
             let keys: Vec<String> = self
                 .keys
                 .get(name)
-                .map(|k| k.keys().cloned().collect())
+                .map(|k| k.keys().map(str::to_string).collect())
                 .unwrap_or_default();
             for k in keys {
                 self.set_key(name, &k, None);
@@ -234,7 +234,7 @@ impl Observed {
         };
         let gone = (old.keys())
             .filter(|k| !all.contains_key(*k))
-            .map(|k| (k.clone(), None));
+            .map(|k| (k.to_string(), None));
         let set = (all.iter())
             .filter(|(k, v)| is_core_key(k) && old.get(k) != Some(*v))
             .map(|(k, v)| (k.clone(), Some(v.clone())));
@@ -251,7 +251,7 @@ impl Observed {
         if name == self.me || !self.view.members.contains_key(name) {
             return false;
         }
-        let keys: Vec<String> = self.keys[name].keys().cloned().collect();
+        let keys: Vec<String> = self.keys[name].keys().map(str::to_string).collect();
         for k in keys {
             self.set_key(name, &k, None);
         }
@@ -458,8 +458,15 @@ fn next_named<'m, V>(
     it: &mut std::iter::Peekable<impl Iterator<Item = (&'m String, V)>>,
     name: &str,
 ) -> Option<(&'m String, V)> {
-    while it.next_if(|(n, _)| n.as_str() < name).is_some() {}
-    it.next_if(|(n, _)| n.as_str() == name)
+    // One comparison per entry passed: names are compared as they are read.
+    while let Some((n, _)) = it.peek() {
+        match n.as_str().cmp(name) {
+            std::cmp::Ordering::Less => it.next(),
+            std::cmp::Ordering::Equal => return it.next(),
+            std::cmp::Ordering::Greater => return None,
+        };
+    }
+    None
 }
 
 #[cfg(test)]
