@@ -56,8 +56,33 @@ pub enum Fault {
         group: usize,
         on: Option<usize>,
     },
+    /// `fault` (a crash, hang, restart or clog) hits a node that runs `group` past `plan` when
+    /// it happens, if one does (the node `fault` names otherwise); the node it hit is kept
+    /// for the fault's end under `slot` (see [`Fault::AtSlot`]).
+    AtHolder {
+        group: usize,
+        slot: usize,
+        fault: Box<Fault>,
+    },
+    /// `fault` (an unhang, restart or unclog) ends the fault of `slot` on the node that one hit.
+    AtSlot { slot: usize, fault: Box<Fault> },
     /// Heal everything: restart down nodes, unhang, unclog, heal partitions, agents succeed.
     HealAll,
+}
+
+impl Fault {
+    /// Returns the fault aimed at node `x` instead (the faults that name one node).
+    pub fn at(self, x: usize) -> Fault {
+        match self {
+            Fault::Crash(_) => Fault::Crash(x),
+            Fault::Hang(_) => Fault::Hang(x),
+            Fault::Unhang(_) => Fault::Unhang(x),
+            Fault::Restart(_) => Fault::Restart(x),
+            Fault::Clog(_) => Fault::Clog(x),
+            Fault::Unclog(_) => Fault::Unclog(x),
+            f => f,
+        }
+    }
 }
 
 /// What a fence agent does when run (drawn per attempt).
@@ -105,6 +130,10 @@ pub struct Profile {
     /// Whether groups have placement options (`prefer=`, `only=`, `failback=`,
     /// `cooldown=`), drawn per group at the start and edited at random moments.
     pub placement: bool,
+    /// Whether the faults that hit one node (crash, hang, restart, clog) hit a node that runs
+    /// a group (drawn from a stream of its own) when they happen: at a thousand nodes and a
+    /// few faults, a node drawn at random seldom runs anything, and no failover is seen.
+    pub owners: bool,
 }
 
 impl Profile {
@@ -131,6 +160,7 @@ impl Profile {
             cleanups: 0,
             stop_fails: 0,
             placement: false,
+            owners: false,
         };
         Some(match name {
             "none" => p(0, 0.0, false, 0.0, 0.0, 0),
@@ -153,6 +183,10 @@ impl Profile {
                 moves: 6,
                 standbys: 3,
                 placement: true,
+                ..p(4, 0.01, true, 0.1, 0.2, 500)
+            },
+            "owners" => Profile {
+                owners: true,
                 ..p(4, 0.01, true, 0.1, 0.2, 500)
             },
             "failures" => Profile {
@@ -224,6 +258,8 @@ pub fn draw_placement(rng: &mut ChaCha12Rng, n: usize, cooldown: Option<u64>) ->
 pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan {
     let mut rng = ChaCha12Rng::seed_from_u64(seed ^ 0x5eed_fa17);
     let mut s: Vec<(u64, Fault)> = Vec::new();
+    // The groups whose holders the faults hit, from a stream of their own (see `owners`).
+    let mut owners = ChaCha12Rng::seed_from_u64(seed ^ 0x0e0e_4e25);
     let start = 3000u64;
     let window = heal_at.saturating_sub(start).max(1);
     for _ in 0..prof.faults {
@@ -234,16 +270,30 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
         if !prof.clogs && (kind == 4 || kind == 5) {
             kind = 3;
         }
+        // A fault on one node, and its end (if any); at a group's holder if the profile says.
+        let mut one = |s: &mut Vec<(u64, Fault)>, start: Fault, end: Option<Fault>| {
+            if !prof.owners || g == 0 {
+                s.push((t, start));
+                s.extend(end.map(|e| (t + dur, e)));
+                return;
+            }
+            let (group, slot) = (owners.random_range(0..g), s.len());
+            let fault = Box::new(start);
+            s.push((t, Fault::AtHolder { group, slot, fault }));
+            s.extend(end.map(|e| {
+                (
+                    t + dur,
+                    Fault::AtSlot {
+                        slot,
+                        fault: Box::new(e),
+                    },
+                )
+            }));
+        };
         match kind {
-            0 => {
-                s.push((t, Fault::Crash(node)));
-                s.push((t + dur, Fault::Restart(node)));
-            }
-            1 => {
-                s.push((t, Fault::Hang(node)));
-                s.push((t + dur, Fault::Unhang(node)));
-            }
-            2 => s.push((t, Fault::Restart(node))),
+            0 | 7.. => one(&mut s, Fault::Crash(node), Some(Fault::Restart(node))),
+            1 => one(&mut s, Fault::Hang(node), Some(Fault::Unhang(node))),
+            2 => one(&mut s, Fault::Restart(node), None),
             3 => {
                 let k = rng.random_range(1..=n.div_ceil(2).max(1));
                 let mut side: Vec<usize> = (0..n).collect();
@@ -256,10 +306,7 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
                 s.push((t, Fault::Partition(side)));
                 s.push((t + dur, Fault::Heal));
             }
-            4 => {
-                s.push((t, Fault::Clog(node)));
-                s.push((t + dur, Fault::Unclog(node)));
-            }
+            4 => one(&mut s, Fault::Clog(node), Some(Fault::Unclog(node))),
             5 => {
                 // Swizzle clogging: clog a few nodes one by one, unclog in reverse order.
                 let k = rng.random_range(2..=4usize).min(n);
@@ -306,10 +353,7 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
                     },
                 ));
             }
-            _ => {
-                s.push((t, Fault::Crash(node)));
-                s.push((t + dur, Fault::Restart(node)));
-            }
+            6 => one(&mut s, Fault::Crash(node), Some(Fault::Restart(node))),
         }
     }
     if prof.moves > 0 && g > 0 && n > 1 {

@@ -114,10 +114,10 @@ impl World {
                 // brings everything) may overtake an update still in flight (found by the
                 // simulator: a stale claim came back after a resync and held a group at
                 // `plan` for good).
-                if node.seen_ver.get(&fname).is_some_and(|&seen| seen >= ver) {
+                if node.seen_ver[from].is_some_and(|seen| seen >= ver) {
                     return;
                 }
-                node.seen_ver.insert(fname.clone(), ver);
+                node.seen_ver[from] = Some(ver);
                 let changed = node.core.observe(Input::Keys {
                     name: fname,
                     generation,
@@ -155,30 +155,37 @@ impl World {
         // what `about` knows of those it does not hear (the others' state comes to it
         // directly). Unknown members only after the cold start (nobody is dead before).
         let unknown_ok = self.now > 1000;
-        let links = &self.links;
+        let (links, names) = (&self.links, &self.node_names);
         let mut relayed: Vec<Input> = Vec::new();
         for z in (0..n).filter(|z| *z != obs && *z != about && !links.heard(obs, *z)) {
-            let name = format!("n{z}");
-            let Some((generation, keys)) = a.core.observed().keys_of(&name) else {
+            let name = &names[z];
+            let known = o.core.view().members.get(name);
+            if known.is_none() && !unknown_ok {
+                continue; // the cold start: a million resyncs, each with most nodes unheard
+            }
+            let Some((generation, keys)) = a.core.observed().keys_of(name) else {
                 continue;
             };
-            let theirs = (generation, a.seen_ver.get(&name).copied().unwrap_or(0));
-            let known = o.core.view().members.get(&name);
+            let theirs = (generation, a.seen_ver[z].unwrap_or(0));
             let relay = match known {
                 // A member it does not hear at all (it hung before this daemon started, say):
                 // known from others, dead to it.
                 None => unknown_ok,
-                Some(k) => (k.generation, o.seen_ver.get(&name).copied().unwrap_or(0)) < theirs,
+                Some(k) => (k.generation, o.seen_ver[z].unwrap_or(0)) < theirs,
             };
             if relay {
                 // Its state travels; its liveness is `obs`'s own detector's business.
                 let alive = known.is_some_and(|k| k.generation == generation && k.alive);
-                o.seen_ver.insert(name.clone(), theirs.1);
+                o.seen_ver[z] = Some(theirs.1);
+                let keys = keys
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect();
                 relayed.push(Input::Member {
-                    name,
+                    name: name.clone(),
                     generation,
                     alive,
-                    keys: Some(keys.clone()),
+                    keys: Some(keys),
                 });
             }
         }
@@ -198,7 +205,7 @@ impl World {
                 )
             })
             .collect();
-        o.seen_ver.insert(a.name.clone(), version);
+        o.seen_ver[about] = Some(version);
         o.core.observe(Input::Member {
             name: a.name.clone(),
             generation: a.generation,
@@ -222,7 +229,7 @@ impl World {
         let o = &mut self.nodes[obs];
         if (o.core.view().members.get(&name)).is_none_or(|m| m.generation != generation) {
             // None of the new generation's state has reached it (see `feed_beats`).
-            o.seen_ver.remove(&name);
+            o.seen_ver[about] = None;
         }
         self.nodes[obs].core.observe(Input::Member {
             name,
@@ -243,7 +250,8 @@ impl World {
     /// Hands node `x`'s core the latest beat of every member whose state reaches it now
     /// (alive, heard, `x`'s own gossip gets out, without which no state comes back, and every
     /// earlier update of it arrived): the news its daemon would have seen arrive by this
-    /// tick.
+    /// tick. All at once, in name order (see `Node::observe_beats`): at a thousand nodes this
+    /// is most of a step.
     pub(crate) fn feed_beats(&mut self, x: usize) {
         if self.links.clog_out[x] {
             return;
@@ -253,29 +261,35 @@ impl World {
         let links = &self.links;
         let (before, rest) = self.nodes.split_at_mut(x);
         let (me, after) = rest.split_first_mut().expect("node x");
-        let others = (before.iter().enumerate())
-            .chain(after.iter().enumerate().map(|(i, o)| (x + 1 + i, o)));
-        for (z, other) in others {
-            // A beat arrives with the state before it (chitchat sends a node's keys in
-            // version order): an observer that has everything `z` published has its latest
-            // beat; one still missing updates has the last beat `z` published before the
-            // first of them.
-            let seen = me.seen_ver.get(&other.name).copied();
-            let value = match seen {
-                Some(s) if s == other.pub_ver => Some(beat.clone()),
-                Some(s) => (other.pub_times.iter())
-                    .find(|(v, _)| *v == s + 1)
-                    .map(|(_, t)| (t.saturating_sub(1) / every).to_string()),
-                None => None,
-            };
-            if let Some(value) = value.filter(|_| other.ok() && links.heard(x, z)) {
-                // Ignored unless `x` knows this generation of it (a resync brings a new one).
-                me.core.observe_keys(
-                    &other.name,
-                    other.generation,
-                    [(BEAT, Some(value.as_str()))],
-                );
+        let other = |z: usize| if z < x { &before[z] } else { &after[z - x - 1] };
+        // A beat arrives with the state before it (chitchat sends a node's keys in version
+        // order): an observer that has everything `z` published has its latest beat; one
+        // still missing updates has the last beat `z` published before the first of them.
+        let value = |z: usize| -> Option<Option<String>> {
+            if z == x {
+                return None;
             }
-        }
+            let o = other(z);
+            if !o.ok() || !links.heard(x, z) {
+                return None;
+            }
+            match me.seen_ver[z] {
+                Some(s) if s == o.pub_ver => Some(None),
+                Some(s) => (o.pub_times.iter())
+                    .find(|(v, _)| *v == s + 1)
+                    .map(|(_, t)| Some((t.saturating_sub(1) / every).to_string())),
+                None => None,
+            }
+        };
+        let values: Vec<(usize, Option<String>)> = (self.by_name.iter())
+            .filter_map(|&z| Some((z, value(z)?)))
+            .collect();
+        // Ignored unless `x` knows the generation of each (a resync brings a new one).
+        let beats = values.iter().map(|(z, v)| {
+            let o = other(*z);
+            let v = v.as_deref().unwrap_or(beat.as_str());
+            (o.name.as_str(), o.generation, v)
+        });
+        me.core.observe_beats(beats);
     }
 }

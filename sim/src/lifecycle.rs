@@ -261,6 +261,27 @@ impl World {
                 self.log(|| format!("operator: unstandby n{node}"));
                 self.give_orders(a);
             }
+            Fault::AtHolder { group, slot, fault } => {
+                let g = self.gnames[group].clone();
+                let holder = (0..self.nodes.len())
+                    .find(|x| self.nodes[*x].ok() && self.nodes[*x].runs_past_plan(&g));
+                let f = match holder {
+                    Some(x) => fault.at(x),
+                    None => *fault,
+                };
+                if let Some(x) = holder {
+                    self.log(|| format!("the fault hits n{x}, which runs {g}"));
+                    self.hit.insert(slot, x);
+                }
+                self.fault(f);
+            }
+            Fault::AtSlot { slot, fault } => {
+                let f = match self.hit.remove(&slot) {
+                    Some(x) => fault.at(x),
+                    None => *fault,
+                };
+                self.fault(f);
+            }
             Fault::HealAll => {
                 self.healed = true;
                 self.links.side.iter_mut().for_each(|s| *s = 0);

@@ -10,7 +10,7 @@ use std::time::Instant;
 use sim::faults::Profile;
 use sim::node::Kind;
 use sim::report::{table, Stats};
-use sim::run::{replay_command, run_one};
+use sim::run::{om_fits, replay_command, run_one, OM_MAX_CLAIM_COPIES};
 
 struct Args {
     nodes: usize,
@@ -68,11 +68,22 @@ fn main() -> ExitCode {
     };
     let Some(profile) = Profile::named(&a.profile) else {
         eprintln!(
-            "sim: unknown fault profile {} (none, default, symmetric, heavy, operator)",
+            "sim: unknown fault profile {} (none, default, symmetric, heavy, operator, admin, \
+             placement, failures, owners)",
             a.profile
         );
         return ExitCode::from(2);
     };
+    let om_skipped = !a.only_ours && !om_fits(a.nodes, a.groups);
+    if om_skipped {
+        println!(
+            "OpenMosix::HA side skipped: its cold start plans every group on every node, \
+             {} x {} x {} claims held in the views at once (more than {OM_MAX_CLAIM_COPIES}); \
+             mosha only",
+            a.nodes, a.nodes, a.groups
+        );
+    }
+    let only_ours = a.only_ours || om_skipped;
     let t0 = Instant::now();
     let dur = a.duration * 1000;
     let (mut ours, mut om) = (Stats::default(), Stats::default());
@@ -95,7 +106,7 @@ fn main() -> ExitCode {
         }
         cold_a.extend(o.stats.cold_place);
         ours.merge(&o.stats);
-        if !a.only_ours {
+        if !only_ours {
             let o = run_one(
                 a.nodes,
                 a.groups,

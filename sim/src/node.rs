@@ -108,9 +108,10 @@ pub struct Node {
     /// [`PUB_TIMES`]: which beat reaches an observer still missing some (see
     /// `World::feed_beats`).
     pub pub_times: VecDeque<(u64, u64)>,
-    /// The version of each member's state that the view reflects (for relaying the state of
-    /// dead members the way gossip does: a newer version replaces an older one).
-    pub seen_ver: BTreeMap<String, u64>,
+    /// The version of each member's state that the view reflects, by node index (for
+    /// relaying the state of dead members the way gossip does: a newer version replaces an
+    /// older one). A vector, not a map by name: every step reads it for every member.
+    pub seen_ver: Vec<Option<u64>>,
 }
 
 impl Node {
@@ -153,7 +154,7 @@ impl Node {
             boot: 0,
             pub_ver: 0,
             pub_times: VecDeque::new(),
-            seen_ver: BTreeMap::new(),
+            seen_ver: vec![None; names.len()],
         };
         n.reset(kind, generation, seed, cfg, names);
         n
@@ -205,7 +206,7 @@ impl Node {
         self.next_step = None;
         self.pub_ver = 0;
         self.pub_times.clear();
-        self.seen_ver.clear();
+        self.seen_ver.iter_mut().for_each(|v| *v = None);
         self.out_claims.clear();
         self.fenced_off = false;
     }

@@ -13,6 +13,22 @@ pub struct Outcome {
     pub trace: Vec<String>,
 }
 
+/// The most copies of claims (nodes × nodes × groups) that the OpenMosix::HA side is run
+/// with. At its cold start every monitor's first cycle sees only its own node, so its dice
+/// always win and it plans every group; each of those claims reaches every node's view. At
+/// 1000 nodes × 200 groups that is 200 million claims held at once (some 250 bytes each:
+/// past 24 GB, issue 13's seed 7, OOM-killed); 100 × 200 holds about 1 GB.
+pub const OM_MAX_CLAIM_COPIES: u64 = 4_000_000;
+
+/// Tells whether the OpenMosix::HA side fits in memory at this size (see
+/// [`OM_MAX_CLAIM_COPIES`]).
+pub fn om_fits(nodes: usize, groups: usize) -> bool {
+    (nodes as u64)
+        .saturating_mul(nodes as u64)
+        .saturating_mul(groups as u64)
+        <= OM_MAX_CLAIM_COPIES
+}
+
 /// Runs one seed with one policy.
 pub fn run_one(
     nodes: usize,

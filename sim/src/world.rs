@@ -206,8 +206,16 @@ pub struct World {
     /// The readable trace, when asked for.
     pub trace: Option<Vec<String>>,
     pub(crate) gen_counter: u64,
+    /// The node indices in name order (`n0`, `n1`, `n10`, ...), the order a node's core
+    /// takes many members' beats in.
+    pub(crate) by_name: Vec<usize>,
+    /// The node names by index (`n<i>`).
+    pub(crate) node_names: Vec<String>,
     /// Fence passes running: (fencer, victim) → token.
     pub fence_runs: BTreeMap<(usize, usize), u64>,
+    /// The node that each fault aimed at a group's holder hit, by slot (see
+    /// `Fault::AtHolder`).
+    pub(crate) hit: BTreeMap<usize, usize>,
 }
 
 impl World {
@@ -260,6 +268,8 @@ impl World {
             nodes.push(node);
         }
         let placement = plan.placement.clone();
+        let mut by_name: Vec<usize> = (0..n).collect();
+        by_name.sort_by(|a, b| nodes[*a].name.cmp(&nodes[*b].name));
         let mut w = World {
             checks,
             now: 0,
@@ -289,7 +299,10 @@ impl World {
             },
             trace: p.trace.then(Vec::new),
             gen_counter: n as u64 + 1,
+            by_name,
+            node_names: (0..n).map(|i| format!("n{i}")).collect(),
             fence_runs: BTreeMap::new(),
+            hit: BTreeMap::new(),
             p,
         };
         for i in 0..n {

@@ -52,19 +52,24 @@ pub const MAX_SOURCES: usize = 8;
 pub struct Announced {
     /// Per file, the members announcing each version.
     by_version: BTreeMap<String, BTreeMap<Version, BTreeSet<String>>>,
-    /// Per (file, member), the version it announces.
-    of: BTreeMap<(String, String), Version>,
+    /// Per file, the version each member announces (by file first: one name per member, not
+    /// a pair of them, at a thousand members on every node).
+    of: BTreeMap<String, BTreeMap<String, Version>>,
 }
 
 impl Announced {
     /// Notes that `member` announces `version` of `file` (`None`: nothing, or unreadable).
     /// Returns whether that changed anything.
     pub fn set(&mut self, file: &str, member: &str, version: Option<Version>) -> bool {
-        let at = (file.to_string(), member.to_string());
-        if self.of.get(&at) == version.as_ref() {
+        let known = self.of.get(file).and_then(|of| of.get(member));
+        if known == version.as_ref() {
             return false;
         }
-        if let Some(old) = self.of.remove(&at) {
+        let old = (self.of.get_mut(file)).and_then(|of| of.remove(member));
+        if self.of.get(file).is_some_and(BTreeMap::is_empty) {
+            self.of.remove(file);
+        }
+        if let Some(old) = old {
             let versions = self.by_version.get_mut(file).expect("indexed both ways");
             let members = versions.get_mut(&old).expect("indexed both ways");
             members.remove(member);
@@ -81,7 +86,8 @@ impl Announced {
                 .entry(v.clone())
                 .or_default()
                 .insert(member.to_string());
-            self.of.insert(at, v);
+            let of = self.of.entry(file.to_string()).or_default();
+            of.insert(member.to_string(), v);
         }
         true
     }
@@ -340,7 +346,7 @@ mod tests {
             newest(&a, v(30, "n2"), &none),
             Some((v(40, "n2"), vec!["n2".into()]))
         );
-        assert_eq!(a.of.len(), 2);
+        assert_eq!(a.of["hactl"].len(), 2);
         assert_eq!(a.by_version["hactl"].len(), 2);
     }
 

@@ -13,6 +13,7 @@
 //! expected membership waiting to be persisted.
 
 pub mod files;
+pub mod keymap;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +26,7 @@ use crate::fencing::Outcome;
 use crate::replica::Version;
 use crate::{keys, Action, Config, Engine, Event, Millis, Placement, View, PLAN, STOP, TEST};
 pub use files::{Adopt, FileVersion, Files};
+pub use keymap::KeyMap;
 pub use view::{is_core_key, Fencing, Observed};
 
 /// Something the driver observed, for [`Node::observe`].
@@ -389,6 +391,16 @@ impl Node {
         changes: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     ) -> bool {
         self.observed.changes(name, generation, changes)
+    }
+
+    /// The beats of many members at once, in name order, as (name, generation, beat): the
+    /// same as [`Node::observe_keys`] with each one's beat alone, in one walk (see
+    /// [`Observed::beats`]). Returns whether they may change a decision.
+    pub fn observe_beats<'a>(
+        &mut self,
+        beats: impl IntoIterator<Item = (&'a str, u64, &'a str)>,
+    ) -> bool {
+        self.observed.beats(beats)
     }
 
     /// Runs one step at `now` (the driver's monotonic clock, in ms) and returns what to

@@ -16,6 +16,7 @@ use crate::keys::{
 use crate::{replica, Member, Millis, MoveRequest, View};
 
 use super::files::Announced;
+use super::keymap::KeyMap;
 
 /// Tells whether the node core reads gossip key `key` (claims, cooldowns, records, beat,
 /// bye, the version keys of replicated files); the chunks of replicated files are read by
@@ -62,7 +63,7 @@ pub struct Observed {
     /// The engine's view; this node's own entry is kept by the core.
     pub view: View,
     /// Each member's keys that the core reads, as published.
-    keys: BTreeMap<String, BTreeMap<String, String>>,
+    keys: BTreeMap<String, KeyMap>,
     /// Every record about each node, by the member that published it.
     records: BTreeMap<String, BTreeMap<String, Record>>,
     news: BTreeMap<String, News>,
@@ -91,12 +92,12 @@ impl Observed {
             ..Member::default()
         };
         o.view.members.insert(me.to_string(), m);
-        o.keys.insert(me.to_string(), BTreeMap::new());
+        o.keys.insert(me.to_string(), KeyMap::default());
         o
     }
 
     /// Returns the keys member `name` published as this node knows them, with its generation.
-    pub fn keys_of(&self, name: &str) -> Option<(u64, &BTreeMap<String, String>)> {
+    pub fn keys_of(&self, name: &str) -> Option<(u64, &KeyMap)> {
         let m = self.view.members.get(name)?;
         Some((m.generation, self.keys.get(name)?))
     }
@@ -114,7 +115,7 @@ impl Observed {
             let keys: Vec<String> = self
                 .keys
                 .get(name)
-                .map(|k| k.keys().cloned().collect())
+                .map(|k| k.keys().map(str::to_string).collect())
                 .unwrap_or_default();
             for k in keys {
                 self.set_key(name, &k, None);
@@ -163,6 +164,69 @@ impl Observed {
         matters
     }
 
+    /// Applies the beats of many members, given in name order as (name, generation, beat):
+    /// the same as [`Observed::changes`] with each one's beat alone, but in one walk over the
+    /// sorted maps rather than several searches per member (a large cluster's every member
+    /// beats between two steps of a node). Returns whether anything that matters to
+    /// decisions changed.
+    pub fn beats<'a>(&mut self, beats: impl IntoIterator<Item = (&'a str, u64, &'a str)>) -> bool {
+        let (now, timeout) = (self.now, self.news_timeout);
+        let mut members = self.view.members.iter_mut().peekable();
+        let mut keys = self.keys.iter_mut().peekable();
+        let mut news = self.news.iter_mut().peekable();
+        let mut fresh: Vec<&str> = Vec::new();
+        let mut first_news: Vec<&str> = Vec::new();
+        let mut matters = false;
+        let mut last: Option<&str> = None;
+        for (name, generation, beat) in beats {
+            debug_assert!(last.is_none_or(|l| l < name), "beats in name order");
+            last = Some(name);
+            let Some((_, m)) = next_named(&mut members, name) else {
+                continue;
+            };
+            if m.generation != generation {
+                continue;
+            }
+            let Some((_, keys)) = next_named(&mut keys, name) else {
+                continue;
+            };
+            match keys.get_mut(BEAT) {
+                Some(old) if old == beat => continue,
+                Some(old) => {
+                    old.clear();
+                    old.push_str(beat);
+                }
+                None => {
+                    keys.insert(BEAT.to_string(), beat.to_string());
+                }
+            }
+            // As `set_key` does with a beat.
+            m.blank = false;
+            match next_named(&mut news, name) {
+                Some((_, news)) => {
+                    matters |= news.at.is_some_and(|t| now >= t + timeout);
+                    news.at = None;
+                }
+                None => first_news.push(name),
+            }
+            fresh.push(name);
+        }
+        for name in first_news {
+            self.news.insert(name.to_string(), News::default());
+        }
+        if self.fresh.is_empty() {
+            // Built at once from the sorted names.
+            self.fresh = fresh.into_iter().map(str::to_string).collect();
+        } else {
+            for name in fresh {
+                if !self.fresh.contains(name) {
+                    self.fresh.insert(name.to_string());
+                }
+            }
+        }
+        matters
+    }
+
     /// Replaces member `name`'s keys with `all` (the whole state gossip shows of it).
     pub fn replace(&mut self, name: &str, generation: u64, all: &BTreeMap<String, String>) -> bool {
         let Some(old) = self.keys.get(name) else {
@@ -170,9 +234,9 @@ impl Observed {
         };
         let gone = (old.keys())
             .filter(|k| !all.contains_key(*k))
-            .map(|k| (k.clone(), None));
+            .map(|k| (k.to_string(), None));
         let set = (all.iter())
-            .filter(|(k, v)| is_core_key(k) && old.get(*k) != Some(*v))
+            .filter(|(k, v)| is_core_key(k) && old.get(k) != Some(*v))
             .map(|(k, v)| (k.clone(), Some(v.clone())));
         let changes: Vec<(String, Option<String>)> = gone.chain(set).collect();
         self.changes(
@@ -187,7 +251,7 @@ impl Observed {
         if name == self.me || !self.view.members.contains_key(name) {
             return false;
         }
-        let keys: Vec<String> = self.keys[name].keys().cloned().collect();
+        let keys: Vec<String> = self.keys[name].keys().map(str::to_string).collect();
         for k in keys {
             self.set_key(name, &k, None);
         }
@@ -336,11 +400,36 @@ impl Observed {
     /// members when news from each last arrived.
     pub(super) fn stamp_news(&mut self, now: Millis) {
         self.now = now;
-        for n in std::mem::take(&mut self.fresh) {
+        let fresh = std::mem::take(&mut self.fresh);
+        if fresh.len() * 8 < self.news.len() {
+            self.stamp_searching(now, fresh);
+        } else {
+            self.stamp_walking(now, fresh);
+        }
+    }
+
+    /// Stamps the `fresh` members, a few, by searching for each.
+    fn stamp_searching(&mut self, now: Millis, fresh: BTreeSet<String>) {
+        for n in fresh {
             if let Some(news) = self.news.get_mut(&n) {
                 news.at = Some(now);
             }
             if let Some(m) = self.view.members.get_mut(&n) {
+                m.quiet_since = Some(now);
+            }
+        }
+    }
+
+    /// Stamps the `fresh` members, many of them (at a thousand members, nearly all are fresh at
+    /// every step), in one walk over the sorted maps rather than two searches per member.
+    fn stamp_walking(&mut self, now: Millis, fresh: BTreeSet<String>) {
+        let mut news = self.news.iter_mut().peekable();
+        let mut members = self.view.members.iter_mut().peekable();
+        for n in &fresh {
+            if let Some((_, news)) = next_named(&mut news, n) {
+                news.at = Some(now);
+            }
+            if let Some((_, m)) = next_named(&mut members, n) {
                 m.quiet_since = Some(now);
             }
         }
@@ -360,5 +449,91 @@ impl Observed {
     /// last step).
     pub fn news_at(&self, name: &str) -> Option<Millis> {
         self.news.get(name).and_then(|n| n.at)
+    }
+}
+
+/// Advances `it`, a walk over a map sorted by name, past the names before `name`, and returns
+/// the entry of `name` if there is one (the walk stays before the next name otherwise).
+fn next_named<'m, V>(
+    it: &mut std::iter::Peekable<impl Iterator<Item = (&'m String, V)>>,
+    name: &str,
+) -> Option<(&'m String, V)> {
+    // One comparison per entry passed: names are compared as they are read.
+    while let Some((n, _)) = it.peek() {
+        match n.as_str().cmp(name) {
+            std::cmp::Ordering::Less => it.next(),
+            std::cmp::Ordering::Equal => return it.next(),
+            std::cmp::Ordering::Greater => return None,
+        };
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A picture of `me` with members a..f in assorted states: alive or not, one never beating,
+    /// one quiet for longer than the news timeout, one already fresh.
+    fn picture() -> Observed {
+        let mut o = Observed::new("c", 1, 700);
+        o.stamp_news(1_000);
+        for (i, n) in ["a", "b", "d", "e", "f", "g"].iter().enumerate() {
+            o.liveness(n, 10 + i as u64, true);
+        }
+        o.stamp_news(1_100);
+        o.changes("a", 10, [(BEAT, Some("4"))]);
+        o.changes("b", 11, [(BEAT, Some("4")), ("g/g1", Some("start DONE"))]);
+        o.changes("e", 13, [(BEAT, Some("4"))]);
+        o.stamp_news(1_200);
+        o.changes("f", 14, [(BEAT, Some("5"))]);
+        o.now = 3_000;
+        o
+    }
+
+    /// Many beats at once change the picture exactly as one change per member does.
+    #[test]
+    fn beats_at_once_are_beats_one_by_one() {
+        let beats = [
+            ("a", 10, "9"),
+            ("b", 11, "4"),
+            ("c", 1, "9"),
+            ("d", 12, "9"),
+            ("e", 99, "9"),
+            ("f", 14, "9"),
+            ("h", 1, "9"),
+        ];
+        let mut one = picture();
+        let mut matters = false;
+        for (n, g, b) in beats {
+            matters |= one.changes(n, g, [(BEAT, Some(b))]);
+        }
+        let mut all = picture();
+        assert_eq!(all.beats(beats), matters);
+        assert!(
+            matters,
+            "a member quiet past the news timeout is news that matters"
+        );
+        assert_eq!(format!("{all:?}"), format!("{one:?}"));
+        // Stamped by a search per fresh member or by one walk, the same.
+        let (mut searched, mut walked) = (all.clone(), all.clone());
+        let fresh = std::mem::take(&mut searched.fresh);
+        assert!(fresh.len() > 2);
+        searched.stamp_searching(3_050, fresh.clone());
+        walked.fresh.clear();
+        walked.stamp_walking(3_050, fresh);
+        assert_eq!(format!("{walked:?}"), format!("{searched:?}"));
+        one.stamp_news(3_050);
+        all.stamp_news(3_050);
+        assert_eq!(format!("{all:?}"), format!("{one:?}"));
+        // With nothing fresh before them.
+        let mut fresh = picture();
+        fresh.stamp_news(3_000);
+        let mut walked = fresh.clone();
+        for (n, g, b) in beats {
+            fresh.changes(n, g, [(BEAT, Some(b))]);
+        }
+        walked.beats(beats);
+        assert_eq!(format!("{walked:?}"), format!("{fresh:?}"));
     }
 }
