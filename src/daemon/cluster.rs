@@ -487,13 +487,9 @@ impl Cluster {
         self.alerts.for_event(e);
     }
 
-    /// Carries out the core's orders still waiting (see [`super::tells`]); returns whether
-    /// some still wait.
-    pub fn carry_waiting(&mut self, sup: &mut Supervisor, os: &mut dyn Os, now: Instant) -> bool {
-        if self.tells.pending() {
-            self.tells.carry(sup, os, now);
-        }
-        self.tells.pending()
+    /// Carries out the core's orders still waiting (see [`super::tells`]).
+    pub fn carry_waiting(&mut self, sup: &mut Supervisor, os: &mut dyn Os, now: Instant) {
+        self.tells.carry(sup, os, now);
     }
 
     /// Drops the orders still waiting (at shutdown every group stops instead).
