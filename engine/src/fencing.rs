@@ -187,7 +187,7 @@ pub fn reduce<'a>(all: impl Iterator<Item = (&'a str, Record)>) -> BTreeMap<Stri
 }
 
 use super::rank;
-use super::{Action, Engine, Event, View};
+use super::{keys, Action, Engine, Event, View};
 
 /// The fencing half of the engine's step (see the module documentation).
 impl Engine {
@@ -221,6 +221,28 @@ impl Engine {
                 .filter(|r| !obsolete.is_some_and(|o| o.contains(r)))
                 .cloned()
                 .reduce(Record::better);
+            // A safe outcome seen once for this loss stays, though its record left gossip:
+            // the node that published it may have restarted since, which takes its keys
+            // with it (found by the chaos run: the fencer's daemon restarted, and the others
+            // fenced the victim again, powering off its new life that had just booted). It
+            // is published again, by this node, for those that start later (found by the
+            // simulator: the restarted fencer fenced the same lives again).
+            let kept = (self.best_records.get(node))
+                .filter(|r| r.outcome.is_safe() && r.generation >= lost.generation)
+                .filter(|r| !obsolete.is_some_and(|o| o.contains(r)))
+                .cloned();
+            let record = match (record, kept) {
+                (Some(r), Some(k)) => Some(r.better(k)),
+                (None, Some(k)) => {
+                    self.own_records.insert(node.clone(), k.clone());
+                    out.push(Action::Publish {
+                        key: keys::record(node),
+                        value: Some(k.encode()),
+                    });
+                    Some(k)
+                }
+                (r, None) => r,
+            };
             match &record {
                 Some(r) if self.best_records.get(node) != Some(r) => {
                     self.best_records.insert(node.clone(), r.clone());

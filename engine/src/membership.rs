@@ -158,11 +158,13 @@ impl Engine {
                 if lost.attempts.running_since.is_some() {
                     out.push(Action::CancelFence { node: name.clone() });
                 }
-                // Whatever record exists now is about the loss that just ended.
+                // Whatever record exists now, or was kept, is about the loss that just ended.
+                let kept = self.best_records.remove(name);
                 let old: Vec<Record> = [view.records.get(name), self.own_records.get(name)]
                     .into_iter()
                     .flatten()
                     .cloned()
+                    .chain(kept)
                     .collect();
                 self.obsolete.entry(name.clone()).or_default().extend(old);
                 if self.own_records.remove(name).is_some() {

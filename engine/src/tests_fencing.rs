@@ -556,3 +556,43 @@ fn news_from_a_majority_after_the_victim_fell_silent_waives_the_settle() {
     }
     assert_eq!(fences(&e.step(1700, &v2, &mut r)), ["n1"], "heard after it");
 }
+
+/// Regression (found by the chaos run, seed 2026 iteration 6): b was fenced by one node, whose
+/// daemon then restarted; a restart takes a node's gossip keys with it, the record of b's
+/// fencing included. The others, b's loss still open, fenced b again, and the power switch
+/// cut b's new life, booted meanwhile. A safe outcome once seen for a loss now stays.
+#[test]
+fn a_fencing_seen_stays_when_the_fencer_restarts() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let (mut a, _, _, _, mut r) = lose_b(policy);
+    let mut v = view(false, policy);
+    v.records.insert(
+        "b".into(),
+        Record {
+            generation: 7,
+            outcome: Outcome::Fenced,
+            by: "c".into(),
+            detail: "fence_switch off".into(),
+        },
+    );
+    a.step(1200, &v, &mut r);
+    assert!(a.lost()["b"].fence.gate_open());
+    // c restarts: its record of b's fencing leaves gossip.
+    v.records.clear();
+    for t in (1300..60_000).step_by(100) {
+        let out = a.step(t, &v, &mut r);
+        assert!(fences(&out).is_empty(), "b fenced again at {t}");
+        assert!(a.lost()["b"].fence.gate_open(), "gate closed at {t}");
+    }
+    // b comes back, and is lost again later: that is a new loss, fenced anew.
+    a.step(60_000, &view(true, policy), &mut r);
+    let mut out = Vec::new();
+    for t in (61_000..80_000).step_by(100) {
+        out.extend(a.step(t, &view(false, policy), &mut r));
+    }
+    assert!(
+        !a.lost()["b"].fence.gate_open(),
+        "the kept record is obsolete"
+    );
+    assert!(fences(&out).contains(&"b") || first_fencer() != "a");
+}

@@ -23,6 +23,10 @@ pub struct Stats {
     /// Fence passes started against a node that, in truth, was up and could exchange with a
     /// strict majority (a healthy node of the majority: a false fence).
     pub false_fences: u64,
+    /// Fence passes started against a life of a node that a pass had already reported off
+    /// (found by the chaos run: a fencer's restart took its record out of gossip, and the
+    /// others fenced the victim again, hitting its next life).
+    pub repeat_fences: u64,
     /// Gossip key updates published, all nodes together.
     pub publishes: u64,
     /// Simulated duration (ms) and nodes, for per-node rates.
@@ -50,6 +54,7 @@ impl Stats {
         self.fences += o.fences;
         self.minority_fences += o.minority_fences;
         self.false_fences += o.false_fences;
+        self.repeat_fences += o.repeat_fences;
         self.publishes += o.publishes;
         self.steps += o.steps;
         self.events += o.events;
@@ -118,6 +123,11 @@ pub fn table(ours: &Stats, om: &Stats, cold: (&[u64], &[u64])) -> String {
             "fences of a healthy majority node",
             ours.false_fences.to_string(),
             om.false_fences.to_string(),
+        ),
+        (
+            "fences of a life already fenced",
+            ours.repeat_fences.to_string(),
+            om.repeat_fences.to_string(),
         ),
         (
             "key updates per node per s",

@@ -241,6 +241,9 @@ impl World {
             if self.nodes[v].ok() && reach(v) * 2 > n {
                 self.stats.false_fences += 1;
             }
+            if self.fenced_lives.contains(&(v, generation)) {
+                self.stats.repeat_fences += 1;
+            }
         }
         let Some(v) = self.nodes.iter().position(|n| n.name == victim) else {
             return;

@@ -213,6 +213,9 @@ pub struct World {
     pub(crate) node_names: Vec<String>,
     /// Fence passes running: (fencer, victim) → token.
     pub fence_runs: BTreeMap<(usize, usize), u64>,
+    /// Lives (node, generation) a fence pass reported off: fencing one again is needless,
+    /// and hits the node's next life if it rebooted meanwhile.
+    pub fenced_lives: BTreeSet<(usize, u64)>,
     /// The node that each fault aimed at a group's holder hit, by slot (see
     /// `Fault::AtHolder`).
     pub(crate) hit: BTreeMap<usize, usize>,
@@ -302,6 +305,7 @@ impl World {
             by_name,
             node_names: (0..n).map(|i| format!("n{i}")).collect(),
             fence_runs: BTreeMap::new(),
+            fenced_lives: BTreeSet::new(),
             hit: BTreeMap::new(),
             p,
         };
@@ -418,6 +422,7 @@ impl World {
                 self.fence_runs.remove(&(fencer, victim));
                 if ok {
                     self.power_off(victim);
+                    self.fenced_lives.insert((victim, vgen));
                 }
                 let f = &self.nodes[fencer];
                 if !f.up || f.generation != fgen {
