@@ -134,6 +134,11 @@ pub struct Profile {
     /// a group (drawn from a stream of its own) when they happen: at a thousand nodes and a
     /// few faults, a node drawn at random seldom runs anything, and no failover is seen.
     pub owners: bool,
+    /// How many daemons to kill alone (their processes left running, the daemon silent)
+    /// and start again 0.2 to 4 s later, as systemd restarts a unit (the new daemon stops
+    /// what the old one left before it starts anything), from a stream of their own: the
+    /// chaos run's "daemon kill".
+    pub daemon_kills: usize,
 }
 
 impl Profile {
@@ -144,7 +149,8 @@ impl Profile {
     /// three times the failing tests, failed stops and operators' cleanups at random
     /// moments), or
     /// `placement` (the admin's, with placement options on groups, edited at random
-    /// moments).
+    /// moments), `owners` (the default's, aimed at nodes that run a group), or `daemons`
+    /// (the default's, and three daemons killed alone and restarted).
     pub fn named(name: &str) -> Option<Profile> {
         let p = |faults, loss, bad_agents, test_fail, slow_tests, drift_ppm| Profile {
             name: name.to_string(),
@@ -161,6 +167,7 @@ impl Profile {
             stop_fails: 0,
             placement: false,
             owners: false,
+            daemon_kills: 0,
         };
         Some(match name {
             "none" => p(0, 0.0, false, 0.0, 0.0, 0),
@@ -187,6 +194,10 @@ impl Profile {
             },
             "owners" => Profile {
                 owners: true,
+                ..p(4, 0.01, true, 0.1, 0.2, 500)
+            },
+            "daemons" => Profile {
+                daemon_kills: 3,
                 ..p(4, 0.01, true, 0.1, 0.2, 500)
             },
             "failures" => Profile {
@@ -379,6 +390,16 @@ pub fn plan(seed: u64, prof: &Profile, n: usize, g: usize, heal_at: u64) -> Plan
             let dur = ops.random_range(2_000..20_000u64);
             s.push((t, Fault::Standby { node, to }));
             s.push(((t + dur).min(heal_at - 1), Fault::Unstandby(node)));
+        }
+    }
+    if prof.daemon_kills > 0 {
+        let mut ops = ChaCha12Rng::seed_from_u64(seed ^ 0xdae3_0b11);
+        for _ in 0..prof.daemon_kills {
+            let t = start + ops.random_range(0..window);
+            let node = ops.random_range(0..n);
+            let dur = ops.random_range(200..4_000u64);
+            s.push((t, Fault::Hang(node)));
+            s.push((t + dur, Fault::Restart(node)));
         }
     }
     if prof.cleanups > 0 && g > 0 {

@@ -69,7 +69,7 @@ fn main() -> ExitCode {
     let Some(profile) = Profile::named(&a.profile) else {
         eprintln!(
             "sim: unknown fault profile {} (none, default, symmetric, heavy, operator, admin, \
-             placement, failures, owners)",
+             placement, failures, owners, daemons)",
             a.profile
         );
         return ExitCode::from(2);
