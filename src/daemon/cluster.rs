@@ -46,6 +46,8 @@ fn validate_admin(file: &str, text: &str) -> Result<(), Vec<Problem>> {
 /// The cluster half of a node: replicated files, expected membership, the node core.
 pub struct Cluster {
     pub(super) me: String,
+    /// Each member's (generation, key version) whose keys the core was last given.
+    seen_versions: BTreeMap<String, (u64, u64)>,
     pub(super) dir: PathBuf,
     /// The replicated cltab.
     pub cltab_file: Replicated,
@@ -156,6 +158,7 @@ impl Cluster {
             health: Default::default(),
             tells: Default::default(),
             last_view: None,
+            seen_versions: BTreeMap::new(),
             parsed,
         })
     }
@@ -283,16 +286,26 @@ impl Cluster {
     /// Hands the core the gossip view: every other member's liveness, generation and keys,
     /// and the members gossip forgot.
     fn observe_view(&mut self, view: &ClusterView) {
+        // A member's keys go to the core only when its generation or key version moved:
+        // most ticks only liveness may have changed.
+        self.seen_versions
+            .retain(|n, _| view.members.contains_key(n));
         for (name, m) in view.members.iter().filter(|(n, _)| **n != self.me) {
-            let keys = (m.keys.iter())
-                .filter(|(k, _)| node::is_core_key(k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let seen = (m.generation, m.version);
+            let keys = (self.seen_versions.get(name) != Some(&seen)).then(|| {
+                (m.keys.iter())
+                    .filter(|(k, _)| node::is_core_key(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            });
+            if keys.is_some() {
+                self.seen_versions.insert(name.clone(), seen);
+            }
             self.core.observe(Input::Member {
                 name: name.clone(),
                 generation: m.generation,
                 alive: m.alive,
-                keys: Some(keys),
+                keys,
             });
         }
         let gone: Vec<String> = (self.core.view().members.keys())

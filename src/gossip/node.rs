@@ -33,6 +33,9 @@ pub struct Gossip {
     shared: Arc<Shared>,
     started: Instant,
     tracker: Arc<Mutex<HeartbeatTracker>>,
+    /// Each node state's keys as last read, with the version they were read at: read again
+    /// only when chitchat's `max_version` for the state moves.
+    key_cache: Mutex<KeyCache>,
     /// `Some` once chitchat's gossip loop has ended: `Ok` on shutdown, `Err(reason)` on failure.
     ended_rx: watch::Receiver<Option<Result<(), String>>>,
 }
@@ -112,6 +115,7 @@ impl Gossip {
             shared,
             started: Instant::now(),
             tracker,
+            key_cache: Mutex::new(KeyCache::default()),
             ended_rx,
         })
     }
@@ -162,7 +166,11 @@ impl Gossip {
         let entries = {
             let chitchat = self.handle.chitchat();
             let chitchat = chitchat.lock().await;
-            read_entries(&chitchat)
+            let mut cache = self
+                .key_cache
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            read_entries(&chitchat, &mut cache)
         };
         let mut tracker = self.tracker.lock().unwrap_or_else(PoisonError::into_inner);
         view::build(self.node(), entries, &mut tracker, Instant::now())
@@ -302,26 +310,44 @@ fn read_beats(chitchat: &Chitchat) -> Vec<Beat> {
 }
 
 /// Copies chitchat's node states into [`Entry`] rows (under its lock: keep it short).
-fn read_entries(chitchat: &Chitchat) -> Vec<Entry> {
+/// Node state → (the `max_version` its keys were read at, the keys).
+type KeyCache = BTreeMap<ChitchatId, (u64, Arc<BTreeMap<String, String>>)>;
+
+fn read_entries(chitchat: &Chitchat, cache: &mut KeyCache) -> Vec<Entry> {
     let me = chitchat.self_chitchat_id();
     let live: BTreeSet<&ChitchatId> = chitchat.live_nodes().collect();
     let doomed: BTreeSet<&ChitchatId> = chitchat.scheduled_for_deletion_nodes().collect();
-    chitchat
-        .node_states()
+    let states = chitchat.node_states();
+    // Forget the states chitchat forgot (bounded by what chitchat holds).
+    cache.retain(|id, _| states.contains_key(id));
+    states
         .iter()
-        .map(|(id, state)| Entry {
-            node: id.node_id.to_string(),
-            generation: id.generation_id,
-            addr: id.gossip_advertise_addr,
-            is_self: id == me,
-            alive: live.contains(id),
-            scheduled_for_deletion: doomed.contains(id),
-            heartbeat: u64::from(state.heartbeat()),
-            keys: state
-                .key_values()
-                .map(|(key, value)| (key.to_string(), value.to_string()))
-                .collect(),
-            detection_timeout: chitchat.failure_detection_timeout(id),
+        .map(|(id, state)| {
+            let version = state.max_version();
+            let keys = match cache.get(id) {
+                Some((v, keys)) if *v == version => keys.clone(),
+                _ => {
+                    let keys: Arc<BTreeMap<String, String>> = Arc::new(
+                        (state.key_values())
+                            .map(|(key, value)| (key.to_string(), value.to_string()))
+                            .collect(),
+                    );
+                    cache.insert(id.clone(), (version, keys.clone()));
+                    keys
+                }
+            };
+            Entry {
+                node: id.node_id.to_string(),
+                generation: id.generation_id,
+                addr: id.gossip_advertise_addr,
+                is_self: id == me,
+                alive: live.contains(id),
+                scheduled_for_deletion: doomed.contains(id),
+                heartbeat: u64::from(state.heartbeat()),
+                keys,
+                version,
+                detection_timeout: chitchat.failure_detection_timeout(id),
+            }
         })
         .collect()
 }

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What this node knows of the cluster at one moment.
@@ -74,8 +75,12 @@ pub struct MemberView {
     /// Whether the failure detector considers the member alive; this node is always alive in its
     /// own view.
     pub alive: bool,
-    /// The member's live (non-deleted) keys; for a dead member, the last known ones.
-    pub keys: BTreeMap<String, String>,
+    /// The member's live (non-deleted) keys; for a dead member, the last known ones. Shared
+    /// with the gossip layer's cache: read again only when `version` moves.
+    pub keys: Arc<BTreeMap<String, String>>,
+    /// The highest version among the member's keys (chitchat's `max_version`): the same
+    /// generation at the same version has the same keys.
+    pub version: u64,
     /// Time since this node last saw the member's heartbeat advance, sampled every gossip
     /// interval (so precise to about one interval); `None` until it has seen an advance or the
     /// member alive. Zero for this node.
@@ -95,7 +100,8 @@ pub(super) struct Entry {
     pub(super) alive: bool,
     pub(super) scheduled_for_deletion: bool,
     pub(super) heartbeat: u64,
-    pub(super) keys: BTreeMap<String, String>,
+    pub(super) keys: Arc<BTreeMap<String, String>>,
+    pub(super) version: u64,
     pub(super) detection_timeout: Option<Duration>,
 }
 
@@ -239,6 +245,7 @@ pub(super) fn build(
             addr: shown.addr,
             alive: shown.alive || shown.is_self,
             keys: shown.keys,
+            version: shown.version,
             last_heard,
             detection_timeout,
         };
@@ -292,7 +299,8 @@ mod tests {
             alive,
             scheduled_for_deletion: false,
             heartbeat,
-            keys: BTreeMap::from([("g".to_string(), generation.to_string())]),
+            keys: Arc::new(BTreeMap::from([("g".to_string(), generation.to_string())])),
+            version: 1,
             detection_timeout: Some(Duration::from_millis(800)),
         }
     }
