@@ -961,7 +961,7 @@ fn free_loopback_ports(n: usize) -> Vec<u16> {
 }
 
 /// Children of `pid`'s main thread.
-fn children_of(pid: u32) -> Vec<u32> {
+pub fn children_of(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
         .unwrap_or_default()
         .split_whitespace()

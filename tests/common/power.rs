@@ -27,6 +27,29 @@ pub fn unix(t: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
+/// The start of a test fence agent (a shell script): reads the fence agents' stdin
+/// protocol into `$action` (`reboot` unless given) and `$node`, and fails without a node.
+pub const READ_STDIN: &str = r#"action=reboot
+node=
+while IFS= read -r line; do
+    case $line in
+        action=*) action=${line#action=} ;;
+        nodename=*) node=${line#nodename=} ;;
+    esac
+done
+[ -n "$node" ] || { echo "no nodename on stdin" >&2; exit 1; }
+"#;
+
+/// Installs `script` as the executable `SHARED/fence_switch` (written aside, then renamed).
+pub fn install_agent(c: &Cluster, script: &str) {
+    let path = c.shared().join("fence_switch");
+    let tmp = c.shared().join(".fence_switch.tmp");
+    std::fs::write(&tmp, script).expect("writing the fence agent");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod of the fence agent");
+    std::fs::rename(&tmp, &path).expect("installing the fence agent");
+}
+
 /// The test's power switch. Its agent, `SHARED/fence_switch`, is an executable shell script
 /// that speaks the fence agents' stdin protocol: for `off` (or `reboot`) it writes the request
 /// `SHARED/power/off-<nodename>` and waits up to 10 s for `SHARED/power/done-<nodename>`
@@ -49,16 +72,7 @@ impl PowerSwitch {
             r#"#!/bin/sh
 # Test fence agent: the test process is the power switch.
 power='{power}'
-action=reboot
-node=
-while IFS= read -r line; do
-    case $line in
-        action=*) action=${{line#action=}} ;;
-        nodename=*) node=${{line#nodename=}} ;;
-    esac
-done
-[ -n "$node" ] || {{ echo "no nodename on stdin" >&2; exit 1; }}
-case $action in
+{READ_STDIN}case $action in
     status|monitor)
         if [ -e "$power/done-$node" ]; then exit 2; fi
         exit 0 ;;
@@ -78,12 +92,7 @@ exit 1
 "#,
             power = dir.display()
         );
-        let path = c.shared().join("fence_switch");
-        let tmp = c.shared().join(".fence_switch.tmp");
-        std::fs::write(&tmp, script).expect("writing the fence agent");
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod of the fence agent");
-        std::fs::rename(&tmp, &path).expect("installing the fence agent");
+        install_agent(c, &script);
         PowerSwitch {
             dir,
             killed: BTreeMap::new(),
