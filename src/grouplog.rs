@@ -358,13 +358,17 @@ impl Ring {
         Ok(Open { file, size })
     }
 
-    /// Says `text` on stderr, in the shape of the daemon's log lines, and notes when.
+    /// Says `text` on stderr, in the shape of the daemon's log lines, and notes when. A
+    /// stderr that cannot be written (a full disk) loses the line: `eprintln!` would panic,
+    /// and did (found by the chaos run: a full DIR held both the ring and the daemon's
+    /// stderr).
     fn say(&mut self, now: Instant, text: &str) {
         self.said_at = Some(now);
-        eprintln!(
-            "{}  WARN mosha::grouplog: {text}",
+        let line = format!(
+            "{}  WARN mosha::grouplog: {text}\n",
             rfc3339_ms(SystemTime::now())
         );
+        let _ = io::Write::write_all(&mut io::stderr(), line.as_bytes());
     }
 }
 

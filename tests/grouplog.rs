@@ -337,3 +337,57 @@ fn a_log_that_cannot_be_written_is_said_once_and_harms_nothing() {
         Some(tick)
     );
 }
+
+/// Regression (found by the chaos run, seed 2026 iteration 298): a node's DIR filled up while
+/// its daemon's stderr went to a file on it; the group log failed to write, said so with
+/// `eprintln!`, which panics when stderr fails, and the daemon died (exit 101). Here stderr
+/// is `/dev/full` (every write fails) and DIR/log is blocked: the daemon must go on running
+/// its group.
+#[test]
+fn a_stderr_that_cannot_be_written_does_not_stop_the_daemon() {
+    let dir = tempfile::Builder::new()
+        .prefix("mosha-it-full-")
+        .tempdir()
+        .unwrap();
+    common::write_private(&dir.path().join("authkey"), &common::random_key());
+    std::fs::write(
+        dir.path().join("cltab"),
+        "web:tick:start:respawn:while true; do echo tick; sleep 0.05; done\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("hactl"), "web start\n").unwrap();
+    std::fs::write(dir.path().join("log"), "in the way\n").unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full (this test needs it)");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mosha"))
+        .args(["run", "--node", "full", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(full.try_clone().unwrap())
+        .stderr(full)
+        .spawn()
+        .expect("starting mosha");
+    let clstat = dir.path().join("clstat.json");
+    let deadline = std::time::Instant::now() + SOON;
+    let running = loop {
+        let doc: Option<serde_json::Value> = std::fs::read_to_string(&clstat)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        if doc.is_some_and(|d| common::entry_state(&d, "web", "tick") == "running") {
+            break true;
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let exited = child.try_wait().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(exited.is_none(), "the daemon exited: {exited:?}");
+    assert!(running, "web never ran");
+}

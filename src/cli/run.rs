@@ -259,8 +259,12 @@ fn init_logging(log: &str) -> GroupLog {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A stderr that cannot be written (on a full disk, say) loses lines; the daemon goes on.
+    // tracing-subscriber would report its own failure with `eprintln!`, which panics when
+    // stderr fails (found by the chaos run).
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(filter);
     let group_log = GroupLog::default();
