@@ -28,7 +28,8 @@ pub enum Kind {
     Partition,
     /// One node's packets to its peers dropped (it still hears them) for 4 to 12 s.
     OneWay,
-    /// 20 % of every node's packets dropped, one node's link throttled, for 5 to 15 s.
+    /// 20 % of every node's packets dropped, one node's link slowed to 300 kbit/s (its
+    /// datagrams queue: delay and jitter), for 5 to 15 s.
     Loss,
     /// A node's DIR (a tmpfs) full for 5 to 15 s.
     Disk,
@@ -47,7 +48,7 @@ impl Kind {
             Kind::DaemonKill => "daemon kill",
             Kind::Partition => "partition 3|2",
             Kind::OneWay => "one-way partition",
-            Kind::Loss => "loss 20 %",
+            Kind::Loss => "loss 20 %, slow link",
             Kind::Disk => "DIR full",
             Kind::Cpu => "CPU starved",
             Kind::Edit => "operator edit",
@@ -101,7 +102,7 @@ impl Fault {
                 c.node_name(self.other)
             ),
             Kind::OneWay => format!("{node} cannot send for {hold:.1} s"),
-            Kind::Loss => format!("20 % loss, {node} throttled, for {hold:.1} s"),
+            Kind::Loss => format!("20 % loss, {node}'s link slowed, for {hold:.1} s"),
             Kind::Disk => format!("{node}'s DIR full for {hold:.1} s"),
             Kind::Cpu => format!("{node} at 10 % CPU for {hold:.1} s"),
             Kind::Edit => match self.variant {

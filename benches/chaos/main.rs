@@ -12,7 +12,8 @@
 //! the logs of a failing iteration under `/tmp/mosha-chaos/`.
 //!
 //! `cargo bench --bench chaos -- [--faults N] [--seed S] [--start K] [--groups G]`
-//! (defaults: 300 faults, a random seed (printed), from iteration 0, 10 groups). Iteration
+//! (defaults: 300 faults, a random seed (printed), from iteration 0, 10 groups): iterations
+//! run until N faults were injected (an iteration with two overlapping counts two). Iteration
 //! K of seed S draws the same fault whatever ran before it: `--seed S --start K --faults 1`
 //! replays it. Exits 1 on any violation.
 
@@ -81,8 +82,7 @@ fn main() {
         );
     }
     println!(
-        "chaos run: seed {seed}, iterations {start}..{}, {NODES} nodes, {groups} groups",
-        start + faults
+        "chaos run: seed {seed}, {faults} faults from iteration {start}, {NODES} nodes, {groups} groups"
     );
     let names: Vec<String> = (1..=groups).map(|g| format!("g{g}")).collect();
     let mut c = Cluster::start_with(
@@ -128,9 +128,14 @@ impl Run {
             t.elapsed().as_secs_f64()
         );
         let mut seen = 0;
-        for k in start..start + faults {
+        let mut injected = 0;
+        for k in start.. {
+            if injected >= faults {
+                break;
+            }
             let mut rng = Rng::new(seed ^ k.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let plan = faults::draw(&mut rng, self, c);
+            injected += plan.len() as u64;
             let label = plan
                 .iter()
                 .map(|f| f.describe(c))

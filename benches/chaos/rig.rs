@@ -395,15 +395,19 @@ exit 1
     }
 }
 
-/// Throttles node `i`'s `eth0` to 100 kbit/s (tbf, packets wait up to 100 ms in its queue):
-/// delay and jitter when the node sends in bursts. (The kernel here has no `sch_netem`.)
+/// Throttles node `i`'s `eth0` to 300 kbit/s with a 3 KB bucket (tbf; packets wait up to
+/// 200 ms in its queue): the datagrams of one gossip round queue behind each other, a delay
+/// and jitter of tens of milliseconds (the kernel here has no `sch_netem`). Three times a
+/// sealed 5-node cluster's gossip (about 93 kbit/s per node): the link is slow, not cut. (At
+/// 100 kbit/s, the first version of this fault, the node's own gossip no longer fitted and
+/// its peers rightly lost it: seed 2026, iteration 170.)
 pub fn throttle(c: &Cluster, i: usize) {
     let ns = c.ns_name(i).expect("netns").to_string();
     run(
         "tc",
         &[
-            "-n", &ns, "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "100kbit", "burst",
-            "10kb", "latency", "100ms",
+            "-n", &ns, "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "300kbit", "burst",
+            "3kb", "latency", "200ms",
         ],
     );
 }

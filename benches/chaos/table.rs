@@ -112,7 +112,7 @@ impl Row {
             }
         };
         format!(
-            "| {name:<18} | {:>5} | {:>4} | {:>3} | {:>5} | {:>5} | {:>5} | {:>4} | {:>5} | {:>5} | {:>4} | {:>6} | {:>5} | {:>5} | {:>4} |",
+            "| {name:<20} | {:>5} | {:>4} | {:>3} | {:>5} | {:>5} | {:>5} | {:>4} | {:>5} | {:>5} | {:>4} | {:>6} | {:>5} | {:>5} | {:>4} |",
             self.count,
             self.overlapped,
             self.times.len(),
@@ -155,16 +155,17 @@ impl Table {
 
     pub fn verdict(&self) -> String {
         let t = &self.total;
+        let faults: usize = self.rows.values().map(|r| r.count).sum();
         format!(
-            "{} iterations ({} with overlapping faults): {} collisions, {} recoveries before fencing, {} groups unrecovered, {} left behind, {} false fences, {} daemon crashes",
+            "{faults} faults in {} iterations ({} with two overlapping): {} collisions, {} recoveries before fencing, {} groups unrecovered, {} left behind, {} false fences, {} daemon crashes",
             t.count, t.overlapped, t.collisions, t.early, t.unrecovered, t.leftovers, t.false_fences, t.crashes
         )
     }
 
     pub fn render(&mut self) -> String {
         let mut s = String::from(
-            "| fault              | count | over | hit | p50 s | p99 s | max s | coll | early | unrec | left | fenced | false | crash | no-q |\n\
-             |--------------------|------:|-----:|----:|------:|------:|------:|-----:|------:|------:|-----:|-----:|------:|-----:|------:|\n",
+            "| fault                | count | over | hit | p50 s | p99 s | max s | coll | early | unrec | left | fenced | false | crash | no-q |\n\
+             |----------------------|------:|-----:|----:|------:|------:|------:|-----:|------:|------:|-----:|-----:|------:|-----:|------:|\n",
         );
         for (k, row) in self.rows.iter_mut() {
             s.push_str(&row.line(k.name()));
