@@ -176,6 +176,16 @@ impl Gossip {
         view::build(self.node(), entries, &mut tracker, Instant::now())
     }
 
+    /// The members chitchat schedules for deletion (left out of its digests), for tests.
+    #[cfg(test)]
+    pub(super) async fn doomed(&self) -> Vec<(String, u64)> {
+        let chitchat = self.handle.chitchat();
+        let chitchat = chitchat.lock().await;
+        (chitchat.scheduled_for_deletion_nodes())
+            .map(|id| (id.node_id.to_string(), id.generation_id))
+            .collect()
+    }
+
     /// Returns the datagrams and bytes sent and received since start, and what was refused.
     pub fn stats(&self) -> GossipStats {
         self.shared.snapshot(self.started.elapsed())

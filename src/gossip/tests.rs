@@ -414,3 +414,51 @@ async fn gossip_replicated_file_reaches_peer_whole() {
     .expect("the shorter version never replaced the file on b");
     shutdown_all(nodes).await;
 }
+
+/// Regression (found by the chaos run): every restart leaves its old generation behind as a
+/// dead member, listed in every digest for half the dead-node grace; with a 1 h grace a
+/// cluster whose daemons restarted often gossiped 17 times more. The default is 10 min, and
+/// a restarted member's old generation leaves the view (and chitchat's digests, which
+/// exclude the same members) after half the grace, while the new one stays.
+#[tokio::test]
+async fn gossip_a_restarts_old_generation_leaves_after_half_the_grace() {
+    assert!(GossipConfig::new("x", addr(1)).dead_node_grace <= Duration::from_secs(600));
+    let ports = free_ports(2);
+    let grace = Duration::from_secs(3);
+    let mut cfg = config("a", ports[0], &ports);
+    cfg.dead_node_grace = grace;
+    let a = Gossip::start(cfg, BTreeMap::new()).await.unwrap();
+    let b = start("b", ports[1], &ports).await;
+    let old = b.generation();
+    assert!(
+        wait_view(&a, Duration::from_secs(5), |v| alive_count(v) == 2)
+            .await
+            .is_some()
+    );
+    b.shutdown().await;
+    let b = start("b", ports[1], &ports).await;
+    let new = b.generation();
+    assert_ne!(old, new);
+    // The old generation is dead (a shadow of the name no more), then gone altogether.
+    let gone = wait_view(&a, Duration::from_secs(20), |v| {
+        v.member("b")
+            .is_some_and(|m| m.generation == new && m.alive)
+            && v.shadows.is_empty()
+    })
+    .await;
+    assert!(gone.is_some(), "the new generation of b never showed");
+    let start = Instant::now();
+    let mut dropped = None;
+    while start.elapsed() < grace * 4 {
+        if a.doomed().await.contains(&("b".to_string(), old)) {
+            dropped = Some(start.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        dropped.is_some(),
+        "b's old generation stayed in a's digests"
+    );
+    shutdown_all(vec![a, b]).await;
+}
