@@ -207,9 +207,9 @@ impl Engine {
                 .last()
                 .is_some_and(|n| *n == self.me);
         let mut wake = None;
-        let confirmed: Vec<String> = (self.lost.keys())
-            .filter(|n| self.heard_after(view, n))
-            .cloned()
+        let confirmed: Vec<String> = (self.lost.iter())
+            .filter(|(n, l)| self.heard_after(view, n, l.since))
+            .map(|(n, _)| n.clone())
             .collect();
         for (node, lost) in &mut self.lost {
             // Our own record first: on a tie it is the newer one.
@@ -347,17 +347,21 @@ impl Engine {
     }
 
     /// Tells whether this node heard news from a strict majority of the expected members
-    /// (itself included) more than a beat after the last news from `victim`: it was then
-    /// connected to a majority after the victim fell silent, so the victim is not silent
-    /// because this node is the one cut off, and the fence settle (which waits for a node
-    /// cut off from a majority to see the rest of it go) can be skipped. A partition silences
-    /// both sides at once: the last news of the victim and of the majority this node lost
-    /// are less than a beat apart (every member beats every [`crate::Config::beat`]).
-    fn heard_after(&self, view: &View, victim: &str) -> bool {
+    /// (itself included) more than a beat after the last news from `victim`, and after it
+    /// found the victim lost (`lost_at`): it is connected to a majority now, after the victim
+    /// fell silent, so the victim is not silent because this node is the one cut off, and
+    /// the fence settle (which waits for a node cut off from a majority to see the rest of it
+    /// go) can be skipped. A partition silences both sides at once: the last news of the
+    /// victim and of the majority this node lost are less than a beat apart (every member
+    /// beats every [`crate::Config::beat`]). Not when the victim lagged before the cut (found
+    /// by the chaos run: a node just back from CPU starvation was silent before the partition
+    /// began, the minority heard the majority after that, and fenced it): hence news after
+    /// the loss too, which a node cut off does not get.
+    fn heard_after(&self, view: &View, victim: &str, lost_at: Millis) -> bool {
         let Some(last) = view.members.get(victim).and_then(|m| m.quiet_since) else {
             return false;
         };
-        let after = last.saturating_add(self.cfg.beat);
+        let after = last.saturating_add(self.cfg.beat).max(lost_at);
         let fresh = (view.members.iter())
             .filter(|(n, m)| {
                 *n != victim

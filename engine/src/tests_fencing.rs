@@ -504,7 +504,8 @@ fn a_member_whose_stop_failed_is_fenced_before_the_group_starts_elsewhere() {
 }
 
 /// The settle is waived once a majority was heard from more than a beat after the victim's
-/// last news (it died; this node is not the one cut off): the pass starts at the loss. When
+/// last news, and after its loss (it died; this node is not the one cut off): the pass
+/// starts at the first news after the loss, not half a second later. When
 /// the others' last news are as old as the victim's (a partition silences them together),
 /// the settle holds, and seeing the majority die one by one, nothing is even started.
 #[test]
@@ -530,10 +531,17 @@ fn news_from_a_majority_after_the_victim_fell_silent_waives_the_settle() {
     for n in &names[1..] {
         v.members.get_mut(*n).unwrap().quiet_since = Some(1500);
     }
+    assert!(
+        fences(&e.step(1600, &v, &mut r)).is_empty(),
+        "news from before the loss: not yet"
+    );
+    for n in &names[1..] {
+        v.members.get_mut(*n).unwrap().quiet_since = Some(1650);
+    }
     assert_eq!(
-        fences(&e.step(1600, &v, &mut r)),
+        fences(&e.step(1700, &v, &mut r)),
         ["n1"],
-        "fenced at the loss"
+        "fenced at the first news after the loss"
     );
     // A partition: everyone's last news within a beat of n1's: the settle holds.
     let mut e = Engine::new(first, c, BTreeSet::new());
@@ -595,4 +603,51 @@ fn a_fencing_seen_stays_when_the_fencer_restarts() {
         "the kept record is obsolete"
     );
     assert!(fences(&out).contains(&"b") || first_fencer() != "a");
+}
+
+/// Regression (found by the chaos run, seed 2026 iteration 28): a node just back from CPU
+/// starvation (b) had been silent for a while when a 3|2 partition put this node (a) in the
+/// minority. The majority's last news (d, e) had arrived after b fell silent, so a skipped
+/// the fence settle and fenced b as soon as it found b lost, before it saw d and e go too: a
+/// minority fenced a healthy node. The settle is skipped only on news heard after the loss.
+#[test]
+fn a_minority_with_stale_news_of_the_majority_waits_out_the_settle() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let mut c = Config::for_cluster_size(5);
+    c.startup_wait = 0;
+    let names = ["a", "b", "c", "d", "e"];
+    let view = |t: Millis, lost: &[&str], news: &[(&str, Millis)]| {
+        let mut v = View::default();
+        for n in names {
+            let mut m = member(!lost.contains(&n), n == "b");
+            m.quiet_since = Some(news.iter().find(|(x, _)| *x == n).map_or(t, |(_, q)| *q));
+            v.members.insert(n.into(), m);
+            v.policy.insert(n.into(), policy);
+        }
+        v.want.insert("web".into(), "start".into());
+        v
+    };
+    let mut r = testkit::rng(1);
+    // This node is the one of a, d and e that fences b first.
+    let me = rank::order("fence/b", ["a", "d", "e"])[0];
+    let others: Vec<&str> = ["a", "d", "e"].into_iter().filter(|n| *n != me).collect();
+    let mut a = Engine::new(me, c, names.iter().map(|n| n.to_string()).collect());
+    for t in (0..=1000).step_by(100) {
+        a.step(t, &view(t, &[], &[("b", 300.min(t))]), &mut r);
+    }
+    // b (silent since 300) and c are found lost at 1100; the two others were last heard at
+    // 700, after b fell silent but before its loss: this node is cut off from them and does
+    // not know it yet.
+    for t in (1100..1400).step_by(50) {
+        let news = [("b", 300), ("c", 700), (others[0], 700), (others[1], 700)];
+        let out = a.step(t, &view(t, &["b", "c"], &news), &mut r);
+        assert!(fences(&out).is_empty(), "{me} fenced at {t} on stale news");
+    }
+    // News from d and e after the loss: a is with the majority, and fences b in its turn.
+    let mut fenced = false;
+    for t in (1400..1400 + 4 * TIMEOUT).step_by(100) {
+        let v = view(t, &["b", "c"], &[("b", 300), ("c", 700)]);
+        fenced |= fences(&a.step(t, &v, &mut r)).contains(&"b");
+    }
+    assert!(fenced, "b never fenced once the majority was heard");
 }
