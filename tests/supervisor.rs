@@ -508,7 +508,7 @@ fn group_told_stop_by_hactl_runs_its_stop_entries() {
 }
 
 #[test]
-fn children_get_their_environment_and_own_session() {
+fn children_get_their_environment_and_own_process_group() {
     let node = Node::start(
         "grp:envtag:lvl:once:echo \"$MOSHA_NODE $MOSHA_GROUP $MOSHA_LEVEL $MOSHA_TAG\" >> {DIR}/W\n\
          grp:sl:lvl:respawn:sleep 1000\n\
@@ -519,11 +519,16 @@ fn children_get_their_environment_and_own_session() {
     let pid = wait_running(&node, "grp", "sl", SOON);
     node.wait_until("the env witness", SOON, || !node.witness("W").is_empty());
     assert_eq!(node.witness("W"), [format!("{} grp lvl envtag", node.name)]);
-    // Its own session and process group: fields 5 (pgrp) and 6 (session) of /proc/PID/stat.
+    // Its own process group: field 5 (pgrp) of /proc/PID/stat. It stays in the daemon's
+    // session (field 6), so that it is spawned without a fork of the daemon.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
     assert_eq!(fields[2], pid.to_string(), "pgrp: {stat}");
-    assert_eq!(fields[3], pid.to_string(), "session: {stat}");
+    let daemon = std::fs::read_to_string(format!("/proc/{}/stat", node.daemon_pid())).unwrap();
+    let daemon: Vec<&str> = daemon[daemon.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .collect();
+    assert_eq!(fields[3], daemon[3], "session: {stat}");
     // The off entry never runs.
     let doc = node.wait_for("grp DONE", SOON, |d| group_state(d, "grp") == "DONE");
     assert_eq!(entry_state(&doc, "grp", "dis"), "off", "{doc:#}");

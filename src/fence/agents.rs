@@ -58,10 +58,9 @@ impl AgentOs for OsAgents {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
-        }
+        // A process group of its own (pgid = pid), for killpg; spawned without a fork of
+        // the daemon (see the supervisor's `OsProcesses::spawn`).
+        cmd.process_group(0);
         let mut child = cmd.spawn()?;
         let pid = child.id();
         if let Some(out) = child.stdout.take() {

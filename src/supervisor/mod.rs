@@ -92,7 +92,7 @@ impl Default for AgentDirs {
 /// The operating system as the supervisor sees it. [`process::OsProcesses`] is the real one;
 /// unit tests use a fake.
 pub trait Os {
-    /// Starts `spec.command` as the leader of a new session and process group; returns its pid.
+    /// Starts `spec.command` as the leader of a new process group; returns its pid.
     ///
     /// # Errors
     /// Fails when the command cannot be executed (no such program, not executable, ...).

@@ -141,10 +141,11 @@ impl Os for OsProcesses {
             .env("MOSHA_LEVEL", spec.level)
             .env("MOSHA_TAG", spec.tag)
             .env("MOSHA_DIR", &self.dir);
-        // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));
-        }
+        // A process group of its own (pgid = pid), for killpg. Not `pre_exec(setsid)`: any
+        // pre-exec closure makes std fork the daemon (copying its page tables, ~15 ms on a
+        // busy machine with thousands of children), where a process group alone lets it use
+        // posix_spawn (vfork-like, no copy).
+        cmd.process_group(0);
         let mut child = cmd.spawn()?;
         let pid = child.id();
         if let Some(out) = child.stdout.take() {
