@@ -351,6 +351,40 @@ impl Hastat {
         h
     }
 
+    /// Tells whether `self` and `other` differ only in the fields [`Hastat::structural`]
+    /// clears, without copying the groups and files (thousands of entries in a big cluster,
+    /// compared at every build): those are compared in place.
+    pub fn same_structure(&self, other: &Hastat) -> bool {
+        self.groups == other.groups
+            && self.files == other.files
+            && self.light().structural() == other.light().structural()
+    }
+
+    /// Returns a copy without the groups and files.
+    fn light(&self) -> Hastat {
+        Hastat {
+            schema: self.schema,
+            written_at_ms: self.written_at_ms,
+            node: self.node.clone(),
+            generation: self.generation,
+            quorate: self.quorate,
+            live: self.live,
+            expected: self.expected.clone(),
+            members: self.members.clone(),
+            groups: BTreeMap::new(),
+            files: BTreeMap::new(),
+            not_fenced: self.not_fenced.clone(),
+            fencing: self.fencing.clone(),
+            fencing_off: self.fencing_off.clone(),
+            gossip: self.gossip.clone(),
+            security: self.security.clone(),
+            event_loop: self.event_loop.clone(),
+            shadows: self.shadows.clone(),
+            problems: self.problems.clone(),
+            admin: self.admin.clone(),
+        }
+    }
+
     /// Says how old the document is at `now_ms` (unix ms) and whether it is stale: older than
     /// [`STALE_AFTER_MS`], or of unknown age. For a stale document, `holder` tells whether a
     /// daemon still holds `dir` (then it may be hung) or none runs there.
@@ -438,6 +472,13 @@ mod tests {
         let mut later = doc();
         later.written_at_ms += 1000;
         assert_eq!(later.structural(), doc().structural());
+        assert!(later.same_structure(&doc()));
+        let mut grown = doc();
+        grown.groups.insert("web".into(), GroupStat::default());
+        assert!(!grown.same_structure(&doc()), "a group is structure");
+        let mut heard = doc();
+        heard.members.get_mut("n1").unwrap().last_heard_ms = Some(5);
+        assert!(heard.same_structure(&doc()), "a heartbeat age is not");
     }
 
     #[test]

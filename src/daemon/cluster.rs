@@ -319,24 +319,48 @@ impl Cluster {
 
     /// Hands the core the supervisor's claims (and forgets those of groups it dropped).
     fn observe_claims(&mut self, sup: &Supervisor) {
-        let now: BTreeMap<String, engine::Claim> = (sup.claims())
-            .map(|(g, level, target, state)| {
-                let claim = engine::Claim {
-                    level: level.to_string(),
-                    target: target.to_string(),
-                    state,
-                };
-                (g.to_string(), claim)
-            })
-            .collect();
-        let gone: Vec<(String, Option<engine::Claim>)> = (self.core.view().members.get(&self.me))
-            .into_iter()
-            .flat_map(|m| m.claims.keys())
-            .filter(|g| !now.contains_key(*g))
-            .map(|g| (g.clone(), None))
-            .collect();
-        let claims = now.into_iter().map(|(g, c)| (g, Some(c))).chain(gone);
-        self.core.observe(Input::Claims(claims.collect()));
+        // Only what differs from the core's picture of this node (thousands of groups, two
+        // looks per turn: the unchanged ones cost a comparison, not a copy).
+        let empty = BTreeMap::new();
+        let known = (self.core.view().members.get(&self.me)).map_or(&empty, |m| &m.claims);
+        let mut changes: Vec<(String, Option<engine::Claim>)> = Vec::new();
+        let mut now = sup.claims().peekable();
+        let mut before = known.iter().peekable();
+        loop {
+            let order = match (now.peek(), before.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((g, ..)), Some((k, _))) => (*g).cmp(k.as_str()),
+            };
+            if order == std::cmp::Ordering::Greater {
+                // Gone from the supervisor.
+                if let Some((k, _)) = before.next() {
+                    changes.push((k.clone(), None));
+                }
+                continue;
+            }
+            let Some((g, level, target, state)) = now.next() else {
+                break;
+            };
+            let old = if order == std::cmp::Ordering::Equal {
+                before.next().map(|(_, c)| c)
+            } else {
+                None
+            };
+            if old.is_some_and(|c| c.level == level && c.target == target && c.state == state) {
+                continue;
+            }
+            let claim = engine::Claim {
+                level: level.to_string(),
+                target: target.to_string(),
+                state,
+            };
+            changes.push((g.to_string(), Some(claim)));
+        }
+        if !changes.is_empty() {
+            self.core.observe(Input::Claims(changes));
+        }
     }
 
     /// Keeps `view` for status while the daemon decides nothing (see

@@ -149,6 +149,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut last_doc: Option<Clstat> = None;
     let mut last_hastat: Option<(crate::hastat::Hastat, Instant)> = None;
     let mut last_pgids: Option<Vec<u32>> = None;
+    let mut pgid_starts = std::collections::BTreeMap::new();
     let mut loop_watch = report::LoopWatch::default();
     let (mut clstat_pace, mut hastat_pace) = (report::Pace::default(), report::Pace::default());
 
@@ -239,7 +240,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 
         let pgids = sup.pgids();
         if last_pgids.as_ref() != Some(&pgids) {
-            let recorded = leftovers::record(&record, &pgids);
+            let recorded = leftovers::record(&record, &pgids, &mut pgid_starts);
             cluster.notices.outcome("write mosha.pgids", &recorded);
             if recorded.is_ok() {
                 last_pgids = Some(pgids);
@@ -301,7 +302,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             let due = match &last_hastat {
                 None => true,
                 Some((old, at)) => {
-                    old.structural() != h.structural() || now.duration_since(*at) >= HASTAT_REFRESH
+                    !old.same_structure(&h) || now.duration_since(*at) >= HASTAT_REFRESH
                 }
             };
             if due {

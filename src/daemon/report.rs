@@ -162,6 +162,7 @@ impl Cluster {
                 want: want.clone(),
                 ..GroupStat::default()
             };
+            let status_key = format!("{STATUS_PREFIX}{group}");
             for (node, m) in &ev.members {
                 if !m.alive {
                     continue;
@@ -170,7 +171,7 @@ impl Cluster {
                     g.cooldown_on.push(node.clone());
                 }
                 let health = (view.members.get(node))
-                    .and_then(|m| m.keys.get(&format!("{STATUS_PREFIX}{group}")))
+                    .and_then(|m| m.keys.get(&status_key))
                     .and_then(|v| Health::decode(v));
                 if let Some(h) = health {
                     g.failures.insert(

@@ -111,13 +111,29 @@ fn stat_field(stat: &str, n: usize) -> Option<u64> {
 
 /// Writes the record of `pgids` to `path` atomically. A group whose leader's start time
 /// cannot be read (it already exited) is left out: it could not be verified later anyway.
+/// `starts` keeps the start times read before (pgid → start), so that a record rewritten
+/// at every spawn of a burst reads `/proc` only for the new groups; groups no longer in
+/// `pgids` leave it. (A pgid reused between two records keeps its old start time, which
+/// makes a later start-up leave that group alone rather than stop a stranger's.)
 ///
 /// # Errors
 /// Fails when the file cannot be written.
-pub fn record(path: &Path, pgids: &[u32]) -> std::io::Result<()> {
+pub fn record(
+    path: &Path,
+    pgids: &[u32],
+    starts: &mut std::collections::BTreeMap<u32, u64>,
+) -> std::io::Result<()> {
+    let wanted: std::collections::BTreeSet<u32> = pgids.iter().copied().collect();
+    starts.retain(|pgid, _| wanted.contains(pgid));
     let mut text = String::new();
     for &pgid in pgids {
-        if let Some(start) = start_time(pgid) {
+        let start = match starts.get(&pgid) {
+            Some(&s) => Some(s),
+            None => start_time(pgid).inspect(|&s| {
+                starts.insert(pgid, s);
+            }),
+        };
+        if let Some(start) = start {
             text.push_str(&format!("{pgid} {start}\n"));
         }
     }

@@ -179,8 +179,8 @@ pub struct Node {
     published: BTreeMap<String, String>,
     /// What the last published claims said of each group (for group-started/stopped).
     said: BTreeMap<String, Claim>,
-    /// The supervisor's claims changed since they were last published.
-    claims_changed: bool,
+    /// The groups whose claims changed since they were last published.
+    claims_changed: BTreeSet<String>,
     /// What the next [`Ready`] carries so far.
     pending: Ready,
     /// Fence results and operator records for the engine at the next step.
@@ -214,7 +214,7 @@ impl Node {
             last_awake: None,
             published: BTreeMap::new(),
             said: BTreeMap::new(),
-            claims_changed: false,
+            claims_changed: BTreeSet::new(),
             pending: Ready::default(),
             outcomes: Vec::new(),
             unsaved: None,
@@ -304,11 +304,11 @@ impl Node {
                     }
                     changed = true;
                     match c {
-                        Some(c) => m.claims.insert(g, c),
+                        Some(c) => m.claims.insert(g.clone(), c),
                         None => m.claims.remove(&g),
                     };
+                    self.claims_changed.insert(g);
                 }
-                self.claims_changed |= changed;
                 changed
             }
             Input::Wanted(want) => {
@@ -544,7 +544,10 @@ impl Node {
     /// the group-started and group-stopped events. Only claims that hold a group are
     /// published: a node at `stop` says nothing about it, which keeps gossip small.
     fn claim_changes(&mut self, out: &mut Ready) {
-        if !std::mem::take(&mut self.claims_changed) {
+        // Only the groups whose claims changed: with thousands of groups, a burst of starts
+        // changes a few at every turn.
+        let changed = std::mem::take(&mut self.claims_changed);
+        if changed.is_empty() {
             return;
         }
         let me = self.engine.me();
@@ -556,41 +559,39 @@ impl Node {
                 && c.state.settled()
                 && ![PLAN, TEST, STOP, ""].contains(&c.level.as_str())
         };
-        let mut now_published = BTreeMap::new();
-        for (g, c) in &mine.claims {
-            let was = self.said.get(g).is_some_and(running);
-            if running(c) && !was {
-                out.events.push(Event::GroupStarted {
-                    group: g.clone(),
-                    claim: c.to_string(),
-                });
-            } else if was && !c.holds() {
-                out.events.push(Event::GroupStopped {
-                    group: g.clone(),
-                    claim: c.to_string(),
-                });
+        let mut dropped = Vec::new();
+        for g in changed {
+            let key = keys::claim(&g);
+            let was = self.said.get(&g).is_some_and(running);
+            // A group gone from the supervisor stopped before it went: no event.
+            if let Some(c) = mine.claims.get(&g) {
+                if running(c) && !was {
+                    out.events.push(Event::GroupStarted {
+                        group: g.clone(),
+                        claim: c.to_string(),
+                    });
+                } else if was && !c.holds() {
+                    out.events.push(Event::GroupStopped {
+                        group: g.clone(),
+                        claim: c.to_string(),
+                    });
+                }
+                if c.holds() {
+                    let v = c.encode();
+                    if self.published.get(&key) != Some(&v) {
+                        out.publish.push((key.clone(), Some(v.clone())));
+                        self.published.insert(key, v);
+                    }
+                    self.said.insert(g, c.clone());
+                    continue;
+                }
             }
-            if c.holds() {
-                now_published.insert(keys::claim(g), c.encode());
-            }
-        }
-        self.said = mine
-            .claims
-            .iter()
-            .filter(|(_, c)| c.holds())
-            .map(|(g, c)| (g.clone(), c.clone()))
-            .collect();
-        for (k, v) in &now_published {
-            if self.published.get(k) != Some(v) {
-                out.publish.push((k.clone(), Some(v.clone())));
-            }
-        }
-        for k in self.published.keys() {
-            if !now_published.contains_key(k) {
-                out.publish.push((k.clone(), None));
+            self.said.remove(&g);
+            if self.published.remove(&key).is_some() {
+                dropped.push((key, None));
             }
         }
-        self.published = now_published;
+        out.publish.extend(dropped);
     }
 }
 
