@@ -43,32 +43,53 @@ pub struct Config {
 }
 
 impl Config {
-    /// Returns the defaults for a LAN cluster of about `n` nodes: [`Config::with_slot`] with
+    /// Returns the defaults for a LAN cluster of about `n` nodes: [`Config::with_timing`] with
     /// `slot` = 150 ms + 5 ms × n (the measured p99 gossip propagation at 100 ms gossip is
-    /// 0.10 s at 3 nodes and 0.30 s at 30).
+    /// 0.10 s at 3 nodes and 0.30 s at 30) and the beat of [`Config::beat_for`].
     pub fn for_cluster_size(n: usize) -> Config {
-        Config::with_slot(150 + 5 * n.min(1000) as Millis)
+        Config::with_timing(150 + 5 * n.min(1000) as Millis, Config::beat_for(n))
     }
 
-    /// Returns the tunables for a given `slot`, every field that depends on it derived from it
-    /// (the one place that does): `plan_window` = 2 slots + 400 ms (longer than failure
-    /// detection, 0.5–0.8 s, so that a node cut off from the majority right after it planned
-    /// finds out that it lost quorum before it moves on — found by the simulator),
-    /// `yield_backoff` = 2 slots, `news_timeout` = 2 beats + 1 slot; start-up wait 1 s, test
-    /// cooldown 10 min, fence settle 500 ms, two-node fence delay 5 s. The arithmetic
-    /// saturates; [`Config::validate`] tells whether the result is safe.
+    /// Returns the beat for a cluster of about `n` nodes: [`FAST_BEAT`] up to
+    /// [`FAST_BEAT_NODES`] nodes, where a beat's bytes are few, else [`BEAT`]. The beat sets
+    /// the news timeout and with it the plan window, which every failover waits out.
+    pub fn beat_for(n: usize) -> Millis {
+        if n <= FAST_BEAT_NODES {
+            FAST_BEAT
+        } else {
+            BEAT
+        }
+    }
+
+    /// Returns the tunables for a given `slot` and the default beat ([`BEAT`]); see
+    /// [`Config::with_timing`].
     pub fn with_slot(slot: Millis) -> Config {
+        Config::with_timing(slot, BEAT)
+    }
+
+    /// Returns the tunables for a given `slot` and `beat`, every field that depends on them
+    /// derived from them (the one place that does): `news_timeout` = 2 beats + 1 slot,
+    /// `plan_window` = 2 slots + 2 beats − 100 ms (the news timeout plus more than a tick
+    /// and a margin, so that a node cut off from the majority right after it planned finds
+    /// out that it lost quorum before it moves on — found by the simulator; 2 slots + 400
+    /// ms at the default beat), `yield_backoff` = 2 slots; start-up wait 1 s, test cooldown
+    /// 10 min, fence settle 500 ms, two-node fence delay 5 s. The arithmetic saturates;
+    /// [`Config::validate`] tells whether the result is safe.
+    pub fn with_timing(slot: Millis, beat: Millis) -> Config {
+        let two_beats = beat.saturating_mul(2);
         Config {
             slot,
-            plan_window: slot.saturating_mul(2).saturating_add(PLAN_MARGIN),
+            plan_window: (slot.saturating_mul(2))
+                .saturating_add(two_beats)
+                .saturating_sub(PLAN_SHORTFALL),
             startup_wait: 1000,
             test_cooldown: 600_000,
             yield_backoff: slot.saturating_mul(2),
             two_node: false,
             two_node_fence_delay: 5000,
             fence_settle: 500,
-            beat: BEAT,
-            news_timeout: BEAT.saturating_mul(2).saturating_add(slot),
+            beat,
+            news_timeout: two_beats.saturating_add(slot),
         }
     }
 
@@ -76,8 +97,8 @@ impl Config {
     /// and the default beat: the news timeout plus a tick must fit in the plan window, and a
     /// slot must hold a gossip round and a tick.
     pub fn min_slot(gossip_interval: Millis) -> Millis {
-        // 2 beats + slot + tick < 2 slots + margin  <=>  slot > 2 beats + tick - margin.
-        let by_news = (2 * BEAT + TICK + 1).saturating_sub(PLAN_MARGIN);
+        // 2 beats + slot + tick < 2 slots + 2 beats - shortfall  <=>  slot > tick + shortfall.
+        let by_news = TICK + PLAN_SHORTFALL + 1;
         by_news.max(gossip_interval.saturating_add(TICK))
     }
 
@@ -101,10 +122,10 @@ impl Config {
         if self.news_timeout.saturating_add(TICK) >= self.plan_window {
             errors.push(format!(
                 "slot {} ms is too short: the news timeout (2 beats + 1 slot = {} ms) plus the \
-                 daemon's {TICK} ms tick must be shorter than the plan window (2 slots + \
-                 {PLAN_MARGIN} ms = {} ms), so that a node whose packets no longer get out \
-                 loses quorum before a plan it made unseen moves on; use a slot of at least \
-                 {min_slot} ms",
+                 daemon's {TICK} ms tick must be shorter than the plan window (2 slots + 2 \
+                 beats - {PLAN_SHORTFALL} ms = {} ms), so that a node whose packets no longer \
+                 get out loses quorum before a plan it made unseen moves on; use a slot of at \
+                 least {min_slot} ms",
                 self.slot, self.news_timeout, self.plan_window
             ));
         }
@@ -158,8 +179,18 @@ pub const BEAT: Millis = 250;
 /// timing rules of [`Config::validate`] count it as a delay anything may suffer.
 pub const TICK: Millis = 50;
 
-/// What the plan window adds to two slots (see [`Config::with_slot`]).
-pub const PLAN_MARGIN: Millis = 400;
+/// The beat of small clusters (see [`Config::beat_for`]).
+pub const FAST_BEAT: Millis = 100;
+
+/// The largest cluster that beats every [`FAST_BEAT`].
+pub const FAST_BEAT_NODES: usize = 10;
+
+/// What the plan window takes off two slots and two beats (see [`Config::with_timing`]).
+pub const PLAN_SHORTFALL: Millis = 100;
+
+/// What the plan window adds to two slots at the default beat: 2 × [`BEAT`] −
+/// [`PLAN_SHORTFALL`].
+pub const PLAN_MARGIN: Millis = 2 * BEAT - PLAN_SHORTFALL;
 
 /// The longest slot accepted: 10 s (the plan window is then 20.4 s; longer would be no LAN).
 pub const MAX_SLOT: Millis = 10_000;
@@ -174,10 +205,17 @@ mod tests {
         assert_eq!(c.plan_window, 2 * 200 + PLAN_MARGIN);
         assert_eq!(c.yield_backoff, 400);
         assert_eq!(c.news_timeout, 2 * BEAT + 200);
-        assert_eq!(Config::for_cluster_size(5), Config::with_slot(175));
+        assert_eq!(
+            Config::for_cluster_size(5),
+            Config::with_timing(175, FAST_BEAT)
+        );
+        assert_eq!(Config::for_cluster_size(30), Config::with_slot(300));
+        let fast = Config::for_cluster_size(5);
+        assert_eq!(fast.news_timeout, 2 * FAST_BEAT + 175);
+        assert_eq!(fast.plan_window, 2 * 175 + 2 * FAST_BEAT - PLAN_SHORTFALL);
         // Absurd slots saturate instead of overflowing, and are refused.
         let huge = Config::with_slot(u64::MAX);
-        assert_eq!(huge.plan_window, u64::MAX);
+        assert!(huge.plan_window >= u64::MAX - PLAN_SHORTFALL);
         assert!(huge.validate(100).is_err());
     }
 

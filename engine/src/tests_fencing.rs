@@ -512,7 +512,9 @@ fn a_member_whose_stop_failed_is_fenced_before_the_group_starts_elsewhere() {
 fn news_from_a_majority_after_the_victim_fell_silent_waives_the_settle() {
     let policy = Policy::Configured { timeout: TIMEOUT };
     let names = ["n1", "n2", "n3", "n4", "n5"];
-    let mut c = cfg();
+    // The timeline below is in steps of the default beat (250 ms), whatever the size.
+    let mut c = Config::with_slot(cfg().slot);
+    c.startup_wait = 0;
     c.fence_settle = 500;
     let first = rank::order("fence/n1", ["n2", "n3", "n4", "n5"])[0];
     let mut r = testkit::rng(3);
@@ -544,11 +546,12 @@ fn news_from_a_majority_after_the_victim_fell_silent_waives_the_settle() {
         "fenced at the first news after the loss"
     );
     // A partition: everyone's last news within a beat of n1's: the settle holds.
+    let beat = c.beat;
     let mut e = Engine::new(first, c, BTreeSet::new());
     let mut v2 = View::default();
     for n in names {
         let mut m = member(true, n == "n1");
-        m.quiet_since = Some(900 + 100 * (n.as_bytes()[1] - b'0') as u64);
+        m.quiet_since = Some(900 + beat / 5 * (n.as_bytes()[1] - b'0') as u64);
         v2.members.insert(n.into(), m);
         v2.policy.insert(n.into(), policy);
     }

@@ -62,8 +62,9 @@ pub(super) struct RunArgs {
     gossip_fanout: Option<u64>,
     /// Milliseconds between two candidates' turns to plan a group: at least the p99 time for
     /// a gossip update to reach every node. Default: 150 + 5 x (expected cluster size). At
-    /// least 151 (the news timeout, 500 + slot, plus a 50 ms tick must be shorter than the
-    /// plan window, 2 x slot + 400) and --gossip-interval + 50; at most 10000.
+    /// least 151 (the news timeout, 2 beats + slot, plus a 50 ms tick must be shorter than
+    /// the plan window, 2 x slot + 2 beats - 100; a beat is 100 ms up to 10 members, else
+    /// 250) and --gossip-interval + 50; at most 10000.
     #[arg(long, value_name = "MS")]
     slot: Option<u64>,
     /// Two-node mode: with exactly two expected members, the survivor of a failure stays
@@ -188,7 +189,9 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
     };
     let size = expected.len().max(args.seeds.len() + 1);
     let mut engine = match args.slot {
-        Some(slot) => crate::engine::Config::with_slot(slot),
+        Some(slot) => {
+            crate::engine::Config::with_timing(slot, crate::engine::Config::beat_for(size))
+        }
         None => crate::engine::Config::for_cluster_size(size),
     };
     engine.two_node = args.two_node;
