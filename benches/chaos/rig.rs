@@ -187,6 +187,13 @@ pub fn starve(c: &Cluster, i: usize) {
     std::fs::write(dir.join("cpu.cfs_period_us"), "100000").expect("cpu.cfs_period_us");
     std::fs::write(dir.join("cpu.cfs_quota_us"), STARVED_QUOTA_US.to_string())
         .expect("cpu.cfs_quota_us");
+    // The daemon runs under SCHED_RR (daemon::sched), which the CFS quota does not limit:
+    // the same share of the real-time budget (1 s period). Where the kernel groups
+    // real-time tasks, a cgroup without that budget refuses them (the daemon would stay out).
+    let rt = dir.join("cpu.rt_runtime_us");
+    if rt.exists() {
+        std::fs::write(&rt, (STARVED_QUOTA_US * 10).to_string()).expect("cpu.rt_runtime_us");
+    }
     for pid in c.processes(i) {
         let _ = std::fs::write(dir.join("cgroup.procs"), pid.to_string());
     }

@@ -1,5 +1,5 @@
 //! `mosha run`: checks the command line, the directory and its files, then runs the daemon
-//! ([`crate::daemon::run`]) on a single-threaded runtime.
+//! ([`crate::daemon::run`]) on a two-worker runtime (see `daemon::sched` for its priority).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +106,11 @@ pub(super) struct RunArgs {
     /// missing.
     #[arg(long, default_value = crate::agent::DEFAULT_RSC_TMP, value_name = "DIR")]
     ha_rsctmp: PathBuf,
+    /// Run the daemon's threads at normal priority. By default they run under SCHED_RR
+    /// (priority 10, not inherited by the services it starts), as corosync does, so that
+    /// services saturating the CPU do not delay the beats that keep this node in the quorum.
+    #[arg(long)]
+    no_realtime: bool,
 }
 
 /// Parses SECONDS (fractions allowed) from 0 to 3600: no value can overflow a deadline.
@@ -232,9 +237,28 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
     };
     // Two workers: gossip (chitchat's loop, which answers peers and carries heartbeats) must
     // not wait while the daemon's loop is busy with a large turn (thousands of groups).
+    // Real-time priority for the loop (this thread) and every runtime thread (see
+    // daemon::sched); the services started get the normal policy back.
+    let realtime = !args.no_realtime;
+    if realtime {
+        match daemon::sched::realtime() {
+            Ok(()) => tracing::info!(
+                priority = daemon::sched::PRIORITY,
+                "the daemon's threads run under SCHED_RR (--no-realtime to turn it off)"
+            ),
+            Err(e) => {
+                tracing::info!("no real-time priority ({e}): the daemon runs at normal priority")
+            }
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
+        .on_thread_start(move || {
+            if realtime {
+                let _ = daemon::sched::realtime();
+            }
+        })
         .build()
     {
         Ok(rt) => rt,

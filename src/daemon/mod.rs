@@ -23,6 +23,7 @@ pub mod notices;
 pub mod orders;
 pub mod replicated;
 pub mod report;
+pub mod sched;
 mod tells;
 
 use std::path::PathBuf;
