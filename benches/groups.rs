@@ -183,11 +183,11 @@ fn main() {
     }
     println!("longest event-loop turn: {}", turns.join(", "));
     for &i in &survivors {
-        for line in c
-            .log(i)
-            .lines()
-            .filter(|l| l.contains("event loop took") || l.contains("DEBUG"))
-        {
+        for line in c.log(i).lines().filter(|l| {
+            l.contains("event loop took")
+                || l.contains("did not run for a while")
+                || l.contains("DEBUG")
+        }) {
             println!("  {}: {}", c.node_name(i), line.trim());
         }
     }

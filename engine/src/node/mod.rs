@@ -518,7 +518,10 @@ impl Node {
     /// starvation): the engine then holds every move until fresh state arrives, and the
     /// silence of peers during the freeze is not held against them.
     fn note_freeze(&mut self, now: Millis) {
-        let limit = self.engine.config().news_timeout / 2;
+        // Half the news timeout at the default beat, whatever the beat: a 100 ms beat would
+        // take every loop turn over 0.19 s for a freeze (peers take a node for lost only
+        // after failure detection, 0.45 s and more).
+        let limit = (2 * crate::BEAT).saturating_add(self.engine.config().slot) / 2;
         if let Some(last) = self.last_awake.filter(|l| now > l + limit) {
             self.pending.events.push(Event::Frozen { ms: now - last });
             self.engine.resumed(now);

@@ -153,6 +153,31 @@ fn a_gap_in_the_loop_is_a_freeze_and_the_silence_is_forgiven() {
 }
 
 #[test]
+fn a_long_loop_turn_at_the_fast_beat_is_no_freeze() {
+    // Found by the groups bench: with the 100 ms beat of small clusters, a freeze limit of
+    // half the news timeout (0.19 s) took 0.2-0.4 s turns of 2,000 groups for freezes, each
+    // holding every group for a second (and logging a warning).
+    let c = Config {
+        startup_wait: 1000,
+        ..Config::for_cluster_size(5)
+    };
+    assert_eq!(c.beat, crate::FAST_BEAT);
+    let expected: BTreeSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    let mut n = Node::new("a", 1, c, expected, ChaCha12Rng::seed_from_u64(3));
+    n.observe(member("b", 1, &[(keys::BEAT, "1")]));
+    n.observe(member("c", 1, &[(keys::BEAT, "1")]));
+    run(&mut n, &["b", "c"], 0, 2000);
+    let r = n.ready(2300);
+    assert!(!r.events.iter().any(|e| matches!(e, Event::Frozen { .. })));
+    // A real freeze still is one.
+    let r = n.ready(3300);
+    assert!(r
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Frozen { ms: 1000 })));
+}
+
+#[test]
 fn the_expected_membership_is_offered_until_it_is_durable() {
     let mut n = node("a", &["a"]);
     n.ready(0);
