@@ -83,7 +83,7 @@ pub fn on_plan(w: &mut World, x: usize, group: &str) {
 /// got out said). `plan` is only a claim; a claim that never reached anyone (made just before
 /// a crash, or on the far side of a fresh partition) cannot be known, and the lost node that
 /// made it loses quorum (or is frozen) before it takes it past `plan`: the plan window is
-/// longer than failure detection. (a) checks that this holds.
+/// longer than the news timeout and a tick. (a) checks that this holds.
 pub fn on_test(w: &mut World, x: usize, group: &str) {
     let lost = lost_holders(w, x, |w, i| {
         let n = &w.nodes[i];
