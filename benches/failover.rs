@@ -10,7 +10,8 @@
 //! - the daemons' resident memory (VmRSS) after the run.
 //!
 //! `cargo bench --bench failover -- [--kills K] [--nodes N] [--fencing dummy|none]
-//! [--insecure]` (defaults 30, 5, dummy when /usr/sbin/fence_dummy exists). Gossip is sealed
+//! [--insecure] [--beat MS]` (defaults 30, 5, dummy when /usr/sbin/fence_dummy exists; `--beat`
+//! is passed to the daemons, see `mosha run --help`). Gossip is sealed
 //! with a cluster key unless `--insecure`. With `dummy`, every node is
 //! fenced through Debian's real `fence_dummy` (action=off, confirmed by status) before its
 //! group may start elsewhere, so the figures include fencing; `none` turns fencing off.
@@ -163,7 +164,7 @@ fn next_counters(c: &Cluster) -> Vec<(Instant, u64)> {
 
 /// Runs the benchmark; returns the number of lock collisions. The cluster is dropped (every
 /// node killed, the directory removed) before this returns or unwinds.
-fn run(kills: usize, n: usize, dummy: bool, insecure: bool) -> usize {
+fn run(kills: usize, n: usize, dummy: bool, insecure: bool, extra: Vec<String>) -> usize {
     assert!(n >= 2, "--nodes must be at least 2");
     let fencetab = if dummy {
         (1..=n)
@@ -181,11 +182,7 @@ fn run(kills: usize, n: usize, dummy: bool, insecure: bool) -> usize {
         cltab: CLTAB.to_string(),
         hactl: HACTL.to_string(),
         fencetab,
-        extra_args: if insecure {
-            vec!["--insecure".to_string()]
-        } else {
-            Vec::new()
-        },
+        extra_args: extra,
         netns: false,
     });
     eprintln!(
@@ -352,7 +349,15 @@ fn main() {
             .to_string()
         });
     let insecure = args.iter().any(|a| a == "--insecure");
-    let collisions = run(kills, n, fencing == "dummy", insecure);
+    // Daemon options passed through: --insecure, --beat MS.
+    let mut extra = Vec::new();
+    if insecure {
+        extra.push("--insecure".to_string());
+    }
+    if args.iter().any(|a| a == "--beat") {
+        extra.extend(["--beat".to_string(), arg("--beat", 250).to_string()]);
+    }
+    let collisions = run(kills, n, fencing == "dummy", insecure, extra);
     if collisions > 0 {
         std::process::exit(1);
     }

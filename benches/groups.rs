@@ -8,7 +8,7 @@
 //! - the longest event-loop turn each daemon reports (hastat `loop`), false deaths (a live
 //!   node seen dead by another) and quorum losses seen while polling, lock collisions.
 //!
-//! `cargo bench --bench groups -- [--groups G] [--nodes N] [--fencing none|dummy]`
+//! `cargo bench --bench groups -- [--groups G] [--nodes N] [--fencing none|dummy] [--beat MS]`
 //! (defaults 2000, 5, none). With `dummy`, the lost node is fenced through Debian's real
 //! `fence_dummy` before its groups may start elsewhere.
 
@@ -129,7 +129,11 @@ fn main() {
         cltab,
         hactl,
         fencetab,
-        extra_args: Vec::new(),
+        // `--beat MS` is passed to the daemons (see `mosha run --help`).
+        extra_args: match std::env::args().any(|a| a == "--beat") {
+            true => vec!["--beat".to_string(), arg("--beat", "250")],
+            false => Vec::new(),
+        },
         netns: false,
     });
     if dummy {
