@@ -43,22 +43,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Returns the defaults for a LAN cluster of about `n` nodes: [`Config::with_timing`] with
+    /// Returns the defaults for a LAN cluster of about `n` nodes: [`Config::with_slot`] with
     /// `slot` = 150 ms + 5 ms × n (the measured p99 gossip propagation at 100 ms gossip is
-    /// 0.10 s at 3 nodes and 0.30 s at 30) and the beat of [`Config::beat_for`].
+    /// 0.10 s at 3 nodes and 0.30 s at 30).
+    ///
+    /// The beat stays [`BEAT`] whatever `n`: a member judges every peer's news by its own
+    /// news timeout, so all members must beat alike, and `n` is only what this node knew at
+    /// its start (few seeds and no members file yet: less than the cluster). A faster beat
+    /// ([`FAST_BEAT`]) is the operator's choice for every node at once (`mosha run --beat`).
     pub fn for_cluster_size(n: usize) -> Config {
-        Config::with_timing(150 + 5 * n.min(1000) as Millis, Config::beat_for(n))
-    }
-
-    /// Returns the beat for a cluster of about `n` nodes: [`FAST_BEAT`] up to
-    /// [`FAST_BEAT_NODES`] nodes, where a beat's bytes are few, else [`BEAT`]. The beat sets
-    /// the news timeout and with it the plan window, which every failover waits out.
-    pub fn beat_for(n: usize) -> Millis {
-        if n <= FAST_BEAT_NODES {
-            FAST_BEAT
-        } else {
-            BEAT
-        }
+        Config::with_slot(150 + 5 * n.min(1000) as Millis)
     }
 
     /// Returns the tunables for a given `slot` and the default beat ([`BEAT`]); see
@@ -179,11 +173,9 @@ pub const BEAT: Millis = 250;
 /// timing rules of [`Config::validate`] count it as a delay anything may suffer.
 pub const TICK: Millis = 50;
 
-/// The beat of small clusters (see [`Config::beat_for`]).
+/// A beat for small clusters, validated by the simulator at 3 and 5 nodes (`mosha run --beat
+/// 100` on every node; see [`Config::for_cluster_size`]).
 pub const FAST_BEAT: Millis = 100;
-
-/// The largest cluster that beats every [`FAST_BEAT`].
-pub const FAST_BEAT_NODES: usize = 10;
 
 /// What the plan window takes off two slots and two beats (see [`Config::with_timing`]).
 pub const PLAN_SHORTFALL: Millis = 100;
@@ -205,12 +197,9 @@ mod tests {
         assert_eq!(c.plan_window, 2 * 200 + PLAN_MARGIN);
         assert_eq!(c.yield_backoff, 400);
         assert_eq!(c.news_timeout, 2 * BEAT + 200);
-        assert_eq!(
-            Config::for_cluster_size(5),
-            Config::with_timing(175, FAST_BEAT)
-        );
-        assert_eq!(Config::for_cluster_size(30), Config::with_slot(300));
-        let fast = Config::for_cluster_size(5);
+        assert_eq!(Config::for_cluster_size(5), Config::with_slot(175));
+        assert_eq!(Config::with_slot(175).plan_window, 750);
+        let fast = Config::with_timing(175, FAST_BEAT);
         assert_eq!(fast.news_timeout, 2 * FAST_BEAT + 175);
         assert_eq!(fast.plan_window, 2 * 175 + 2 * FAST_BEAT - PLAN_SHORTFALL);
         // Absurd slots saturate instead of overflowing, and are refused.

@@ -63,9 +63,7 @@ use rand::Rng;
 pub use admin::Admin;
 pub use claim::{Claim, State, PLAN, STOP, TEST};
 pub use cleanup::CleanupRequest;
-pub use config::{
-    Config, BEAT, FAST_BEAT, FAST_BEAT_NODES, MAX_SLOT, PLAN_MARGIN, PLAN_SHORTFALL, TICK,
-};
+pub use config::{Config, BEAT, FAST_BEAT, MAX_SLOT, PLAN_MARGIN, PLAN_SHORTFALL, TICK};
 pub use event::Event;
 pub use fencing::{FenceState, Outcome, Policy, Record};
 pub use moves::MoveRequest;

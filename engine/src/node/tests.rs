@@ -159,7 +159,7 @@ fn a_long_loop_turn_at_the_fast_beat_is_no_freeze() {
     // holding every group for a second (and logging a warning).
     let c = Config {
         startup_wait: 1000,
-        ..Config::for_cluster_size(5)
+        ..Config::with_timing(175, crate::FAST_BEAT)
     };
     assert_eq!(c.beat, crate::FAST_BEAT);
     let expected: BTreeSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
