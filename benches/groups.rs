@@ -130,9 +130,10 @@ fn main() {
         hactl,
         fencetab,
         // `--beat MS` is passed to the daemons (see `mosha run --help`).
-        extra_args: match std::env::args().any(|a| a == "--beat") {
-            true => vec!["--beat".to_string(), arg("--beat", "250")],
-            false => Vec::new(),
+        extra_args: if std::env::args().any(|a| a == "--beat") {
+            vec!["--beat".to_string(), arg("--beat", "250")]
+        } else {
+            Vec::new()
         },
         netns: false,
     });

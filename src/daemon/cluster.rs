@@ -323,41 +323,29 @@ impl Cluster {
         // looks per turn: the unchanged ones cost a comparison, not a copy).
         let empty = BTreeMap::new();
         let known = (self.core.view().members.get(&self.me)).map_or(&empty, |m| &m.claims);
-        let mut changes: Vec<(String, Option<engine::Claim>)> = Vec::new();
-        let mut now = sup.claims().peekable();
-        let mut before = known.iter().peekable();
-        loop {
-            let order = match (now.peek(), before.peek()) {
-                (None, None) => break,
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some((g, ..)), Some((k, _))) => (*g).cmp(k.as_str()),
-            };
-            if order == std::cmp::Ordering::Greater {
-                // Gone from the supervisor.
-                if let Some((k, _)) = before.next() {
-                    changes.push((k.clone(), None));
-                }
-                continue;
-            }
-            let Some((g, level, target, state)) = now.next() else {
-                break;
-            };
-            let old = if order == std::cmp::Ordering::Equal {
-                before.next().map(|(_, c)| c)
-            } else {
-                None
-            };
-            if old.is_some_and(|c| c.level == level && c.target == target && c.state == state) {
-                continue;
-            }
-            let claim = engine::Claim {
-                level: level.to_string(),
-                target: target.to_string(),
-                state,
-            };
-            changes.push((g.to_string(), Some(claim)));
-        }
+        let same = |g: &str, level: &str, target: &str, state| {
+            known
+                .get(g)
+                .is_some_and(|c| c.level == level && c.target == target && c.state == state)
+        };
+        let mut changes: Vec<(String, Option<engine::Claim>)> = (sup.claims())
+            .filter(|&(g, level, target, state)| !same(g, level, target, state))
+            .map(|(g, level, target, state)| {
+                let claim = engine::Claim {
+                    level: level.to_string(),
+                    target: target.to_string(),
+                    state,
+                };
+                (g.to_string(), Some(claim))
+            })
+            .collect();
+        // Gone from the supervisor.
+        let groups = sup.groups();
+        changes.extend(
+            (known.keys())
+                .filter(|g| !groups.contains_key(*g))
+                .map(|g| (g.clone(), None)),
+        );
         if !changes.is_empty() {
             self.core.observe(Input::Claims(changes));
         }
