@@ -47,6 +47,9 @@ use identity::{IdentityGuard, Verdict};
 /// count on it ([`engine::TICK`]).
 pub const TICK: Duration = Duration::from_millis(engine::TICK);
 
+/// The shortest time between two steps when one is brought forward (see the loop).
+const HURRY: Duration = Duration::from_millis(10);
+
 /// How often hastat is rewritten when only heartbeat ages and traffic changed.
 const HASTAT_REFRESH: Duration = Duration::from_secs(1);
 
@@ -145,6 +148,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let clstat_path = dir.join("clstat.json");
     let hastat_path = dir.join("hastat.json");
     let mut tick = tokio::time::interval(TICK);
+    let mut last_step = Instant::now();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown: Option<&str> = None;
     let mut last_doc: Option<Clstat> = None;
@@ -177,13 +181,20 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         let now = Instant::now();
         let now_std = now.into_std();
         cluster.notices.at(now_std, wall_ms());
+        // A test that passed, a plan entry that finished, or a fencing pass that ended is
+        // acted on at a step soon (HURRY after the last one) rather than at the next tick:
+        // each saves up to a tick on a failover's way.
+        let mut hurry = false;
         for (pid, exit) in process::reap() {
             if !cluster
                 .runner
                 .child_exited(now_std, &mut cluster.agents, pid, exit)
             {
-                sup.child_exited(now_std, &mut os, pid, exit);
+                hurry |= sup.child_exited(now_std, &mut os, pid, exit);
             }
+        }
+        if !ticked && (hurry || cluster.runner.has_results()) {
+            tick.reset_at(last_step + HURRY);
         }
         sup.tick(now_std, &mut os);
         cluster.runner.tick(now_std, &mut cluster.agents);
@@ -202,6 +213,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         let mut marks = [std::time::Instant::now(); 5];
         let mut publish = Vec::new();
         if shutdown.is_none() && ticked {
+            last_step = now;
             let view = gossip.view().await;
             marks[1] = std::time::Instant::now();
             let now_ms = now.duration_since(t0).as_millis() as u64;

@@ -364,6 +364,11 @@ impl Runner {
         v
     }
 
+    /// Tells whether a job finished since the last [`Runner::take_results`].
+    pub fn has_results(&self) -> bool {
+        !self.results.is_empty()
+    }
+
     /// Returns the jobs that finished since the last call, in the order they finished.
     pub fn take_results(&mut self) -> Vec<FenceResult> {
         std::mem::take(&mut self.results)

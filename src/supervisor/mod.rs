@@ -225,13 +225,19 @@ impl Supervisor {
     }
 
     /// Handles a reaped child. Exits of processes that are not entries' leaders (grandchildren
-    /// re-parented to us) are ignored.
-    pub fn child_exited(&mut self, now: Instant, os: &mut dyn Os, pid: u32, exit: Exit) {
+    /// re-parented to us) are ignored. Returns whether the exit settled its group at `plan`
+    /// or `test`, levels the engine moves on from (the daemon then steps it without waiting
+    /// for the next tick).
+    pub fn child_exited(&mut self, now: Instant, os: &mut dyn Os, pid: u32, exit: Exit) -> bool {
         for g in self.groups.values_mut() {
             if g.child_exited(&self.opts, now, os, pid, exit) {
-                return;
+                let passing = [crate::engine::PLAN, crate::engine::TEST];
+                return g.level == g.target
+                    && g.state.settled()
+                    && passing.contains(&g.target.as_str());
             }
         }
+        false
     }
 
     /// Acts on every deadline that has passed at `now`.
