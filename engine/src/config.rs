@@ -40,6 +40,12 @@ pub struct Config {
     /// outgoing packets are lost finds out before a claim it made out of everyone's sight
     /// reaches `test`.
     pub news_timeout: Millis,
+    /// How long a node must have stood as a group's successor, in everyone's sight, before
+    /// it may take the group without a plan window when its holder dies (see
+    /// [`crate::successor`]): longer than the news timeout, a propagation (a slot) and a
+    /// tick, so that a successor whose packets stopped getting out, or that missed a rival's
+    /// key, has lost quorum by then.
+    pub successor_wait: Millis,
 }
 
 impl Config {
@@ -66,7 +72,8 @@ impl Config {
     /// `plan_window` = 2 slots + 2 beats − 100 ms (the news timeout plus more than a tick
     /// and a margin, so that a node cut off from the majority right after it planned finds
     /// out that it lost quorum before it moves on — found by the simulator; 2 slots + 400
-    /// ms at the default beat), `yield_backoff` = 2 slots; start-up wait 1 s, test cooldown
+    /// ms at the default beat), `yield_backoff` = 2 slots, `successor_wait` = 2 plan
+    /// windows; start-up wait 1 s, test cooldown
     /// 10 min, fence settle 500 ms, two-node fence delay 5 s. The arithmetic saturates;
     /// [`Config::validate`] tells whether the result is safe.
     pub fn with_timing(slot: Millis, beat: Millis) -> Config {
@@ -84,6 +91,10 @@ impl Config {
             fence_settle: 500,
             beat,
             news_timeout: two_beats.saturating_add(slot),
+            successor_wait: (slot.saturating_mul(2))
+                .saturating_add(two_beats)
+                .saturating_sub(PLAN_SHORTFALL)
+                .saturating_mul(2),
         }
     }
 
@@ -106,7 +117,8 @@ impl Config {
     ///   claim of the one before it to arrive;
     /// - `slot` ≤ 10 s, `beat` in 10 ms..10 s and below `news_timeout`, `plan_window`,
     ///   `yield_backoff` and `startup_wait` ≤ 1 min, `test_cooldown` ≤ 1 day,
-    ///   `fence_settle` ≤ 1 min, `two_node_fence_delay` ≤ 1 h.
+    ///   `fence_settle` ≤ 1 min, `two_node_fence_delay` ≤ 1 h;
+    /// - `successor_wait` > news timeout + slot + tick, and ≤ 2 min.
     ///
     /// # Errors
     /// Returns one explanation per broken rule, naming the value that would work.
@@ -121,6 +133,14 @@ impl Config {
                  get out loses quorum before a plan it made unseen moves on; use a slot of at \
                  least {min_slot} ms",
                 self.slot, self.news_timeout, self.plan_window
+            ));
+        }
+        let successor_min = (self.news_timeout.saturating_add(self.slot)).saturating_add(TICK);
+        if self.successor_wait <= successor_min {
+            errors.push(format!(
+                "successor wait {} ms is too short: it must be longer than the news timeout, \
+                 a slot and the daemon's {TICK} ms tick ({successor_min} ms)",
+                self.successor_wait
             ));
         }
         if self.slot < gossip_interval.saturating_add(TICK) {
@@ -146,6 +166,7 @@ impl Config {
         range("start-up wait", self.startup_wait, 0, 60_000);
         range("test cooldown", self.test_cooldown, 0, 86_400_000);
         range("fence settle", self.fence_settle, 0, 60_000);
+        range("successor wait", self.successor_wait, 1, 120_000);
         range(
             "two-node fence delay",
             self.two_node_fence_delay,
@@ -197,6 +218,7 @@ mod tests {
         assert_eq!(c.plan_window, 2 * 200 + PLAN_MARGIN);
         assert_eq!(c.yield_backoff, 400);
         assert_eq!(c.news_timeout, 2 * BEAT + 200);
+        assert_eq!(c.successor_wait, 2 * c.plan_window);
         assert_eq!(Config::for_cluster_size(5), Config::with_slot(175));
         assert_eq!(Config::with_slot(175).plan_window, 750);
         let fast = Config::with_timing(175, FAST_BEAT);

@@ -17,6 +17,9 @@ pub enum Event {
     QuorumReached { live: usize, expected: usize },
     /// This node plans a group that runs nowhere.
     Planning { group: String, rank: usize },
+    /// This node takes a group over at once: its holder was lost, and this node stood as
+    /// its successor (see [`crate::successor`]); no plan window.
+    TakingOver { group: String },
     /// Another node's claim outranks ours: we stop and back off.
     Yielding { group: String, to: String },
     /// The group failed here at `level` (a test failed, or its restarts were used up):

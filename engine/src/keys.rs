@@ -9,6 +9,8 @@
 //! | `m/<group>` | `<to> <from>`: an operator asked to move the group from `from` to `to` | the engine ([`crate::moves`]), until the move is under way or moot |
 //! | `k/<group>` | `<node\|*> <seq>`: an operator asked to clear the group's failures on `node` (`*`: everywhere) | the engine ([`crate::cleanup`]), for [`crate::cleanup::CLEANUP_TTL`] |
 //! | `h/<group>` | `<to>`: this node stopped the group to hand it to `to` | the engine ([`crate::moves`]), until `to` runs it or the hand-off lapses |
+//! | `n/<group>` | `1`: this node stands ready to take the group at once if its holder dies | the engine ([`crate::successor`]), while another node runs the group and this one would be next |
+//! | `s/<group>` | `restarts until_ms cause`: the group's failures here, for status only | the daemon (`src/daemon/health.rs`; no decision reads it) |
 //! | `x/<node>` | a [`crate::Record`]: how a lost node was fenced | the engine |
 //! | `b` | a counter | the node core, every [`crate::BEAT`] ms: news still gets out |
 //! | `bye` | `1` | the daemon ([`crate::node::Node::bye`]), at a clean shutdown |
@@ -30,6 +32,8 @@ pub const MOVE_PREFIX: &str = "m/";
 pub const CLEANUP_PREFIX: &str = "k/";
 /// The prefix of the keys that carry hand-offs (`h/<group>`).
 pub const HANDOFF_PREFIX: &str = "h/";
+/// The prefix of the keys that say a node is a group's successor (`n/<group>`).
+pub const SUCCESSOR_PREFIX: &str = "n/";
 /// The prefix of the keys that carry fencing records (`x/<victim>`).
 pub const RECORD_PREFIX: &str = "x/";
 /// The key whose value a node changes every beat: peers that see it change know that this
@@ -68,4 +72,9 @@ pub fn cleanup(group: &str) -> String {
 /// Returns the hand-off key of `group`.
 pub fn handoff(group: &str) -> String {
     format!("{HANDOFF_PREFIX}{group}")
+}
+
+/// Returns the successor key of `group`.
+pub fn successor(group: &str) -> String {
+    format!("{SUCCESSOR_PREFIX}{group}")
 }

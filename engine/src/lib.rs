@@ -44,6 +44,7 @@ mod peers;
 mod placement;
 pub mod rank;
 pub mod replica;
+pub mod successor;
 
 #[cfg(test)]
 mod testkit;
@@ -55,6 +56,8 @@ mod tests_fencing;
 mod tests_news;
 #[cfg(test)]
 mod tests_placement;
+#[cfg(test)]
+mod tests_successor;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -105,6 +108,8 @@ pub struct Member {
     pub handoffs: BTreeMap<String, String>,
     /// Its operators' requests to clear groups' failures, by group (see [`cleanup`]).
     pub cleanups: BTreeMap<String, CleanupRequest>,
+    /// The groups it stands ready to take at once if their holder dies (see [`successor`]).
+    pub successor: BTreeSet<String>,
 }
 
 impl Member {
@@ -176,7 +181,7 @@ struct GroupMemory {
 
 /// Where a group this node does not hold stands, for [`Engine::step_candidate`].
 #[derive(Debug, Clone, Copy)]
-struct Candidate {
+struct Candidate<'v> {
     /// Our start-up wait (or the quiet after a member came alive) is over.
     ready: bool,
     /// A lost node held it and is not fenced yet (the recovery gate).
@@ -187,6 +192,12 @@ struct Candidate {
     handed: moves::Handed,
     /// Its `only=` option leaves this node out.
     barred: bool,
+    /// The one other live node that runs it at its wanted level, if so.
+    holder: Option<&'v str>,
+    /// The other live nodes that stand as its successor (see [`successor`]).
+    rivals: &'v [&'v str],
+    /// A lost node held it (asked only when this node stands as its successor).
+    was_lost: bool,
 }
 
 /// A member that stopped being alive without a clean shutdown, or that this daemon never
@@ -294,6 +305,8 @@ pub struct Engine {
     failed_on: BTreeMap<(String, String), u64>,
     /// The (group, preferred node) pairs in cooldown at the last step, to see new failures.
     cooling: BTreeSet<(String, String)>,
+    /// The groups this node stands as successor for (see [`successor`]).
+    successors: successor::Successors,
 }
 
 impl Engine {
@@ -330,6 +343,7 @@ impl Engine {
             cleanups: cleanup::Cleanups::default(),
             failed_on: BTreeMap::new(),
             cooling: BTreeSet::new(),
+            successors: successor::Successors::default(),
         }
     }
 
@@ -391,6 +405,7 @@ impl Engine {
             mem.planned_at = None;
             mem.need_since = None;
         }
+        self.successors.restart(now);
         // What it knew the lost held is as old as the freeze: they may hold anything.
         for lost in self.lost.values_mut() {
             lost.since = now;
@@ -435,6 +450,7 @@ impl Engine {
             .values()
             .any(|l| l.unknown && !l.fence.gate_open());
         let held = self.peers.held_each(view.want.keys());
+        let standing = successor::in_sight(view, &self.me);
         // Groups an agent failed fatally somewhere (OCF 6): no node starts them.
         let fatal: BTreeSet<&str> = (view.members.values())
             .filter(|m| m.alive)
@@ -475,6 +491,7 @@ impl Engine {
                 continue;
             }
             if let Some(claim) = claim.filter(|c| c.holds()) {
+                self.successors.holding(group, claim);
                 let others = if held {
                     self.peers.holders(view, group)
                 } else {
@@ -495,19 +512,38 @@ impl Engine {
                 let handed = sight.handed(group, &self.me);
                 let barred = (view.placement.get(group)).is_some_and(|p| !p.allows(&self.me))
                     || fatal.contains(group.as_str());
+                // The one other node that runs the group at its wanted level, if so.
+                let holder = match self.peers.holders(view, group).as_slice() {
+                    [(n, c)] if held && c.phase() == 2 && !c.leaving() && c.level == *want => {
+                        Some(*n)
+                    }
+                    _ => None,
+                };
+                let rivals = standing.get(group.as_str()).map_or(&[][..], Vec::as_slice);
+                let was_lost = !self.successors.is_empty()
+                    && self.lost.values().any(|l| l.held.contains(group));
                 let c = Candidate {
                     ready,
                     gated,
                     held,
                     handed,
                     barred,
+                    holder,
+                    rivals,
+                    was_lost,
                 };
                 self.step_candidate(now, group, c, &mut mem, rng, &mut out);
             }
             kept.push((key, mem));
         }
         self.groups = kept;
+        self.successors.end_step(&mut out);
         out
+    }
+
+    /// Returns the groups this node stands as successor for (see [`successor`]).
+    pub fn successor_of(&self) -> impl Iterator<Item = &String> {
+        self.successors.groups()
     }
 }
 

@@ -192,6 +192,13 @@ impl Engine {
                     lost.held.insert(g.clone());
                 }
             }
+            // A lost successor may have taken its group over out of everyone's sight (it
+            // skips the plan window): the group waits for its fencing (see `successor`).
+            for g in &m.successor {
+                if !lost.held.contains(g) {
+                    lost.held.insert(g.clone());
+                }
+            }
         }
         // So does a hand-off to a lost node that nobody saw it take: it may have taken it
         // and started it out of everyone's sight, since it takes a group handed to it without

@@ -403,6 +403,13 @@ impl Peers {
         c.before
     }
 
+    /// Tells whether `other` ranks before `me` for `group` (the order [`Peers::rank`] counts
+    /// in, under the placement options of the last step).
+    pub fn outranks(&self, group: &str, other: &str, me: &str) -> bool {
+        let placement = self.placement.get(group);
+        Count::new(group, me, placement).outranks(other, me, placement)
+    }
+
     /// Counts from scratch the live members that `c` (the count of `group`) counts.
     fn recount(&self, me: &str, group: &str, c: &Count) -> usize {
         let placement = self.placement.get(group);

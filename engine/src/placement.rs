@@ -138,22 +138,28 @@ impl Engine {
         &mut self,
         now: Millis,
         group: &str,
-        c: Candidate,
+        c: Candidate<'_>,
         mem: &mut GroupMemory,
         rng: &mut dyn Rng,
         out: &mut Vec<Action>,
     ) {
+        mem.planned_at = None;
+        mem.handed = false;
+        if self.stand(now, group, &c, mem, out) {
+            return; // taken over as its successor
+        }
         // The recovery gate (`gated`): a group that a lost node held waits for that node's
-        // fencing. A node its `only=` option leaves out (`barred`) never plans it.
+        // fencing. A node its `only=` option leaves out (`barred`) never plans it. Another
+        // live node's successor key holds it as a claim would (see `successor`).
         let Candidate {
             ready,
             gated,
             held,
             handed,
             barred,
+            ..
         } = c;
-        mem.planned_at = None;
-        mem.handed = false;
+        let held = held || !c.rivals.is_empty();
         // A group that a lost node held may be planned while that node is being fenced (the
         // plan window and the rank's turn run meanwhile), but it goes no further than `plan`
         // before the gate opens (see `step_holder`).

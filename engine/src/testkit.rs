@@ -22,6 +22,7 @@ pub fn cfg() -> Config {
         fence_settle: 500,
         beat: 250,
         news_timeout: 600,
+        successor_wait: 1500,
     }
 }
 

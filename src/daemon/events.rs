@@ -79,6 +79,10 @@ pub fn log(e: &Event) {
         ),
         Event::QuorumReached { live, expected } => info!(live, expected, "quorum reached"),
         Event::Planning { group, rank } => info!(%group, rank, "planning group (it runs nowhere)"),
+        Event::TakingOver { group } => info!(
+            %group,
+            "taking group over as its successor (its holder was lost): no plan window"
+        ),
         Event::Yielding { group, to } => {
             warn!(%group, to = %to, "conflicting claim outranks ours: yielding")
         }

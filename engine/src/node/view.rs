@@ -11,7 +11,7 @@ use crate::claim::Claim;
 use crate::fencing::{Policy, Record};
 use crate::keys::{
     BEAT, BYE, CLAIM_PREFIX, CLEANUP_PREFIX, COOLDOWN_PREFIX, HANDOFF_PREFIX, MOVE_PREFIX,
-    RECORD_PREFIX,
+    RECORD_PREFIX, SUCCESSOR_PREFIX,
 };
 use crate::{replica, Member, Millis, MoveRequest, View};
 
@@ -29,6 +29,7 @@ pub fn is_core_key(key: &str) -> bool {
         || key.starts_with(RECORD_PREFIX)
         || key.starts_with(MOVE_PREFIX)
         || key.starts_with(HANDOFF_PREFIX)
+        || key.starts_with(SUCCESSOR_PREFIX)
         || key.starts_with(CLEANUP_PREFIX)
         || replica::file_of_version_key(key).is_some()
 }
@@ -359,6 +360,13 @@ impl Observed {
                 None => m.handoffs.remove(g),
             };
             return old.as_deref() != new;
+        }
+        if let Some(g) = key.strip_prefix(SUCCESSOR_PREFIX) {
+            return if value.is_some() {
+                m.successor.insert(g.to_string())
+            } else {
+                m.successor.remove(g)
+            };
         }
         if let Some(file) = replica::file_of_version_key(key) {
             return (self.announced).set(file, name, value.and_then(replica::announced_version));
