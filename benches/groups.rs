@@ -6,7 +6,10 @@
 //! - the node holding the most groups killed (its PID namespace dies) → every one of them
 //!   DONE on a survivor;
 //! - the longest event-loop turn each daemon reports (hastat `loop`), false deaths (a live
-//!   node seen dead by another) and quorum losses seen while polling, lock collisions.
+//!   node seen dead by another) and quorum losses seen while polling, lock collisions (each
+//!   line stamped with its time, and those before the kill counted apart: a collision after
+//!   it, while the kernel still tears the victim's namespace down, is what unverified
+//!   fencing allows), and how long the kill took.
 //!
 //! `cargo bench --bench groups -- [--groups G] [--nodes N] [--fencing none|dummy] [--beat MS]`
 //! (defaults 2000, 5, none). With `dummy`, the lost node is fenced through Debian's real
@@ -111,7 +114,7 @@ fn main() {
         .map(|g| {
             format!(
                 "g{g}:g{g}-s:start:respawn:flock -n {{SHARED}}/g{g}.lock -c 'exec sleep 100000' || \
-                 echo \"g{g} $MOSHA_NODE\" >> {{SHARED}}/collisions\n"
+                 echo \"g{g} $MOSHA_NODE $(date +%s.%N)\" >> {{SHARED}}/collisions\n"
             )
         })
         .collect();
@@ -165,7 +168,11 @@ fn main() {
     let lost = lost.clone();
     let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
     let t1 = Instant::now();
+    let kill_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     c.kill_node(victim);
+    let killed_in = t1.elapsed().as_secs_f64();
     let moved = |s: &Seen| {
         lost.iter()
             .all(|g| s.running.get(g).is_some_and(|v| v.len() == 1))
@@ -197,6 +204,17 @@ fn main() {
         }
     }
     let collisions = c.collisions();
+    let before = (collisions.lines())
+        .filter(|l| {
+            (l.split(' ').nth(2))
+                .and_then(|t| t.parse::<f64>().ok())
+                .is_some_and(|t| t < kill_at)
+        })
+        .count();
+    println!(
+        "the kill took {killed_in:.2} s (the victim's namespace gone); lock collisions before \
+         it: {before}"
+    );
     println!(
         "false deaths seen: {}; quorum losses seen: {}; lock collisions: {}",
         totals.0,
