@@ -5,7 +5,7 @@
 //! member announces, and the news (beat changes) of each member.
 //! Work is proportional to what changed, not to the cluster's size.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::claim::Claim;
 use crate::fencing::{Policy, Record};
@@ -56,19 +56,31 @@ struct News {
     at: Option<Millis>,
 }
 
+/// What the core keeps of one member besides its entry in the view: its keys and its news,
+/// in one map entry (every step walks them for every member, next to the view's members).
+#[derive(Debug, Clone, Default)]
+struct Peer {
+    /// Its keys that the core reads, as published.
+    keys: KeyMap,
+    /// Its news (`None`: none yet).
+    news: Option<News>,
+    /// Its news arrived since the last step.
+    fresh: bool,
+}
+
 /// What the core knows of the cluster (see the module documentation).
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     me: String,
     /// The engine's view; this node's own entry is kept by the core.
     pub view: View,
-    /// Each member's keys that the core reads, as published.
-    keys: BTreeMap<String, KeyMap>,
-    /// Every record about each node, by the member that published it.
-    records: BTreeMap<String, BTreeMap<String, Record>>,
-    news: BTreeMap<String, News>,
-    /// Members whose news arrived since the last step.
-    fresh: BTreeSet<String>,
+    /// Each member's keys and news: exactly the view's members (one walk pairs them).
+    peers: BTreeMap<String, Peer>,
+    /// Whether some member's news arrived since the last step (see [`Peer::fresh`]).
+    fresh: bool,
+    /// Every record about each node, by the member that published it, sorted by that member
+    /// (most nodes are recorded by one member: a vector, not a B-tree node of eleven).
+    records: BTreeMap<String, Vec<(String, Record)>>,
     fencing: Fencing,
     /// The version of each replicated file that each member announces.
     pub(super) announced: Announced,
@@ -92,14 +104,14 @@ impl Observed {
             ..Member::default()
         };
         o.view.members.insert(me.to_string(), m);
-        o.keys.insert(me.to_string(), KeyMap::default());
+        o.peers.insert(me.to_string(), Peer::default());
         o
     }
 
     /// Returns the keys member `name` published as this node knows them, with its generation.
     pub fn keys_of(&self, name: &str) -> Option<(u64, &KeyMap)> {
         let m = self.view.members.get(name)?;
-        Some((m.generation, self.keys.get(name)?))
+        Some((m.generation, &self.peers.get(name)?.keys))
     }
 
     /// Notes that member `name` is (or is not) alive at `generation`; a generation other than
@@ -113,9 +125,9 @@ impl Observed {
         let known = self.view.members.get(name).map(|m| m.generation);
         if known != Some(generation) {
             let keys: Vec<String> = self
-                .keys
+                .peers
                 .get(name)
-                .map(|k| k.keys().map(str::to_string).collect())
+                .map(|p| p.keys.keys().map(str::to_string).collect())
                 .unwrap_or_default();
             for k in keys {
                 self.set_key(name, &k, None);
@@ -127,11 +139,12 @@ impl Observed {
                 ..Member::default()
             };
             self.view.members.insert(name.to_string(), m);
-            self.keys.entry(name.to_string()).or_default();
+            let peer = self.peers.entry(name.to_string()).or_default();
             // A new generation is news (as it is to the daemon's view): its silence counts
             // from now.
-            self.news.insert(name.to_string(), News::default());
-            self.fresh.insert(name.to_string());
+            peer.news = Some(News::default());
+            peer.fresh = true;
+            self.fresh = true;
             match policy {
                 Some(p) => self.view.policy.insert(name.to_string(), p),
                 None => self.view.policy.remove(name),
@@ -171,65 +184,50 @@ impl Observed {
     /// decisions changed.
     pub fn beats<'a>(&mut self, beats: impl IntoIterator<Item = (&'a str, u64, &'a str)>) -> bool {
         let (now, timeout) = (self.now, self.news_timeout);
-        let mut members = self.view.members.iter_mut().peekable();
-        let mut keys = self.keys.iter_mut().peekable();
-        let mut news = self.news.iter_mut().peekable();
-        let mut fresh: Vec<&str> = Vec::new();
-        let mut first_news: Vec<&str> = Vec::new();
+        // The view's members and the peers have the same names: one walk over both, one
+        // comparison of names per member.
+        let mut both = paired(&mut self.view.members, &mut self.peers).peekable();
         let mut matters = false;
+        let mut fresh = false;
         let mut last: Option<&str> = None;
         for (name, generation, beat) in beats {
             debug_assert!(last.is_none_or(|l| l < name), "beats in name order");
             last = Some(name);
-            let Some((_, m)) = next_named(&mut members, name) else {
+            let Some((_, (m, peer))) = next_named(&mut both, name) else {
                 continue;
             };
             if m.generation != generation {
                 continue;
             }
-            let Some((_, keys)) = next_named(&mut keys, name) else {
-                continue;
-            };
-            match keys.get_mut(BEAT) {
+            match peer.keys.get_mut(BEAT) {
                 Some(old) if old == beat => continue,
                 Some(old) => {
                     old.clear();
                     old.push_str(beat);
                 }
                 None => {
-                    keys.insert(BEAT.to_string(), beat.to_string());
+                    peer.keys.insert(BEAT.to_string(), beat.to_string());
                 }
             }
             // As `set_key` does with a beat.
             m.blank = false;
-            match next_named(&mut news, name) {
-                Some((_, news)) => {
+            match &mut peer.news {
+                Some(news) => {
                     matters |= news.at.is_some_and(|t| now >= t + timeout);
                     news.at = None;
                 }
-                None => first_news.push(name),
+                None => peer.news = Some(News::default()),
             }
-            fresh.push(name);
+            peer.fresh = true;
+            fresh = true;
         }
-        for name in first_news {
-            self.news.insert(name.to_string(), News::default());
-        }
-        if self.fresh.is_empty() {
-            // Built at once from the sorted names.
-            self.fresh = fresh.into_iter().map(str::to_string).collect();
-        } else {
-            for name in fresh {
-                if !self.fresh.contains(name) {
-                    self.fresh.insert(name.to_string());
-                }
-            }
-        }
+        self.fresh |= fresh;
         matters
     }
 
     /// Replaces member `name`'s keys with `all` (the whole state gossip shows of it).
     pub fn replace(&mut self, name: &str, generation: u64, all: &BTreeMap<String, String>) -> bool {
-        let Some(old) = self.keys.get(name) else {
+        let Some(old) = self.peers.get(name).map(|p| &p.keys) else {
             return false;
         };
         let gone = (old.keys())
@@ -251,21 +249,19 @@ impl Observed {
         if name == self.me || !self.view.members.contains_key(name) {
             return false;
         }
-        let keys: Vec<String> = self.keys[name].keys().map(str::to_string).collect();
+        let keys: Vec<String> = self.peers[name].keys.keys().map(str::to_string).collect();
         for k in keys {
             self.set_key(name, &k, None);
         }
         self.view.members.remove(name);
         self.view.policy.remove(name);
-        self.keys.remove(name);
-        self.news.remove(name);
-        self.fresh.remove(name);
+        self.peers.remove(name);
         true
     }
 
     /// Sets (or deletes) one key of member `name`; returns whether it matters to decisions.
     pub(super) fn set_key(&mut self, name: &str, key: &str, value: Option<&str>) -> bool {
-        let Some(keys) = self.keys.get_mut(name) else {
+        let Some(keys) = self.peers.get_mut(name).map(|p| &mut p.keys) else {
             return false;
         };
         if keys.get(key).map(String::as_str) == value {
@@ -292,17 +288,14 @@ impl Observed {
         if key == BEAT {
             // Known from heartbeats only until its beat arrives.
             m.blank = value.is_none();
-            if !self.news.contains_key(name) {
-                self.news.insert(name.to_string(), News::default());
-            }
-            let news = self.news.get_mut(name).expect("just inserted");
+            let peer = self.peers.get_mut(name).expect("a member has a peer entry");
+            let news = peer.news.get_or_insert_with(News::default);
             // News after a silence long enough to have dropped the member from quorum is a
             // change that matters; a beat that keeps coming is not.
             let was_quiet = news.at.is_some_and(|t| now >= t + timeout);
             news.at = None;
-            if !self.fresh.contains(name) {
-                self.fresh.insert(name.to_string());
-            }
+            peer.fresh = true;
+            self.fresh = true;
             return was_quiet;
         }
         if key == BYE {
@@ -365,11 +358,14 @@ impl Observed {
         }
         if let Some(victim) = key.strip_prefix(RECORD_PREFIX) {
             let by = self.records.entry(victim.to_string()).or_default();
-            match value.and_then(Record::decode) {
-                Some(r) => by.insert(name.to_string(), r),
-                None => by.remove(name),
-            };
-            let best = crate::fencing::reduce(by.values().map(|r| (victim, r.clone())));
+            let at = by.binary_search_by(|(b, _)| b.as_str().cmp(name));
+            match (value.and_then(Record::decode), at) {
+                (Some(r), Ok(i)) => by[i].1 = r,
+                (Some(r), Err(i)) => by.insert(i, (name.to_string(), r)),
+                (None, Ok(i)) => drop(by.remove(i)),
+                (None, Err(_)) => {}
+            }
+            let best = crate::fencing::reduce(by.iter().map(|(_, r)| (victim, r.clone())));
             let old = self.view.records.get(victim).cloned();
             match best.into_values().next() {
                 Some(r) => self.view.records.insert(victim.to_string(), r),
@@ -397,39 +393,18 @@ impl Observed {
     }
 
     /// Stamps the news that arrived since the last step with `now`, and tells the engine's
-    /// members when news from each last arrived.
+    /// members when news from each last arrived: one walk over the view's members and the
+    /// peers together (at a thousand members, nearly all are fresh at every step).
     pub(super) fn stamp_news(&mut self, now: Millis) {
         self.now = now;
-        let fresh = std::mem::take(&mut self.fresh);
-        if fresh.len() * 8 < self.news.len() {
-            self.stamp_searching(now, fresh);
-        } else {
-            self.stamp_walking(now, fresh);
+        if !std::mem::take(&mut self.fresh) {
+            return;
         }
-    }
-
-    /// Stamps the `fresh` members, a few, by searching for each.
-    fn stamp_searching(&mut self, now: Millis, fresh: BTreeSet<String>) {
-        for n in fresh {
-            if let Some(news) = self.news.get_mut(&n) {
-                news.at = Some(now);
-            }
-            if let Some(m) = self.view.members.get_mut(&n) {
-                m.quiet_since = Some(now);
-            }
-        }
-    }
-
-    /// Stamps the `fresh` members, many of them (at a thousand members, nearly all are fresh at
-    /// every step), in one walk over the sorted maps rather than two searches per member.
-    fn stamp_walking(&mut self, now: Millis, fresh: BTreeSet<String>) {
-        let mut news = self.news.iter_mut().peekable();
-        let mut members = self.view.members.iter_mut().peekable();
-        for n in &fresh {
-            if let Some((_, news)) = next_named(&mut news, n) {
-                news.at = Some(now);
-            }
-            if let Some((_, m)) = next_named(&mut members, n) {
+        for (_, (m, peer)) in paired(&mut self.view.members, &mut self.peers) {
+            if std::mem::take(&mut peer.fresh) {
+                if let Some(news) = &mut peer.news {
+                    news.at = Some(now);
+                }
                 m.quiet_since = Some(now);
             }
         }
@@ -437,9 +412,9 @@ impl Observed {
 
     /// After a freeze: the silence of every member during it is not held against them.
     pub(super) fn forgive_silence(&mut self, now: Millis) {
-        for (n, news) in self.news.iter_mut() {
-            news.at = Some(now);
-            if let Some(m) = self.view.members.get_mut(n) {
+        for (_, (m, peer)) in paired(&mut self.view.members, &mut self.peers) {
+            if let Some(news) = &mut peer.news {
+                news.at = Some(now);
                 m.quiet_since = Some(now);
             }
         }
@@ -448,8 +423,20 @@ impl Observed {
     /// Returns when news from member `name` last arrived (`None`: unknown, or since the
     /// last step).
     pub fn news_at(&self, name: &str) -> Option<Millis> {
-        self.news.get(name).and_then(|n| n.at)
+        (self.peers.get(name)?.news.as_ref()).and_then(|n| n.at)
     }
+}
+
+/// Returns every member of the view with its peer entry, in name order: the two maps hold
+/// the same names (`Observed::new`, `liveness` and `forget` add and remove both).
+fn paired<'m>(
+    members: &'m mut BTreeMap<String, Member>,
+    peers: &'m mut BTreeMap<String, Peer>,
+) -> impl Iterator<Item = (&'m String, (&'m mut Member, &'m mut Peer))> {
+    debug_assert!(members.keys().eq(peers.keys()), "members and peers differ");
+    (members.iter_mut())
+        .zip(peers.iter_mut())
+        .map(|((name, m), (_, p))| (name, (m, p)))
 }
 
 /// Advances `it`, a walk over a map sorted by name, past the names before `name`, and returns
@@ -515,14 +502,7 @@ mod tests {
             "a member quiet past the news timeout is news that matters"
         );
         assert_eq!(format!("{all:?}"), format!("{one:?}"));
-        // Stamped by a search per fresh member or by one walk, the same.
-        let (mut searched, mut walked) = (all.clone(), all.clone());
-        let fresh = std::mem::take(&mut searched.fresh);
-        assert!(fresh.len() > 2);
-        searched.stamp_searching(3_050, fresh.clone());
-        walked.fresh.clear();
-        walked.stamp_walking(3_050, fresh);
-        assert_eq!(format!("{walked:?}"), format!("{searched:?}"));
+        assert!(all.peers.values().filter(|p| p.fresh).count() > 2);
         one.stamp_news(3_050);
         all.stamp_news(3_050);
         assert_eq!(format!("{all:?}"), format!("{one:?}"));
