@@ -179,7 +179,7 @@ impl World {
                 o.seen_ver[z] = Some(theirs.1);
                 let keys = keys
                     .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 relayed.push(Input::Member {
                     name: name.clone(),

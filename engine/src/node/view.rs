@@ -5,7 +5,9 @@
 //! member announces, and the news (beat changes) of each member.
 //! Work is proportional to what changed, not to the cluster's size.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::iter::Peekable;
 
 use crate::claim::Claim;
 use crate::fencing::{Policy, Record};
@@ -58,14 +60,54 @@ struct News {
 
 /// What the core keeps of one member besides its entry in the view: its keys and its news,
 /// in one map entry (every step walks them for every member, next to the view's members).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Peer {
+    /// Its name's first bytes: the walk of every step compares names without reading them.
+    prefix: Prefix,
     /// Its keys that the core reads, as published.
     keys: KeyMap,
     /// Its news (`None`: none yet).
     news: Option<News>,
     /// Its news arrived since the last step.
     fresh: bool,
+}
+
+impl Peer {
+    /// Returns the entry of member `name`, with nothing known yet.
+    fn new(name: &str) -> Peer {
+        Peer {
+            prefix: Prefix::of(name),
+            keys: KeyMap::default(),
+            news: None,
+            fresh: false,
+        }
+    }
+}
+
+/// The first 16 bytes of a name, zero-padded, big-endian in one integer: names whose
+/// prefixes differ compare as these do (see [`cmp_names`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Prefix(u128);
+
+impl Prefix {
+    fn of(name: &str) -> Prefix {
+        let mut b = [0u8; 16];
+        let n = name.len().min(16);
+        b[..n].copy_from_slice(&name.as_bytes()[..n]);
+        Prefix(u128::from_be_bytes(b))
+    }
+}
+
+/// Compares `key` (of prefix `kp`) with `name` (of prefix `np`) as strings compare, reading
+/// their bytes only when the prefixes and lengths cannot tell: at a thousand members each
+/// key is a cache miss of its own.
+fn cmp_names(key: &str, kp: Prefix, name: &str, np: Prefix) -> Ordering {
+    match kp.0.cmp(&np.0) {
+        // Equal in 16 bytes and no longer: the shorter one is a prefix of the other.
+        Ordering::Equal if key.len() <= 16 && name.len() <= 16 => key.len().cmp(&name.len()),
+        Ordering::Equal => key.cmp(name),
+        o => o,
+    }
 }
 
 /// What the core knows of the cluster (see the module documentation).
@@ -104,7 +146,7 @@ impl Observed {
             ..Member::default()
         };
         o.view.members.insert(me.to_string(), m);
-        o.peers.insert(me.to_string(), Peer::default());
+        o.peers.insert(me.to_string(), Peer::new(me));
         o
     }
 
@@ -139,7 +181,7 @@ impl Observed {
                 ..Member::default()
             };
             self.view.members.insert(name.to_string(), m);
-            let peer = self.peers.entry(name.to_string()).or_default();
+            let peer = (self.peers.entry(name.to_string())).or_insert_with(|| Peer::new(name));
             // A new generation is news (as it is to the daemon's view): its silence counts
             // from now.
             peer.news = Some(News::default());
@@ -193,22 +235,16 @@ impl Observed {
         for (name, generation, beat) in beats {
             debug_assert!(last.is_none_or(|l| l < name), "beats in name order");
             last = Some(name);
-            let Some((_, (m, peer))) = next_named(&mut both, name) else {
+            let Some((m, peer)) = next_named(&mut both, name) else {
                 continue;
             };
             if m.generation != generation {
                 continue;
             }
-            match peer.keys.get_mut(BEAT) {
-                Some(old) if old == beat => continue,
-                Some(old) => {
-                    old.clear();
-                    old.push_str(beat);
-                }
-                None => {
-                    peer.keys.insert(BEAT.to_string(), beat.to_string());
-                }
+            if peer.keys.is(BEAT, Some(beat)) {
+                continue;
             }
+            peer.keys.set(BEAT, beat);
             // As `set_key` does with a beat.
             m.blank = false;
             match &mut peer.news {
@@ -234,7 +270,7 @@ impl Observed {
             .filter(|k| !all.contains_key(*k))
             .map(|k| (k.to_string(), None));
         let set = (all.iter())
-            .filter(|(k, v)| is_core_key(k) && old.get(k) != Some(*v))
+            .filter(|(k, v)| is_core_key(k) && !old.is(k, Some(v)))
             .map(|(k, v)| (k.clone(), Some(v.clone())));
         let changes: Vec<(String, Option<String>)> = gone.chain(set).collect();
         self.changes(
@@ -264,21 +300,12 @@ impl Observed {
         let Some(keys) = self.peers.get_mut(name).map(|p| &mut p.keys) else {
             return false;
         };
-        if keys.get(key).map(String::as_str) == value {
+        if keys.is(key, value) {
             return false;
         }
-        match (value, keys.get_mut(key)) {
-            // In place: a beat changes at every step of every member.
-            (Some(v), Some(old)) => {
-                old.clear();
-                old.push_str(v);
-            }
-            (Some(v), None) => {
-                keys.insert(key.to_string(), v.to_string());
-            }
-            (None, _) => {
-                keys.remove(key);
-            }
+        match value {
+            Some(v) => keys.set(key, v),
+            None => drop(keys.remove(key)),
         }
         let now = self.now;
         let timeout = self.news_timeout;
@@ -439,18 +466,20 @@ fn paired<'m>(
         .map(|((name, m), (_, p))| (name, (m, p)))
 }
 
-/// Advances `it`, a walk over a map sorted by name, past the names before `name`, and returns
-/// the entry of `name` if there is one (the walk stays before the next name otherwise).
-fn next_named<'m, V>(
-    it: &mut std::iter::Peekable<impl Iterator<Item = (&'m String, V)>>,
+/// Advances `it`, a walk over the members and peers sorted by name, past the names before
+/// `name`, and returns the entry of `name` if there is one (the walk stays before the next
+/// name otherwise).
+fn next_named<'m>(
+    it: &mut Peekable<impl Iterator<Item = (&'m String, (&'m mut Member, &'m mut Peer))>>,
     name: &str,
-) -> Option<(&'m String, V)> {
-    // One comparison per entry passed: names are compared as they are read.
-    while let Some((n, _)) = it.peek() {
-        match n.as_str().cmp(name) {
-            std::cmp::Ordering::Less => it.next(),
-            std::cmp::Ordering::Equal => return it.next(),
-            std::cmp::Ordering::Greater => return None,
+) -> Option<(&'m mut Member, &'m mut Peer)> {
+    // One comparison per entry passed, of prefixes mostly: names are compared as they are read.
+    let np = Prefix::of(name);
+    while let Some((n, (_, p))) = it.peek() {
+        match cmp_names(n, p.prefix, name, np) {
+            Ordering::Less => it.next(),
+            Ordering::Equal => return it.next().map(|(_, mp)| mp),
+            Ordering::Greater => return None,
         };
     }
     None
@@ -476,6 +505,39 @@ mod tests {
         o.changes("f", 14, [(BEAT, Some("5"))]);
         o.now = 3_000;
         o
+    }
+
+    /// Names compare by their prefixes as strings do: short and long, equal to 16 bytes,
+    /// with zero bytes.
+    #[test]
+    fn names_compare_by_prefix_as_strings_do() {
+        let names = [
+            "",
+            "a",
+            "a\0",
+            "a\0\0",
+            "ab",
+            "b",
+            "n1",
+            "n10",
+            "n100",
+            "n2",
+            "n999",
+            "node-0123456789a",
+            "node-0123456789ab",
+            "node-0123456789b",
+            "node-0123456789",
+            "node-0123456789abc",
+            "node-0123456789ab\0",
+            "\u{e9}t\u{e9}",
+            "zzzzzzzzzzzzzzzzzzzz",
+        ];
+        for a in names {
+            for b in names {
+                let (pa, pb) = (Prefix::of(a), Prefix::of(b));
+                assert_eq!(cmp_names(a, pa, b, pb), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     /// Many beats at once change the picture exactly as one change per member does.
