@@ -392,16 +392,16 @@ impl Observed {
                 (None, Ok(i)) => drop(by.remove(i)),
                 (None, Err(_)) => {}
             }
-            let best = crate::fencing::reduce(by.iter().map(|(_, r)| (victim, r.clone())));
-            let old = self.view.records.get(victim).cloned();
-            match best.into_values().next() {
+            let best = best_record(by.iter().map(|(_, r)| r)).cloned();
+            let changed = self.view.records.get(victim) != best.as_ref();
+            match best {
                 Some(r) => self.view.records.insert(victim.to_string(), r),
                 None => {
                     self.records.remove(victim);
                     self.view.records.remove(victim)
                 }
             };
-            return self.view.records.get(victim) != old.as_ref();
+            return changed;
         }
         false
     }
@@ -452,6 +452,17 @@ impl Observed {
     pub fn news_at(&self, name: &str) -> Option<Millis> {
         (self.peers.get(name)?.news.as_ref()).and_then(|n| n.at)
     }
+}
+
+/// Returns the record that [`crate::fencing::reduce`] keeps of `records` (about one victim,
+/// in this order), without copying the others: the first of the newest generation and the
+/// safest outcome ([`Record::better`] keeps the one it has unless the other is above it). At
+/// a thousand nodes a partition's victims are each recorded by many members.
+fn best_record<'r>(records: impl Iterator<Item = &'r Record>) -> Option<&'r Record> {
+    records.fold(None, |best, r| match best {
+        Some(b) if (r.generation, r.outcome) <= (b.generation, b.outcome) => Some(b),
+        _ => Some(r),
+    })
 }
 
 /// Returns every member of the view with its peer entry, in name order: the two maps hold
@@ -536,6 +547,38 @@ mod tests {
             for b in names {
                 let (pa, pb) = (Prefix::of(a), Prefix::of(b));
                 assert_eq!(cmp_names(a, pa, b, pb), a.cmp(b), "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    /// The best record is the one `fencing::reduce` keeps, ties included.
+    #[test]
+    fn the_best_record_is_the_reduced_one() {
+        use crate::fencing::Outcome;
+        let r = |generation, outcome, by: &str| Record {
+            generation,
+            outcome,
+            by: by.to_string(),
+            detail: String::new(),
+        };
+        let all = [
+            r(3, Outcome::Failed, "a"),
+            r(3, Outcome::Fenced, "b"),
+            r(3, Outcome::Fenced, "c"),
+            r(2, Outcome::Acked, "d"),
+            r(3, Outcome::Acked, "e"),
+            r(3, Outcome::Acked, "f"),
+            r(4, Outcome::Failed, "g"),
+        ];
+        for n in 0..=all.len() {
+            for skip in 0..all.len() {
+                let some: Vec<&Record> = (all[..n].iter().enumerate())
+                    .filter(|(i, _)| *i != skip)
+                    .map(|(_, r)| r)
+                    .collect();
+                let reduced = crate::fencing::reduce(some.iter().map(|r| ("v", (*r).clone())));
+                let best = best_record(some.iter().copied());
+                assert_eq!(best, reduced.get("v"), "{n} {skip}");
             }
         }
     }
