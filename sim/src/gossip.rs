@@ -11,7 +11,7 @@ use mosha::engine::keys::{BEAT, CLAIM_PREFIX};
 use mosha::engine::node::Input;
 use mosha::engine::Claim;
 
-use crate::world::{Kind2, Sent, Upd, World};
+use crate::world::{Delivery, Kind2, Sent, Upd, World};
 
 impl World {
     /// Publishes an update of node `x` to every node that hears it.
@@ -43,13 +43,13 @@ impl World {
         for (t, to) in buckets {
             self.push(
                 t,
-                Kind2::Deliver {
+                Kind2::Deliver(Box::new(Delivery {
                     from: x,
                     generation,
                     ver,
                     upd: upd.clone(),
                     to,
-                },
+                })),
             );
         }
     }
@@ -179,7 +179,7 @@ impl World {
                 o.seen_ver[z] = Some(theirs.1);
                 let keys = keys
                     .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 relayed.push(Input::Member {
                     name: name.clone(),

@@ -46,7 +46,7 @@ impl World {
         for node in 0..self.nodes.len() {
             let t = self.now + self.timing.dissem(&mut self.rng);
             let admin = admin.clone();
-            self.push(t, Kind2::Admin { node, seq, admin });
+            self.push(t, Kind2::Admin(Box::new((node, seq, admin))));
         }
     }
 
@@ -75,14 +75,7 @@ impl World {
         for node in 0..self.nodes.len() {
             let t = self.now + self.timing.dissem(&mut self.rng);
             let placement = self.placement.1.clone();
-            self.push(
-                t,
-                Kind2::Placement {
-                    node,
-                    seq,
-                    placement,
-                },
-            );
+            self.push(t, Kind2::Placement(Box::new((node, seq, placement))));
         }
     }
 

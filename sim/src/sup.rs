@@ -8,7 +8,7 @@ use rand::RngExt;
 
 use crate::faults::{self, Agent};
 use crate::node::{fence_policy, Kind};
-use crate::world::{Kind2, Upd, World};
+use crate::world::{FenceDone, Kind2, Settle, Upd, World};
 
 impl World {
     /// Steps node `x`'s daemon now and carries out what it decides.
@@ -142,12 +142,12 @@ impl World {
         let generation = self.nodes[x].generation;
         self.push(
             self.now + delay,
-            Kind2::Settle {
+            Kind2::Settle(Box::new(Settle {
                 node: x,
                 generation,
                 group: group.to_string(),
                 op,
-            },
+            })),
         );
     }
 
@@ -268,15 +268,15 @@ impl World {
         self.fence_runs.insert((x, v), token);
         self.push(
             self.now + t,
-            Kind2::FenceDone {
+            Kind2::FenceDone(Box::new(FenceDone {
                 token,
                 fencer: x,
                 fgen,
                 victim: v,
                 vgen: generation,
                 ok,
-                detail: detail.to_string(),
-            },
+                detail,
+            })),
         );
     }
 

@@ -41,40 +41,22 @@ pub struct Sent {
     pub reached: RefCell<Vec<usize>>,
 }
 
-/// What happens at an instant.
+/// What happens at an instant. Small (24 bytes; what does not fit is boxed): at a thousand
+/// nodes a cold start or a partition queues a million resyncs or failure detections at once.
 #[derive(Debug, Clone)]
 pub enum Kind2 {
     /// A node's daemon tick.
     Step(usize),
-    /// Updates from `from` (at `generation`) reach the observers `to`.
-    Deliver {
-        from: usize,
-        generation: u64,
-        ver: u64,
-        upd: Rc<Sent>,
-        to: Vec<usize>,
-    },
+    /// Updates reach observers.
+    Deliver(Box<Delivery>),
     /// `obs`'s failure detector checks whether it still hears `about`.
     Down { obs: usize, about: usize },
     /// `obs` catches up with `about`'s whole state.
     Resync { obs: usize, about: usize },
     /// A supervisor operation completes.
-    Settle {
-        node: usize,
-        generation: u64,
-        group: String,
-        op: u64,
-    },
-    /// A fence pass that `fencer` ran on `victim` ends.
-    FenceDone {
-        fencer: usize,
-        fgen: u64,
-        victim: usize,
-        vgen: u64,
-        ok: bool,
-        detail: String,
-        token: u64,
-    },
+    Settle(Box<Settle>),
+    /// A fence pass ends.
+    FenceDone(Box<FenceDone>),
     /// The victim of a late fence agent powers off.
     PowerOff(usize),
     /// A powered-off node boots again (if `boot` still matches).
@@ -83,18 +65,46 @@ pub enum Kind2 {
     Fault(usize),
     /// Periodic invariant checks.
     Check,
-    /// The standing orders number `seq` reach `node` (the replicated admin file).
-    Admin {
-        node: usize,
-        seq: u64,
-        admin: Rc<mosha::engine::Admin>,
-    },
-    /// The placement options number `seq` reach `node` (an edit of hactl's options).
-    Placement {
-        node: usize,
-        seq: u64,
-        placement: Rc<BTreeMap<String, mosha::engine::Placement>>,
-    },
+    /// The standing orders number `.1` reach node `.0` (the replicated admin file).
+    Admin(Box<(usize, u64, Rc<mosha::engine::Admin>)>),
+    /// The placement options number `.1` reach node `.0` (an edit of hactl's options).
+    Placement(Box<(usize, u64, Options)>),
+}
+
+const _: () = assert!(std::mem::size_of::<Kind2>() <= 24);
+
+/// The groups' placement options, as an edit hands them to every node.
+pub type Options = Rc<BTreeMap<String, mosha::engine::Placement>>;
+
+/// Updates from `from` (at `generation`) reach the observers `to`.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub from: usize,
+    pub generation: u64,
+    pub ver: u64,
+    pub upd: Rc<Sent>,
+    pub to: Vec<usize>,
+}
+
+/// A supervisor operation completes.
+#[derive(Debug, Clone)]
+pub struct Settle {
+    pub node: usize,
+    pub generation: u64,
+    pub group: String,
+    pub op: u64,
+}
+
+/// A fence pass that `fencer` ran on `victim` ends.
+#[derive(Debug, Clone)]
+pub struct FenceDone {
+    pub fencer: usize,
+    pub fgen: u64,
+    pub victim: usize,
+    pub vgen: u64,
+    pub ok: bool,
+    pub detail: &'static str,
+    pub token: u64,
 }
 
 struct Ev {
@@ -367,13 +377,14 @@ impl World {
                     }
                 }
             }
-            Kind2::Deliver {
-                from,
-                generation,
-                ver,
-                upd,
-                to,
-            } => {
+            Kind2::Deliver(d) => {
+                let Delivery {
+                    from,
+                    generation,
+                    ver,
+                    upd,
+                    to,
+                } = *d;
                 for y in to {
                     self.deliver(y, from, (generation, ver), &upd);
                 }
@@ -401,21 +412,17 @@ impl World {
                     self.heartbeats_only(obs, about);
                 }
             }
-            Kind2::Settle {
-                node,
-                generation,
-                group,
-                op,
-            } => self.settle(node, generation, group, op),
-            Kind2::FenceDone {
-                fencer,
-                fgen,
-                victim,
-                vgen,
-                ok,
-                detail,
-                token,
-            } => {
+            Kind2::Settle(s) => self.settle(s.node, s.generation, s.group, s.op),
+            Kind2::FenceDone(f) => {
+                let FenceDone {
+                    fencer,
+                    fgen,
+                    victim,
+                    vgen,
+                    ok,
+                    detail,
+                    token,
+                } = *f;
                 if self.fence_runs.get(&(fencer, victim)) != Some(&token) {
                     return; // cancelled: the daemon killed the agent
                 }
@@ -429,7 +436,7 @@ impl World {
                     return;
                 }
                 self.log(|| format!("n{fencer} fence of n{victim} (gen {vgen}) done ok={ok}"));
-                self.fence_result(fencer, victim, vgen, ok, &detail);
+                self.fence_result(fencer, victim, vgen, ok, detail);
             }
             // The heal also ends misbehaving agents: a late power-off no longer lands.
             Kind2::PowerOff(v) if !self.healed => self.power_off(v),
@@ -443,12 +450,11 @@ impl World {
                 let f = self.plan.schedule[i].1.clone();
                 self.fault(f);
             }
-            Kind2::Admin { node, seq, admin } => self.admin_arrives(node, seq, &admin),
-            Kind2::Placement {
-                node,
-                seq,
-                placement,
-            } => self.placement_arrives(node, seq, placement),
+            Kind2::Admin(a) => self.admin_arrives(a.0, a.1, &a.2),
+            Kind2::Placement(p) => {
+                let (node, seq, placement) = *p;
+                self.placement_arrives(node, seq, placement)
+            }
             Kind2::Check => {
                 (self.checks.periodic)(self);
                 self.push(self.now + 250, Kind2::Check);
