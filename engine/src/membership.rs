@@ -4,7 +4,7 @@
 //! arrives and it is more than heartbeats). Called from [`Engine::step`](crate::Engine::step)
 //! before any group is looked at.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{keys, peers, Action, Claim, Engine, Event, Lost, Member, Millis, Record, State, View};
 
@@ -132,7 +132,7 @@ impl Engine {
                 // earlier life: only a record made from now on opens the gate.
                 let old = [view.records.get(name), self.own_records.get(name)];
                 let old: Vec<Record> = old.into_iter().flatten().cloned().collect();
-                self.obsolete.entry(name.clone()).or_default().extend(old);
+                note_obsolete(&mut self.obsolete, name, 0, old);
                 let mut lost = Lost::new(0, BTreeSet::new(), now);
                 lost.unknown = true;
                 self.lost.insert(name.clone(), lost);
@@ -166,7 +166,8 @@ impl Engine {
                     .cloned()
                     .chain(kept)
                     .collect();
-                self.obsolete.entry(name.clone()).or_default().extend(old);
+                let generation = view.members.get(name).map_or(0, |m| m.generation);
+                note_obsolete(&mut self.obsolete, name, generation, old);
                 if self.own_records.remove(name).is_some() {
                     out.push(Action::Publish {
                         key: keys::record(name),
@@ -344,4 +345,29 @@ impl Engine {
         self.quorate = Some(quorate);
         quorate
     }
+}
+
+/// The most obsolete records kept per node (see [`note_obsolete`]).
+const OBSOLETE_KEPT: usize = 16;
+
+/// Notes records about `name` that speak of a loss now over (it is alive again, at
+/// `generation`; 0: unknown) as obsolete: they never open the gate again. Only those that
+/// could still pass for a later loss's are kept (a later loss is of `generation` or newer;
+/// an older record is ignored anyway), each once, the newest [`OBSOLETE_KEPT`]: a node that
+/// comes and goes for weeks must not grow this without bound.
+fn note_obsolete(
+    obsolete: &mut BTreeMap<String, Vec<Record>>,
+    name: &str,
+    generation: u64,
+    old: Vec<Record>,
+) {
+    let kept = obsolete.entry(name.to_string()).or_default();
+    kept.retain(|r| r.generation >= generation);
+    for r in old {
+        if r.generation >= generation && !kept.contains(&r) {
+            kept.push(r);
+        }
+    }
+    let over = kept.len().saturating_sub(OBSOLETE_KEPT);
+    kept.drain(..over);
 }

@@ -654,3 +654,34 @@ fn a_minority_with_stale_news_of_the_majority_waits_out_the_settle() {
     }
     assert!(fenced, "b never fenced once the majority was heard");
 }
+
+#[test]
+fn obsolete_records_stay_bounded_when_a_node_comes_and_goes() {
+    let policy = Policy::Configured { timeout: TIMEOUT };
+    let mut r = testkit::rng(1);
+    let mut a = Engine::new("a", cfg(), BTreeSet::new());
+    a.step(0, &view(true, policy), &mut r);
+    for i in 0..200u64 {
+        // b is lost and fenced (a new record each time), then back: every 10th time with a
+        // new generation.
+        let generation = 7 + i / 10;
+        let mut lost = view(false, policy);
+        lost.members.get_mut("b").unwrap().generation = generation;
+        lost.records.insert(
+            "b".into(),
+            Record {
+                generation,
+                outcome: Outcome::Fenced,
+                by: "c".into(),
+                detail: format!("pass {i}"),
+            },
+        );
+        a.step(1000 + i * 1000, &lost, &mut r);
+        let mut back = lost.clone();
+        back.members.get_mut("b").unwrap().alive = true;
+        a.step(1500 + i * 1000, &back, &mut r);
+    }
+    let kept = &a.obsolete["b"];
+    assert!(!kept.is_empty() && kept.len() <= 16, "{} kept", kept.len());
+    assert!(kept.iter().all(|r| r.generation == 7 + 19), "{kept:?}");
+}
