@@ -78,11 +78,12 @@ impl Config {
     /// [`Config::validate`] tells whether the result is safe.
     pub fn with_timing(slot: Millis, beat: Millis) -> Config {
         let two_beats = beat.saturating_mul(2);
+        let plan_window = (slot.saturating_mul(2))
+            .saturating_add(two_beats)
+            .saturating_sub(PLAN_SHORTFALL);
         Config {
             slot,
-            plan_window: (slot.saturating_mul(2))
-                .saturating_add(two_beats)
-                .saturating_sub(PLAN_SHORTFALL),
+            plan_window,
             startup_wait: 1000,
             test_cooldown: 600_000,
             yield_backoff: slot.saturating_mul(2),
@@ -91,10 +92,7 @@ impl Config {
             fence_settle: 500,
             beat,
             news_timeout: two_beats.saturating_add(slot),
-            successor_wait: (slot.saturating_mul(2))
-                .saturating_add(two_beats)
-                .saturating_sub(PLAN_SHORTFALL)
-                .saturating_mul(2),
+            successor_wait: plan_window.saturating_mul(2),
         }
     }
 

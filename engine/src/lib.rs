@@ -196,8 +196,6 @@ struct Candidate<'v> {
     holder: Option<&'v str>,
     /// The other live nodes that stand as its successor (see [`successor`]).
     rivals: &'v [&'v str],
-    /// A lost node held it (asked only when this node stands as its successor).
-    was_lost: bool,
 }
 
 /// A member that stopped being alive without a clean shutdown, or that this daemon never
@@ -513,15 +511,13 @@ impl Engine {
                 let barred = (view.placement.get(group)).is_some_and(|p| !p.allows(&self.me))
                     || fatal.contains(group.as_str());
                 // The one other node that runs the group at its wanted level, if so.
-                let holder = match self.peers.holders(view, group).as_slice() {
-                    [(n, c)] if held && c.phase() == 2 && !c.leaving() && c.level == *want => {
+                let holder = match held.then(|| self.peers.holders(view, group)).as_deref() {
+                    Some([(n, c)]) if c.phase() == 2 && !c.leaving() && c.level == *want => {
                         Some(*n)
                     }
                     _ => None,
                 };
                 let rivals = standing.get(group.as_str()).map_or(&[][..], Vec::as_slice);
-                let was_lost = !self.successors.is_empty()
-                    && self.lost.values().any(|l| l.held.contains(group));
                 let c = Candidate {
                     ready,
                     gated,
@@ -530,7 +526,6 @@ impl Engine {
                     barred,
                     holder,
                     rivals,
-                    was_lost,
                 };
                 self.step_candidate(now, group, c, &mut mem, rng, &mut out);
             }
@@ -539,11 +534,6 @@ impl Engine {
         self.groups = kept;
         self.successors.end_step(&mut out);
         out
-    }
-
-    /// Returns the groups this node stands as successor for (see [`successor`]).
-    pub fn successor_of(&self) -> impl Iterator<Item = &String> {
-        self.successors.groups()
     }
 }
 

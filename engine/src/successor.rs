@@ -107,16 +107,6 @@ impl Successors {
             s.since = now;
         }
     }
-
-    /// Tells whether this node stands as successor for any group.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    /// Returns the groups this node stands as successor for.
-    pub fn groups(&self) -> impl Iterator<Item = &String> {
-        self.map.keys()
-    }
 }
 
 /// Returns, per group, the live members other than `me` that stand as its successor.
@@ -163,7 +153,9 @@ impl Engine {
             return false;
         };
         let due = s.since.saturating_add(self.cfg.successor_wait);
-        if c.held || !c.rivals.is_empty() || !c.was_lost || now < due {
+        // Only a holder's death (a lost node held it) lets the group skip the window.
+        let was_lost = || self.lost.values().any(|l| l.held.contains(group));
+        if c.held || !c.rivals.is_empty() || now < due || !was_lost() {
             return false;
         }
         self.successors.keep(group, now, false, out);
