@@ -35,13 +35,16 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     write_atomic_mode(path, data, DEFAULT_MODE)
 }
 
-/// Replaces a status document (`clstat.json`, `hastat.json`) atomically: as
-/// [`write_atomic`], without syncing the directory. A status document is rewritten every
-/// second and means nothing after a reboot, so it need not survive a power cut.
+/// Replaces a file that means nothing after a reboot (the status documents `clstat.json`
+/// and `hastat.json`, the record of this daemon's process groups) atomically, as
+/// [`write_atomic`] does, without syncing anything: readers see the old or the new file,
+/// never a part, but a power cut may lose it, and by then what it said is gone too. A sync
+/// is a wait on the disk: with thousands of services starting, one took 800 ms, all of it
+/// in the event loop.
 ///
 /// # Errors
-/// Fails when the temporary file cannot be written, synced or renamed.
-pub fn write_status(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Fails when the temporary file cannot be written or renamed.
+pub fn write_volatile(path: &Path, data: &[u8]) -> std::io::Result<()> {
     replace(path, data, DEFAULT_MODE, false)
 }
 
@@ -57,8 +60,9 @@ pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result
     replace(path, data, mode, true)
 }
 
-/// Writes `data` to a temporary file beside `path` (created with `mode`), syncs it, renames it
-/// over `path`, and with `durable` syncs the directory, so that the rename itself is on disk.
+/// Writes `data` to a temporary file beside `path` (created with `mode`) and renames it over
+/// `path`; with `durable` the file is synced before the rename and the directory after it,
+/// so that the new file and the rename itself are on disk.
 fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
@@ -79,7 +83,9 @@ fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> std::io::Resul
             other => other?,
         };
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
         if durable {
             std::fs::File::open(dir)?.sync_all()?;

@@ -331,7 +331,7 @@ pub(super) fn write_status(
     make: impl Fn(&Notices) -> String,
 ) -> bool {
     let what = format!("write {name}");
-    let written = crate::files::write_status(path, make(notices).as_bytes());
+    let written = crate::files::write_volatile(path, make(notices).as_bytes());
     notices.outcome(&what, &written);
     written.is_ok() || crate::files::overwrite_in_place(path, make(notices).as_bytes()).is_ok()
 }

@@ -109,7 +109,8 @@ fn stat_field(stat: &str, n: usize) -> Option<u64> {
     rest.split_whitespace().nth(n.checked_sub(3)?)?.parse().ok()
 }
 
-/// Writes the record of `pgids` to `path` atomically. A group whose leader's start time
+/// Writes the record of `pgids` to `path` atomically, unsynced: it is rewritten at every
+/// spawn of a burst, and after a power cut no process it names is left. A group whose leader's start time
 /// cannot be read (it already exited) is left out: it could not be verified later anyway.
 /// `starts` keeps the start times read before (pgid → start), so that a record rewritten
 /// at every spawn of a burst reads `/proc` only for the new groups; groups no longer in
@@ -137,7 +138,7 @@ pub fn record(
             text.push_str(&format!("{pgid} {start}\n"));
         }
     }
-    files::write_atomic(path, text.as_bytes())
+    files::write_volatile(path, text.as_bytes())
 }
 
 /// Returns the recorded process groups that are verified as ours (see [`verdict`]) and still
