@@ -31,6 +31,9 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::filter::{FilterFn, LevelFilter};
 use tracing_subscriber::layer::{Context, Layer};
 
+mod queue;
+use queue::Queue;
+
 /// The directory under DIR that holds the groups' logs.
 pub const LOG_DIR: &str = "log";
 
@@ -211,6 +214,8 @@ pub struct Ring {
     said_at: Option<Instant>,
     /// Failed writes since the start.
     errors: u64,
+    /// Records dropped since the start (see [`queue`]).
+    dropped: u64,
 }
 
 impl Ring {
@@ -225,6 +230,7 @@ impl Ring {
             retry_at: None,
             said_at: None,
             errors: 0,
+            dropped: 0,
         }
     }
 
@@ -374,16 +380,58 @@ impl Ring {
 
 /// The tracing layer that writes the groups' logs; clones share one [`Ring`]. It writes
 /// nothing until [`GroupLog::start`] names the node directory (after the daemon locked it).
-/// Install it with [`wanted`] as its filter.
+/// Install it with [`wanted`] as its filter. Events are queued and written by a thread of
+/// its own (see [`queue`]); [`GroupLog::flush`] waits until they are.
 #[derive(Debug, Clone, Default)]
 pub struct GroupLog {
     ring: Arc<Mutex<Option<Ring>>>,
+    queue: Arc<Queue>,
 }
 
 impl GroupLog {
-    /// Starts writing the logs of node directory `dir`.
+    /// Starts writing the logs of node directory `dir`, from a thread of its own. Started
+    /// before the daemon takes its real-time priority (which is per thread), that thread
+    /// keeps the normal policy: writing logs never competes with the loop.
     pub fn start(&self, dir: &Path) {
         *self.lock() = Some(Ring::new(dir, Instant::now()));
+        let (ring, queue) = (self.ring.clone(), self.queue.clone());
+        let spawned = std::thread::Builder::new()
+            .name("group-logs".to_string())
+            .spawn(move || loop {
+                let (batch, dropped) = queue.take();
+                let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(ring) = ring.as_mut() else { continue };
+                let now = Instant::now();
+                if dropped > 0 {
+                    ring.dropped += dropped;
+                    let quiet = (ring.said_at)
+                        .is_some_and(|t| now.saturating_duration_since(t) < SAY_EVERY);
+                    if !quiet {
+                        let text = format!(
+                            "{} record(s) of the group logs dropped so far: written slower \
+                             than they came (said at most once a minute)",
+                            ring.dropped
+                        );
+                        ring.say(now, &text);
+                    }
+                }
+                for (group, rec) in batch {
+                    ring.append(&group, &rec, now);
+                }
+            });
+        match spawned {
+            Ok(_) => self.queue.open(),
+            Err(e) => {
+                let line = format!("mosha: cannot start the group logs' writer: {e}\n");
+                let _ = io::Write::write_all(&mut io::stderr(), line.as_bytes());
+            }
+        }
+    }
+
+    /// Waits until every event logged so far is written (or given up), at most `limit`;
+    /// returns whether it was.
+    pub fn flush(&self, limit: Duration) -> bool {
+        self.queue.flush(limit)
     }
 
     /// Returns how many writes failed since the start.
@@ -425,9 +473,7 @@ impl<S: Subscriber> Layer<S> for GroupLog {
             stream: fields.stream,
             message,
         };
-        if let Some(ring) = self.lock().as_mut() {
-            ring.append(&group, &rec, Instant::now());
-        }
+        self.queue.push(group, rec);
     }
 }
 
@@ -703,6 +749,7 @@ mod tests {
             tracing::info!("no group: not kept");
             tracing::info!(group = %"../etc", "bad name: not kept");
         });
+        assert!(log.flush(std::time::Duration::from_secs(10)));
         let text = read(&tmp.path().join("log/web.log"));
         let tails: Vec<&str> = text.lines().map(|l| &l[25..]).collect();
         assert_eq!(

@@ -271,13 +271,17 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(daemon::run(opts)) {
+    let code = match rt.block_on(daemon::run(opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // The groups' logs are written by a thread of their own: what is queued goes out before
+    // the process does (a disk that hangs does not hold the exit up for long).
+    group_log.flush(Duration::from_secs(2));
+    code
 }
 
 /// Sends the daemon's events to stderr through the `--log` filter (`RUST_LOG` overrides it),
