@@ -93,16 +93,21 @@ fn until(
         }
         if t0.elapsed() > TIMEOUT {
             let placed = seen.running.values().filter(|v| v.len() == 1).count();
-            let keep = std::path::Path::new("/tmp/mosha-groups-bench");
-            let _ = std::fs::create_dir_all(keep);
-            for i in c.indices() {
-                let _ = std::fs::copy(c.path(i, "mosha.log"), keep.join(format!("n{i}.log")));
-            }
-            eprintln!("logs kept in {}", keep.display());
+            keep_logs(c);
             c.fail(&format!("never {what} ({placed} groups placed)"));
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Copies every node's log to `/tmp/mosha-groups-bench/` (the cluster's directory goes).
+fn keep_logs(c: &Cluster) {
+    let keep = std::path::Path::new("/tmp/mosha-groups-bench");
+    let _ = std::fs::create_dir_all(keep);
+    for i in c.indices() {
+        let _ = std::fs::copy(c.path(i, "mosha.log"), keep.join(format!("n{i}.log")));
+    }
+    eprintln!("logs kept in {}", keep.display());
 }
 
 fn main() {
@@ -164,6 +169,10 @@ fn main() {
     for (g, on) in &seen.running {
         held.entry(on[0]).or_default().push(g.clone());
     }
+    let spread: Vec<String> = (held.iter())
+        .map(|(i, g)| format!("{} {}", c.node_name(*i), g.len()))
+        .collect();
+    println!("groups per node: {}", spread.join(", "));
     let (&victim, lost) = held.iter().max_by_key(|(_, g)| g.len()).unwrap();
     let lost = lost.clone();
     let survivors: Vec<usize> = all.iter().copied().filter(|&i| i != victim).collect();
@@ -221,6 +230,7 @@ fn main() {
         totals.1,
         collisions.lines().count()
     );
+    keep_logs(&c);
     drop(c);
     if !collisions.is_empty() {
         eprintln!("COLLISIONS:\n{collisions}");

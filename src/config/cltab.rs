@@ -143,6 +143,11 @@ impl Cltab {
         self.by_group.contains_key(group)
     }
 
+    /// Returns the names of the groups that have entries, sorted.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.by_group.keys().map(String::as_str)
+    }
+
     /// Returns the distinct levels used by the entries of `group`, in order of first appearance.
     pub fn levels_of(&self, group: &str) -> Vec<&str> {
         let mut seen = BTreeSet::new();

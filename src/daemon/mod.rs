@@ -156,7 +156,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut last_pgids: Option<Vec<u32>> = None;
     let mut pgid_starts = std::collections::BTreeMap::new();
     let mut loop_watch = report::LoopWatch::default();
-    let (mut clstat_pace, mut hastat_pace) = (report::Pace::default(), report::Pace::default());
+    // clstat (this node's groups, what most tools poll) may take a fifth of the loop's
+    // time; hastat (the cluster's view, itself a beat or more old) a tenth.
+    let (mut clstat_pace, mut hastat_pace) = (report::Pace::new(5), report::Pace::new(10));
 
     loop {
         let waiting = cluster.orders_waiting().then(std::time::Instant::now);

@@ -16,16 +16,28 @@ use crate::hastat::{
     MoveStat, NodeGroupStat, RejectingStat, SecurityStat, ShadowStat,
 };
 
-/// Paces the rebuilding of a status document so that it takes at most a fifth of the loop's
-/// time: after a build that took `d`, the next is not due for `4 × d`. A small cluster's
-/// documents (a millisecond) are rebuilt at every tick; with 2,000 groups (60 ms) about every
-/// 250 ms, where building them at every 50 ms tick took most of the loop.
-#[derive(Debug, Default)]
+/// Paces the rebuilding of a status document so that it takes at most a share of the loop's
+/// time: after a build that took `d`, the next is not due for `(1/share − 1) × d`. A small
+/// cluster's documents (a millisecond) are rebuilt at every tick; with 2,000 groups (tens of
+/// ms, more on a busy machine) every few hundred ms, where building them at every 50 ms tick
+/// took most of the loop.
+#[derive(Debug)]
 pub struct Pace {
     next: Option<std::time::Instant>,
+    /// `1/share − 1`.
+    factor: u32,
 }
 
 impl Pace {
+    /// Returns the pace of a document that may take one `share`th of the loop's time
+    /// (`share` ≥ 2).
+    pub fn new(share: u32) -> Pace {
+        Pace {
+            next: None,
+            factor: share.max(2) - 1,
+        }
+    }
+
     /// Tells whether a build is due at `now`.
     pub fn due(&self, now: std::time::Instant) -> bool {
         self.next.is_none_or(|t| now >= t)
@@ -33,7 +45,7 @@ impl Pace {
 
     /// Records a build that began at `began` and ended at `now`.
     pub fn done(&mut self, began: std::time::Instant, now: std::time::Instant) {
-        self.next = Some(now + now.saturating_duration_since(began) * 4);
+        self.next = Some(now + now.saturating_duration_since(began) * self.factor);
     }
 }
 
@@ -157,36 +169,55 @@ impl Cluster {
             );
         }
         h.live = h.members.values().filter(|m| m.alive).count();
+        // Groups and each member's claims are maps sorted by group, walked side by side, and
+        // the few status keys (`s/<group>`) are gathered once: with thousands of groups, a
+        // lookup of each group in each member's maps made most of the document's cost.
+        let live: Vec<(&String, &engine::Member)> =
+            ev.members.iter().filter(|(_, m)| m.alive).collect();
+        let mut claims: Vec<_> = live
+            .iter()
+            .map(|(_, m)| m.claims.iter().peekable())
+            .collect();
+        let mut health: BTreeMap<&str, Vec<(&String, Health)>> = BTreeMap::new();
+        for (node, _) in &live {
+            let Some(m) = view.members.get(*node) else {
+                continue;
+            };
+            let prefixed = m.keys.range::<str, _>((
+                std::ops::Bound::Included(STATUS_PREFIX),
+                std::ops::Bound::Unbounded,
+            ));
+            for (key, value) in
+                prefixed.map_while(|(k, v)| Some((k.strip_prefix(STATUS_PREFIX)?, v)))
+            {
+                if let Some(h) = Health::decode(value) {
+                    health.entry(key).or_default().push((node, h));
+                }
+            }
+        }
         for (group, want) in &ev.want {
             let mut g = GroupStat {
                 want: want.clone(),
                 ..GroupStat::default()
             };
-            let status_key = format!("{STATUS_PREFIX}{group}");
-            for (node, m) in &ev.members {
-                if !m.alive {
-                    continue;
-                }
+            for (node, h) in health.remove(group.as_str()).into_iter().flatten() {
+                g.failures.insert(
+                    node.clone(),
+                    FailureStat {
+                        restarts: h.restarts,
+                        cooldown_until_ms: (h.until_ms > 0).then_some(h.until_ms),
+                        cause: h.cause,
+                        checks: h.checks,
+                    },
+                );
+            }
+            for ((node, m), claims) in live.iter().zip(claims.iter_mut()) {
                 if m.cooldown.contains(group) {
-                    g.cooldown_on.push(node.clone());
-                }
-                let health = (view.members.get(node))
-                    .and_then(|m| m.keys.get(&status_key))
-                    .and_then(|v| Health::decode(v));
-                if let Some(h) = health {
-                    g.failures.insert(
-                        node.clone(),
-                        FailureStat {
-                            restarts: h.restarts,
-                            cooldown_until_ms: (h.until_ms > 0).then_some(h.until_ms),
-                            cause: h.cause,
-                            checks: h.checks,
-                        },
-                    );
+                    g.cooldown_on.push((*node).clone());
                 }
                 if let Some(to) = m.handoffs.get(group) {
                     g.moving = Some(MoveStat {
-                        from: node.clone(),
+                        from: (*node).clone(),
                         to: to.clone(),
                         stage: "handed-off".to_string(),
                     });
@@ -197,15 +228,17 @@ impl Cluster {
                         stage: "requested".to_string(),
                     });
                 }
-                if let Some(c) = m.claims.get(group).filter(|c| c.holds()) {
+                while claims.next_if(|(g, _)| *g < group).is_some() {}
+                let claim = claims.next_if(|(g, _)| *g == group).map(|(_, c)| c);
+                if let Some(c) = claim.filter(|c| c.holds()) {
                     if c.level == c.target
                         && c.state.settled()
                         && ![engine::PLAN, engine::TEST].contains(&c.level.as_str())
                     {
-                        g.running_on.push(node.clone());
+                        g.running_on.push((*node).clone());
                     }
                     g.nodes.insert(
-                        node.clone(),
+                        (*node).clone(),
                         NodeGroupStat {
                             level: c.level.clone(),
                             state: c.state.as_str().to_string(),
