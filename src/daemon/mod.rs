@@ -156,9 +156,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut last_pgids: Option<Vec<u32>> = None;
     let mut pgid_starts = std::collections::BTreeMap::new();
     let mut loop_watch = report::LoopWatch::default();
-    // clstat (this node's groups, what most tools poll) may take a fifth of the loop's
-    // time; hastat (the cluster's view, itself a beat or more old) a tenth.
-    let (mut clstat_pace, mut hastat_pace) = (report::Pace::new(5), report::Pace::new(10));
+    // Each status document may take a tenth of the loop's time.
+    let (mut clstat_pace, mut hastat_pace) = (report::Pace::new(10), report::Pace::new(10));
 
     loop {
         let waiting = cluster.orders_waiting().then(std::time::Instant::now);
@@ -265,6 +264,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         // Status documents are rebuilt at the tick, but each at most a fifth of the time: with
         // thousands of groups one costs tens of ms (see report::Pace).
         if (ticked && clstat_pace.due(now_std)) || shutdown.is_some() {
+            let mut written = None;
             let errors = cluster.config_errors();
             let doc = Clstat {
                 schema: crate::hastat::SCHEMA,
@@ -287,12 +287,17 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     }
                     .to_json()
                 };
-                if report::write_status(&mut cluster.notices, &clstat_path, "clstat.json", stamped)
-                {
+                written = report::write_status(
+                    &mut cluster.notices,
+                    &clstat_path,
+                    "clstat.json",
+                    stamped,
+                );
+                if written.is_some() {
                     last_doc = Some(doc);
                 }
             }
-            clstat_pace.done(marks[3], std::time::Instant::now());
+            clstat_pace.done(marks[3], std::time::Instant::now(), written.unwrap_or(0));
         }
         marks[4] = std::time::Instant::now();
         if ticked && hastat_pace.due(now_std) {
@@ -314,6 +319,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             };
             let mut h = cluster.hastat(generation, &gossip.stats(), &security);
             h.event_loop = loop_watch.stat();
+            let mut written = None;
             let due = match &last_hastat {
                 None => true,
                 Some((old, at)) => {
@@ -330,10 +336,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     };
                     d.to_json()
                 };
-                report::write_status(&mut cluster.notices, &hastat_path, "hastat.json", stamped);
+                written = report::write_status(
+                    &mut cluster.notices,
+                    &hastat_path,
+                    "hastat.json",
+                    stamped,
+                );
                 last_hastat = Some((h, now));
             }
-            hastat_pace.done(marks[4], std::time::Instant::now());
+            hastat_pace.done(marks[4], std::time::Instant::now(), written.unwrap_or(0));
         }
         loop_watch.turn(now.into_std(), &marks, std::time::Instant::now());
     }

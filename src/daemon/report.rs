@@ -17,16 +17,20 @@ use crate::hastat::{
 };
 
 /// Paces the rebuilding of a status document so that it takes at most a share of the loop's
-/// time: after a build that took `d`, the next is not due for `(1/share − 1) × d`. A small
-/// cluster's documents (a millisecond) are rebuilt at every tick; with 2,000 groups (tens of
-/// ms, more on a busy machine) every few hundred ms, where building them at every 50 ms tick
-/// took most of the loop.
+/// time, and its writing at most [`WRITE_RATE`]: after a build that took `d` and wrote `b`
+/// bytes, the next is not due for `(1/share − 1) × d`, nor for `b / WRITE_RATE`. A small
+/// cluster's documents (a millisecond, a few KB) are rebuilt at every tick; with 2,000 groups
+/// (tens of ms, half a MB each) a few times a second, where building them at every 50 ms
+/// tick took most of the loop and writing them kept the disk busy with 20 MB/s.
 #[derive(Debug)]
 pub struct Pace {
     next: Option<std::time::Instant>,
     /// `1/share − 1`.
     factor: u32,
 }
+
+/// The most bytes a second one status document is written at (see [`Pace`]).
+pub const WRITE_RATE: u64 = 2 << 20;
 
 impl Pace {
     /// Returns the pace of a document that may take one `share`th of the loop's time
@@ -43,9 +47,11 @@ impl Pace {
         self.next.is_none_or(|t| now >= t)
     }
 
-    /// Records a build that began at `began` and ended at `now`.
-    pub fn done(&mut self, began: std::time::Instant, now: std::time::Instant) {
-        self.next = Some(now + now.saturating_duration_since(began) * self.factor);
+    /// Records a build that began at `began`, ended at `now` and wrote `bytes`.
+    pub fn done(&mut self, began: std::time::Instant, now: std::time::Instant, bytes: usize) {
+        let built = now.saturating_duration_since(began) * self.factor;
+        let written = std::time::Duration::from_micros(bytes as u64 * 1_000_000 / WRITE_RATE);
+        self.next = Some(now + built.max(written));
     }
 }
 
@@ -356,15 +362,23 @@ impl Cluster {
 /// the failures in progress). When that fails (a full directory), the failure goes to
 /// `notices` ("write <name>", said once) and the document is rewritten in place, made again
 /// so that it lists its own failure: better a document written non-atomically than a stale
-/// one that hides the problem. Returns whether the file now holds the new document.
+/// one that hides the problem. Returns the size of the document now in the file, if the new
+/// one is.
 pub(super) fn write_status(
     notices: &mut Notices,
     path: &Path,
     name: &str,
     make: impl Fn(&Notices) -> String,
-) -> bool {
+) -> Option<usize> {
     let what = format!("write {name}");
-    let written = crate::files::write_volatile(path, make(notices).as_bytes());
+    let text = make(notices);
+    let written = crate::files::write_volatile(path, text.as_bytes());
     notices.outcome(&what, &written);
-    written.is_ok() || crate::files::overwrite_in_place(path, make(notices).as_bytes()).is_ok()
+    if written.is_ok() {
+        return Some(text.len());
+    }
+    let text = make(notices);
+    crate::files::overwrite_in_place(path, text.as_bytes())
+        .ok()
+        .map(|()| text.len())
 }
