@@ -2,7 +2,8 @@
 //! file's mode set at creation, bounded reads (a huge file never enters memory), change
 //! detection by content with a settle time (which does not miss two edits within the same
 //! second as Cluster::Init's whole-second mtime check did, and never takes a file half
-//! written for an edit), and the lock that keeps two daemons off one directory ([`DirLock`]).
+//! written for an edit; a file whose last change is two seconds old is only `stat`ed until
+//! its change time moves), and the lock that keeps two daemons off one directory ([`DirLock`]).
 
 mod lock;
 
@@ -178,6 +179,40 @@ fn read_bytes(path: &Path, limit: usize) -> Snapshot {
     }
 }
 
+/// What `stat` says of a file that tells an edit: which file, its size, and its change
+/// times (an edit sets `ctime` to the time of the edit, whatever it does to `mtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    /// Returns the stamp of `path`, if it is a regular file, with whether its last change
+    /// is old enough (two seconds before the wall clock's now) that a later edit cannot
+    /// carry the same change time, even on a file system with coarse timestamps.
+    fn of(path: &Path) -> Option<(Stamp, bool)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)?;
+        let stamp = Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Some((stamp, m.ctime() < now.saturating_sub(2)))
+    }
+}
+
 /// A file watched for changes by content, reported once they have settled.
 #[derive(Debug)]
 pub struct Watched {
@@ -186,6 +221,10 @@ pub struct Watched {
     reported: Option<Snapshot>,
     /// A different content seen since, and when it was first seen.
     pending: Option<(Snapshot, Instant)>,
+    /// The stamp of the file when its content was last found the same as reported, its last
+    /// change old enough: while the stamp stays so, the content is not read again (a poll
+    /// at every step read a large cltab 20 times a second).
+    quiet: Option<Stamp>,
 }
 
 impl Watched {
@@ -195,6 +234,7 @@ impl Watched {
             path,
             reported: None,
             pending: None,
+            quiet: None,
         }
     }
 
@@ -207,10 +247,19 @@ impl Watched {
     /// then stayed the same for [`SETTLE`] up to `now` (so a file is never reported half
     /// written). At most [`MAX_READ_BYTES`] + 1 bytes are read.
     pub fn poll(&mut self, now: Instant) -> Option<Content> {
+        let stamp = Stamp::of(&self.path);
+        if self.quiet.is_some() && stamp.map(|(s, _)| s) == self.quiet {
+            return None;
+        }
+        self.quiet = None;
         let snap = read_bytes(&self.path, MAX_READ_BYTES);
         if self.reported.is_some() {
             if self.reported.as_ref() == Some(&snap) {
                 self.pending = None;
+                // Read again after the stamp; unchanged since, it is still this content.
+                if let Some((s, old)) = stamp.filter(|_| matches!(snap, Snapshot::Bytes(_))) {
+                    self.quiet = (old && Stamp::of(&self.path) == Some((s, true))).then_some(s);
+                }
                 return None;
             }
             match &self.pending {
@@ -266,6 +315,30 @@ mod tests {
         std::fs::remove_file(&p).unwrap();
         assert_eq!(at(&mut w, t0, 650), None);
         assert_eq!(at(&mut w, t0, 900), Some(Content::Missing));
+    }
+
+    #[test]
+    fn a_quiet_file_is_not_read_again_until_an_edit_even_one_that_keeps_its_size_and_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cltab");
+        std::fs::write(&p, b"a:a1:start:wait:true\n").unwrap();
+        let old = std::fs::metadata(&p).unwrap().modified().unwrap();
+        let t0 = Instant::now();
+        let mut w = Watched::new(p.clone());
+        assert!(matches!(at(&mut w, t0, 0), Some(Content::Text(_))));
+        assert_eq!(at(&mut w, t0, 50), None);
+        assert!(w.quiet.is_none(), "changed just now: read at every poll");
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(at(&mut w, t0, 2200), None);
+        assert!(w.quiet.is_some(), "changed over 2 s ago: stat only");
+        assert_eq!(at(&mut w, t0, 2250), None);
+        // In place, the same size, mtime put back: only ctime tells.
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.write_all_at(b"b", 0).unwrap();
+        f.set_modified(old).unwrap();
+        assert_eq!(at(&mut w, t0, 2300), None, "not settled yet");
+        let text = at(&mut w, t0, 2600);
+        assert_eq!(text, Some(Content::Text("b:a1:start:wait:true\n".into())));
     }
 
     #[test]

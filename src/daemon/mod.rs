@@ -206,7 +206,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             cluster.carry_waiting(&mut sup, &mut os, now_std);
         }
 
-        if let Some(k) = keywatch.as_mut().and_then(|k| k.poll(now_std)) {
+        // The key file, like the replicated ones, is looked at once a step.
+        if let Some(k) = (keywatch.as_mut().filter(|_| ticked)).and_then(|k| k.poll(now_std)) {
             if let Err(e) = gossip.set_keys(&k) {
                 error!("{e}");
             }
