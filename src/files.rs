@@ -206,10 +206,14 @@ impl Stamp {
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        Some((stamp, m.ctime() < now.saturating_sub(2)))
+        let changed = std::time::UNIX_EPOCH
+            + Duration::new(
+                m.ctime().max(0) as u64,
+                m.ctime_nsec().clamp(0, 999_999_999) as u32,
+            );
+        let old = (std::time::SystemTime::now().duration_since(changed))
+            .is_ok_and(|age| age > Duration::from_secs(2));
+        Some((stamp, old))
     }
 }
 

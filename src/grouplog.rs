@@ -473,7 +473,9 @@ impl<S: Subscriber> Layer<S> for GroupLog {
             stream: fields.stream,
             message,
         };
-        self.queue.push(group, rec);
+        // A child's output may wait for the writer; the daemon's own events never do.
+        let wait = rec.stream.is_some();
+        self.queue.push(group, rec, wait);
     }
 }
 

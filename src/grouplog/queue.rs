@@ -3,8 +3,12 @@
 //! the planning of 400 groups in one turn, and opening (creating) 400 log files in it took
 //! hundreds of milliseconds, long enough for the daemon to take itself for frozen.
 //!
-//! The queue is bounded ([`MAX_QUEUED`] records); a record that finds it full is dropped and
-//! counted, and the writer says how many on stderr.
+//! The queue is bounded ([`MAX_QUEUED`] records). A child's output waits for room (up to
+//! [`MAX_WAIT`]): the task that reads the child's pipe stops reading meanwhile, and the child
+//! waits on its full pipe, as it did when the task wrote the file itself, so a flood of output
+//! is slowed down, not cut. The daemon's own events never wait (the event loop logs them):
+//! one that finds the queue full is dropped and counted, and the writer says how many on
+//! stderr.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -12,8 +16,11 @@ use std::time::{Duration, Instant};
 
 use super::Record;
 
-/// The most records waiting for the writer; more are dropped (and counted).
+/// The most records waiting for the writer.
 pub const MAX_QUEUED: usize = 8192;
+
+/// The longest a child's output line waits for room before it is dropped (and counted).
+pub const MAX_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct State {
@@ -35,6 +42,8 @@ pub struct Queue {
     arrived: Condvar,
     /// Signalled when the writer has written everything.
     idle: Condvar,
+    /// Signalled when the writer took the queue (there is room again).
+    room: Condvar,
 }
 
 impl Queue {
@@ -48,12 +57,25 @@ impl Queue {
         self.lock().open = true;
     }
 
-    /// Queues `rec` for `group`'s log: nothing before [`Queue::open`], and a record that
-    /// finds the queue full is dropped and counted.
-    pub fn push(&self, group: String, rec: Record) {
+    /// Queues `rec` for `group`'s log: nothing before [`Queue::open`]. A record that finds
+    /// the queue full waits for room up to [`MAX_WAIT`] with `wait`, and is then (at once
+    /// without `wait`) dropped and counted.
+    pub fn push(&self, group: String, rec: Record, wait: bool) {
         let mut s = self.lock();
         if !s.open {
             return;
+        }
+        if s.items.len() >= MAX_QUEUED && wait {
+            let end = Instant::now() + MAX_WAIT;
+            while s.items.len() >= MAX_QUEUED {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                s = (self.room.wait_timeout(s, left))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
         }
         if s.items.len() >= MAX_QUEUED {
             s.dropped += 1;
@@ -73,6 +95,7 @@ impl Queue {
             s = self.arrived.wait(s).unwrap_or_else(|p| p.into_inner());
         }
         s.busy = true;
+        self.room.notify_all();
         let dropped = std::mem::take(&mut s.dropped);
         (s.items.drain(..).collect(), dropped)
     }
@@ -112,10 +135,10 @@ mod tests {
     #[test]
     fn records_wait_in_order_and_the_overflow_is_counted() {
         let q = Queue::default();
-        q.push("g".to_string(), rec("before open: not kept"));
+        q.push("g".to_string(), rec("before open: not kept"), false);
         q.open();
         for i in 0..MAX_QUEUED + 3 {
-            q.push("g".to_string(), rec(&i.to_string()));
+            q.push("g".to_string(), rec(&i.to_string()), false);
         }
         let (items, dropped) = q.take();
         assert_eq!(items.len(), MAX_QUEUED);
@@ -128,10 +151,28 @@ mod tests {
     }
 
     #[test]
+    fn a_childs_line_waits_for_room_rather_than_being_dropped() {
+        let q = std::sync::Arc::new(Queue::default());
+        q.open();
+        for i in 0..MAX_QUEUED {
+            q.push("g".to_string(), rec(&i.to_string()), true);
+        }
+        let writer = q.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            writer.take()
+        });
+        q.push("g".to_string(), rec("waited"), true);
+        let (items, dropped) = t.join().unwrap();
+        assert_eq!((items.len(), dropped), (MAX_QUEUED, 0));
+        assert_eq!(q.take().0[0].1.message, "waited");
+    }
+
+    #[test]
     fn flush_waits_for_the_writer() {
         let q = std::sync::Arc::new(Queue::default());
         q.open();
-        q.push("g".to_string(), rec("one"));
+        q.push("g".to_string(), rec("one"), false);
         let writer = q.clone();
         let t = std::thread::spawn(move || {
             let (items, _) = writer.take();
@@ -142,7 +183,7 @@ mod tests {
             writer.take().0.len()
         });
         assert!(q.flush(Duration::from_secs(10)));
-        q.push("g".to_string(), rec("two"));
+        q.push("g".to_string(), rec("two"), false);
         assert_eq!(t.join().unwrap(), 1);
     }
 }

@@ -943,12 +943,40 @@ fn sweep_stale_namespaces() {
     }
 }
 
-/// Picks `n` distinct UDP ports on 127.0.0.1 that are free for both UDP and TCP right now.
+/// Picks `n` distinct UDP ports on 127.0.0.1 that are free for both UDP and TCP right now,
+/// below the kernel's ephemeral range when there is room: a port picked inside it could be
+/// handed to any socket bound to port 0 before the daemon binds it (every daemon binds two
+/// such loopback sockets for its gossip codec), and once was ("Address already in use").
 fn free_loopback_ports(n: usize) -> Vec<u16> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let below = (10_000u16..low).len() >= 2_000;
+    let mut state = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH))
+        .map_or(1, |d| d.as_nanos() as u64)
+        ^ (u64::from(std::process::id()) << 32)
+        ^ DRAWS
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut held = Vec::new();
     let mut ports = Vec::new();
     while ports.len() < n {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+        let udp = if below {
+            // xorshift64: a port in 10000..low, not one drawn before.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let port = 10_000 + (state % u64::from(low - 10_000)) as u16;
+            match UdpSocket::bind(("127.0.0.1", port)) {
+                Ok(udp) if !ports.contains(&port) => udp,
+                _ => continue,
+            }
+        } else {
+            UdpSocket::bind("127.0.0.1:0").expect("binding 127.0.0.1:0")
+        };
         let port = udp.local_addr().expect("local address").port();
         if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) {
             ports.push(port);
