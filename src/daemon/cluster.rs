@@ -528,6 +528,11 @@ impl Cluster {
         self.tells.carry(sup, os, now);
     }
 
+    /// Returns the time spent carrying out orders to the supervisor since the last call.
+    pub fn take_orders_time(&mut self) -> std::time::Duration {
+        self.tells.take_spent()
+    }
+
     /// Drops the orders still waiting (at shutdown every group stops instead).
     pub fn forget_orders(&mut self) {
         self.tells = Default::default();

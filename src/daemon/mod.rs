@@ -347,7 +347,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             }
             hastat_pace.done(marks[4], std::time::Instant::now(), written.unwrap_or(0));
         }
-        loop_watch.turn(now.into_std(), &marks, std::time::Instant::now());
+        let orders = cluster.take_orders_time();
+        loop_watch.turn(now.into_std(), &marks, orders, std::time::Instant::now());
     }
 
     // Let peers hear that every group here is stopped before we go silent.

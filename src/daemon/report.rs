@@ -71,12 +71,14 @@ const SLOW_TURN: std::time::Duration = std::time::Duration::from_millis(250);
 impl LoopWatch {
     /// Records a turn that began at `began` and ended at `now`, `marks` being the ends of its
     /// parts (supervisor, gossip view, core step, publish and records, clstat; hastat is the
-    /// rest). A turn longer than [`SLOW_TURN`] is logged with its parts when it is the longest yet, and
-    /// otherwise at most once a minute.
+    /// rest; `orders`, the time spent carrying out orders to the supervisor, is within them).
+    /// A turn longer than [`SLOW_TURN`] is logged with its parts when it is the longest yet,
+    /// and otherwise at most once a minute.
     pub fn turn(
         &mut self,
         began: std::time::Instant,
         marks: &[std::time::Instant; 5],
+        orders: std::time::Duration,
         now: std::time::Instant,
     ) {
         let took = now.saturating_duration_since(began);
@@ -107,9 +109,11 @@ impl LoopWatch {
             }
             tracing::warn!(
                 ms = took.as_millis() as u64,
-                "the event loop took {} ms to go round ({}): respawns and gossip updates wait meanwhile",
+                "the event loop took {} ms to go round ({}; orders to the supervisor {} ms of \
+                 them): respawns and gossip updates wait meanwhile",
                 took.as_millis(),
-                parts.join(", ")
+                parts.join(", "),
+                orders.as_millis()
             );
         }
         let start = *self.minute_start.get_or_insert(began);

@@ -29,6 +29,8 @@ pub struct Tells {
     /// Group → its order's sequence number.
     by_group: BTreeMap<String, u64>,
     next: u64,
+    /// Time spent carrying orders out since [`Tells::take_spent`] last asked.
+    spent: Duration,
 }
 
 impl Tells {
@@ -67,6 +69,12 @@ impl Tells {
             first = false;
             self.run(seq, sup, os, now);
         }
+        self.spent += began.elapsed();
+    }
+
+    /// Returns the time spent carrying orders out since the last call (for the slow-turn log).
+    pub fn take_spent(&mut self) -> Duration {
+        std::mem::take(&mut self.spent)
     }
 
     fn run(&mut self, seq: u64, sup: &mut Supervisor, os: &mut dyn Os, now: Instant) {
