@@ -11,9 +11,14 @@
 //!   it, while the kernel still tears the victim's namespace down, is what unverified
 //!   fencing allows), and how long the kill took.
 //!
-//! `cargo bench --bench groups -- [--groups G] [--nodes N] [--fencing none|dummy] [--beat MS]`
-//! (defaults 2000, 5, none). With `dummy`, the lost node is fenced through Debian's real
-//! `fence_dummy` before its groups may start elsewhere.
+//! `cargo bench --bench groups -- [--groups G] [--nodes N] [--fencing none|dummy|switch]
+//! [--beat MS]` (defaults 2000, 5, none). With `dummy`, the lost node is fenced through
+//! Debian's real `fence_dummy` before its groups may start elsewhere; `fence_dummy` reports
+//! `off` without turning anything off, so a group may start while the kernel still tears the
+//! victim's namespace down. With `switch`, through the tests' power switch
+//! (`tests/common/power.rs`): the bench kills the victim as the switch does, and the agent
+//! reports it off only once its whole namespace is gone (a request to fence any other node is
+//! not served: it fails after 10 s, which holds that node's groups where they are).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -118,7 +123,12 @@ fn keep_logs(c: &Cluster) {
 fn main() {
     let groups: usize = arg("--groups", "2000").parse().expect("--groups G");
     let n: usize = arg("--nodes", "5").parse().expect("--nodes N");
-    let dummy = arg("--fencing", "none") == "dummy";
+    let fencing = arg("--fencing", "none");
+    assert!(
+        ["none", "dummy", "switch"].contains(&fencing.as_str()),
+        "--fencing none|dummy|switch"
+    );
+    let dummy = fencing == "dummy";
     assert!(n >= 3, "--nodes must be at least 3");
     let cltab: String = (1..=groups)
         .map(|g| {
@@ -133,6 +143,8 @@ fn main() {
         (1..=n)
             .map(|i| format!("n{i} fence_dummy status_file={{SHARED}}/n{i}.status action=off\n"))
             .collect()
+    } else if fencing == "switch" {
+        common::power::SWITCH_FENCETAB.to_string()
     } else {
         "* none\n".to_string()
     };
@@ -150,6 +162,7 @@ fn main() {
         },
         netns: false,
     });
+    let mut switch = (fencing == "switch").then(|| common::power::PowerSwitch::install(&c));
     if dummy {
         for i in 1..=n {
             std::fs::write(c.shared().join(format!("n{i}.status")), "on").unwrap();
@@ -163,7 +176,11 @@ fn main() {
     let mut totals = (0, 0);
     println!(
         "{groups} groups, {n} nodes, fencing {}: all placed {cold:.2} s after the cold start",
-        if dummy { "fence_dummy" } else { "none" }
+        match fencing.as_str() {
+            "dummy" => "fence_dummy",
+            "switch" => "the power switch",
+            _ => "none",
+        }
     );
     let t = Instant::now();
     until(&c, &all, t, &mut totals, "", |_| {
@@ -185,7 +202,11 @@ fn main() {
     let kill_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    c.kill_node(victim);
+    if let Some(switch) = switch.as_mut() {
+        switch.power_off(&mut c, victim);
+    } else {
+        c.kill_node(victim);
+    }
     let killed_in = t1.elapsed().as_secs_f64();
     let moved = |s: &Seen| {
         lost.iter()
