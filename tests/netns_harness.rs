@@ -29,6 +29,26 @@ fn sleeper(spec: &NodeSpec) -> Vec<String> {
     ]
 }
 
+/// Every process of every node once there are `n` (each node runs its shell and its sleep;
+/// a restarted node's `ls /proc` may not have finished yet: found by CI, 7 processes once).
+/// Fails when they are not `n` within 10 s.
+fn settled_processes(c: &Cluster, n: usize) -> Vec<u32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let all: Vec<u32> = c.indices().flat_map(|i| c.processes(i)).collect();
+        if all.len() == n {
+            return all;
+        }
+        if std::time::Instant::now() >= deadline {
+            c.fail(&format!(
+                "{} processes in the cluster, not {n}: {all:?}",
+                all.len()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn opts(nodes: usize, netns: bool) -> ClusterOpts {
     ClusterOpts {
         nodes,
@@ -231,8 +251,7 @@ fn loopback_cluster() {
 
     // A stopped daemon is killed too.
     c.sigstop_daemon(1);
-    let all: Vec<u32> = c.indices().flat_map(|i| c.processes(i)).collect();
-    assert_eq!(all.len(), 6);
+    let all = settled_processes(&c, 6);
     drop(c);
     for p in all {
         assert!(!pid_alive(p), "{p} survived the cluster");
@@ -289,8 +308,7 @@ fn netns_cluster() {
     );
     check_node_namespace(&c, 1);
 
-    let all: Vec<u32> = c.indices().flat_map(|i| c.processes(i)).collect();
-    assert_eq!(all.len(), 6);
+    let all = settled_processes(&c, 6);
     drop(c);
     for p in all {
         assert!(!pid_alive(p), "{p} survived the cluster");
