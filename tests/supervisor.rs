@@ -325,8 +325,8 @@ fn sigterm_runs_stop_entries_and_leaves_no_process_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(node.read_file("W").is_none(), "stop entry ran too early");
-    // The same for the daemon's count, which reads each process's environment (found by CI:
-    // 4 processes once).
+    // The same for the count below, which finds the node's processes by their environment
+    // (found by CI: 4 processes once).
     let before = loop {
         let before = node.processes();
         if before.len() >= 5 || seen.elapsed() >= SOON {
