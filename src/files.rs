@@ -5,6 +5,7 @@
 //! written for an edit; a file whose last change is two seconds old is only `stat`ed until
 //! its change time moves), and the lock that keeps two daemons off one directory ([`DirLock`]).
 
+mod latest;
 mod lock;
 
 use std::io::{Read, Write};
@@ -12,6 +13,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use latest::Latest;
 pub use lock::{DirLock, Holder, LockError, LOCK_FILE};
 
 /// How long a watched file's content must stay the same before a change is reported: an

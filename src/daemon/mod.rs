@@ -104,6 +104,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let grace = opts.supervisor.grace;
     let record = dir.join("mosha.pgids");
     leftovers::stop_leftovers(&record, grace);
+    let mut recorder = leftovers::recorder(record.clone()).context("starting the pgid record")?;
 
     let gossip = Gossip::start(opts.gossip.clone(), Default::default())
         .await
@@ -147,6 +148,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 
     let clstat_path = dir.join("clstat.json");
     let hastat_path = dir.join("hastat.json");
+    let mut clstat_writer =
+        report::status_writer(clstat_path.clone(), "write-clstat").context("starting a writer")?;
+    let mut hastat_writer =
+        report::status_writer(hastat_path.clone(), "write-hastat").context("starting a writer")?;
     let mut tick = tokio::time::interval(TICK);
     let mut last_step = Instant::now();
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -154,7 +159,6 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut last_doc: Option<Clstat> = None;
     let mut last_hastat: Option<(crate::hastat::Hastat, Instant)> = None;
     let mut last_pgids: Option<Vec<u32>> = None;
-    let mut pgid_starts = std::collections::BTreeMap::new();
     let mut loop_watch = report::LoopWatch::default();
     let (mut clstat_pace, mut hastat_pace) = (report::Pace::new(10), report::Pace::new(10));
 
@@ -252,20 +256,36 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             break;
         }
 
+        // The record is written by its own thread (see leftovers::recorder); a failed write
+        // is retried with the next turn's list.
+        if let Some(recorded) = recorder.take_outcome() {
+            cluster.notices.outcome("write mosha.pgids", &recorded);
+            if recorded.is_err() {
+                last_pgids = None;
+            }
+        }
         let pgids = sup.pgids();
         if last_pgids.as_ref() != Some(&pgids) {
-            let recorded = leftovers::record(&record, &pgids, &mut pgid_starts);
-            cluster.notices.outcome("write mosha.pgids", &recorded);
-            if recorded.is_ok() {
-                last_pgids = Some(pgids);
-            }
+            recorder.hand(pgids.clone());
+            last_pgids = Some(pgids);
         }
         marks[3] = std::time::Instant::now();
         // Status documents are rebuilt at the tick, each in at most a tenth of the loop's time
         // and written at most 2 MB/s: with thousands of groups one costs tens of ms and half
         // a MB (see report::Pace).
+        // They are written by threads of their own (see report::status_writer); their
+        // outcomes come back here.
+        if let Some(written) = clstat_writer.take_outcome() {
+            if written.is_err() {
+                last_doc = None;
+            }
+            cluster.notices.outcome("write clstat.json", &written);
+        }
+        if let Some(written) = hastat_writer.take_outcome() {
+            cluster.notices.outcome("write hastat.json", &written);
+        }
         if (ticked && clstat_pace.due(now_std)) || shutdown.is_some() {
-            let mut written = None;
+            let mut written = 0;
             let errors = cluster.config_errors();
             let doc = Clstat {
                 schema: crate::hastat::SCHEMA,
@@ -288,17 +308,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     }
                     .to_json()
                 };
-                written = report::write_status(
-                    &mut cluster.notices,
-                    &clstat_path,
-                    "clstat.json",
-                    stamped,
-                );
-                if written.is_some() {
-                    last_doc = Some(doc);
-                }
+                written = report::write_status(&cluster.notices, &clstat_writer, stamped);
+                last_doc = Some(doc);
             }
-            clstat_pace.done(marks[3], std::time::Instant::now(), written.unwrap_or(0));
+            clstat_pace.done(marks[3], std::time::Instant::now(), written);
         }
         marks[4] = std::time::Instant::now();
         if ticked && hastat_pace.due(now_std) {
@@ -320,7 +333,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             };
             let mut h = cluster.hastat(generation, &gossip.stats(), &security);
             h.event_loop = loop_watch.stat();
-            let mut written = None;
+            let mut written = 0;
             let due = match &last_hastat {
                 None => true,
                 Some((old, at)) => {
@@ -337,15 +350,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     };
                     d.to_json()
                 };
-                written = report::write_status(
-                    &mut cluster.notices,
-                    &hastat_path,
-                    "hastat.json",
-                    stamped,
-                );
+                written = report::write_status(&cluster.notices, &hastat_writer, stamped);
                 last_hastat = Some((h, now));
             }
-            hastat_pace.done(marks[4], std::time::Instant::now(), written.unwrap_or(0));
+            hastat_pace.done(marks[4], std::time::Instant::now(), written);
         }
         let orders = cluster.take_orders_time();
         loop_watch.turn(now.into_std(), &marks, orders, std::time::Instant::now());
@@ -359,6 +367,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     tokio::time::sleep(opts.gossip.gossip_interval * 3).await;
     gossip.shutdown().await;
     stop_strays(grace).await;
+    for w in [&mut clstat_writer, &mut hastat_writer] {
+        w.stop(Duration::from_secs(2));
+    }
+    recorder.stop(Duration::from_secs(2));
     let _ = std::fs::remove_file(&clstat_path);
     let _ = std::fs::remove_file(&hastat_path);
     let _ = std::fs::remove_file(&record);

@@ -3,7 +3,6 @@
 //! [`super::events`].)
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::cluster::Cluster;
 use super::diagnose::why_not_running;
@@ -362,27 +361,38 @@ impl Cluster {
     }
 }
 
-/// Writes the status document `DIR/<name>` atomically, its text made by `make` (which sees
-/// the failures in progress). When that fails (a full directory), the failure goes to
-/// `notices` ("write <name>", said once) and the document is rewritten in place, made again
-/// so that it lists its own failure: better a document written non-atomically than a stale
-/// one that hides the problem. Returns the size of the document now in the file, if the new
-/// one is.
+/// Builds a status document with `make` and hands it to `writer` (see [`status_writer`]);
+/// returns its size. Whether the write worked comes back on a later turn (see the loop).
 pub(super) fn write_status(
-    notices: &mut Notices,
-    path: &Path,
-    name: &str,
+    notices: &Notices,
+    writer: &crate::files::Latest<String>,
     make: impl Fn(&Notices) -> String,
-) -> Option<usize> {
-    let what = format!("write {name}");
+) -> usize {
     let text = make(notices);
-    let written = crate::files::write_volatile(path, text.as_bytes());
-    notices.outcome(&what, &written);
-    if written.is_ok() {
-        return Some(text.len());
-    }
-    let text = make(notices);
-    crate::files::overwrite_in_place(path, text.as_bytes())
-        .ok()
-        .map(|()| text.len())
+    let n = text.len();
+    writer.hand(text);
+    n
+}
+
+/// Starts the thread `name` that writes status documents to `path`, the newest one handed
+/// each time: a disk that stalls (a journal commit under thousands of starting services took
+/// 0.2–0.8 s) then holds up that thread, not the loop. A document that cannot replace the
+/// file atomically (a full disk) overwrites it in place.
+///
+/// # Errors
+/// Fails when the system cannot start a thread.
+pub(super) fn status_writer(
+    path: std::path::PathBuf,
+    name: &str,
+) -> std::io::Result<crate::files::Latest<String>> {
+    crate::files::Latest::start(
+        name,
+        move |text: String| match crate::files::write_volatile(&path, text.as_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = crate::files::overwrite_in_place(&path, text.as_bytes());
+                Err(e.to_string())
+            }
+        },
+    )
 }

@@ -9,8 +9,12 @@
 //! that is gone (its group cannot be told from a stranger's): all are left alone, with one
 //! warning each. Killing a stranger is worse than missing a left-over, which the new daemon
 //! then reports as processes it did not start.
+//!
+//! The record is written by a thread of its own ([`recorder`]): reading a new leader's start
+//! time waits while that process is still in its exec, which on a machine saturated by
+//! thousands of starting services took up to 2 s of the event loop's turn.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -139,6 +143,18 @@ pub fn record(
         }
     }
     files::write_volatile(path, text.as_bytes())
+}
+
+/// Starts the thread `pgid-record`, which writes the record at `path` with the newest list of
+/// process groups handed to it.
+///
+/// # Errors
+/// Fails when the system cannot start a thread.
+pub fn recorder(path: PathBuf) -> std::io::Result<files::Latest<Vec<u32>>> {
+    let mut starts = std::collections::BTreeMap::new();
+    files::Latest::start("pgid-record", move |pgids: Vec<u32>| {
+        record(&path, &pgids, &mut starts).map_err(|e| e.to_string())
+    })
 }
 
 /// Returns the recorded process groups that are verified as ours (see [`verdict`]) and still
