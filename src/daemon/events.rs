@@ -120,7 +120,9 @@ pub fn log(e: &Event) {
             };
             warn!(%group, by = %by, "operator cleanup (asked on {by}): cleared {what} here; the group is placed as usual")
         }
-        Event::NodeLost { node, held } => warn!(%node, ?held, "member lost"),
+        Event::NodeLost { node, held } => {
+            warn!(%node, held = %first_few(held), "member lost")
+        }
         Event::NodeBlocked { node, groups } => error!(
             %node, ?groups,
             "a resource's stop FAILED on this member: it may still hold the group; it is \
@@ -180,7 +182,43 @@ pub fn log(e: &Event) {
             from: Some(from),
         } => info!(%file, %version, %from, "adopted a newer version from the cluster"),
         Event::VersionsNotSaved { error } => error!(
-            "cannot save the file versions to DIR/.mosha-versions.json ({error}): tried again              at every step; until they are saved, a restart would take the files in force              for edits made here at their modification time"
+            "cannot save the file versions to DIR/.mosha-versions.json ({error}): tried again \
+             at every step; until they are saved, a restart would take the files in force \
+             for edits made here at their modification time"
         ),
+    }
+}
+
+/// How many of a lost member's groups the log names (the alert command gets them all).
+const NAMED: usize = 10;
+
+/// `none`, or the groups' count and the first [`NAMED`] names: a node of 400 groups made a
+/// line of 3 KB.
+fn first_few(groups: &[String]) -> String {
+    match groups.len() {
+        0 => "none".to_string(),
+        n if n <= NAMED => groups.join(", "),
+        n => format!(
+            "{n} groups: {}, and {} more",
+            groups[..NAMED].join(", "),
+            n - NAMED
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_members_groups_are_named_up_to_ten_then_counted() {
+        let names = |n: usize| (1..=n).map(|i| format!("g{i}")).collect::<Vec<_>>();
+        assert_eq!(first_few(&[]), "none");
+        assert_eq!(first_few(&names(2)), "g1, g2");
+        assert_eq!(first_few(&names(10)), names(10).join(", "));
+        assert_eq!(
+            first_few(&names(418)),
+            format!("418 groups: {}, and 408 more", names(10).join(", "))
+        );
     }
 }
