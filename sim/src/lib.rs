@@ -4,6 +4,7 @@
 //! checks safety and liveness invariants against the simulator's truth. The same faults are
 //! also run against a model of OpenMosix::HA 0.555 for comparison.
 
+pub mod alloc;
 pub mod faults;
 pub mod files;
 pub mod gossip;
