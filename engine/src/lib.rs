@@ -45,6 +45,7 @@ mod placement;
 pub mod rank;
 pub mod replica;
 pub mod successor;
+pub mod vecmap;
 
 #[cfg(test)]
 mod testkit;
@@ -71,6 +72,7 @@ pub use event::Event;
 pub use fencing::{FenceState, Outcome, Policy, Record};
 pub use moves::MoveRequest;
 pub use rank::Placement;
+pub use vecmap::VecMap;
 
 /// Time in the engine: milliseconds on the caller's monotonic clock.
 pub type Millis = u64;
@@ -85,7 +87,7 @@ pub struct Member {
     /// Its generation: a new one at every start of its daemon.
     pub generation: u64,
     /// Its claims, by group. For this node: the local supervisor's status.
-    pub claims: BTreeMap<String, Claim>,
+    pub claims: VecMap<Claim>,
     /// Groups that recently failed on it (a test, restarts used up, an agent's failure).
     pub cooldown: BTreeSet<String>,
     /// Groups an agent of which failed fatally on it (OCF 6): no node starts them until an

@@ -380,7 +380,7 @@ fn a_cluster_places_every_group_exactly_once_and_moves_them_when_a_node_dies() {
                         let m = Member {
                             alive: !dead.contains(n),
                             generation: 1,
-                            claims: claims[n].clone(),
+                            claims: claims[n].clone().into_iter().collect(),
                             ..Member::default()
                         };
                         (n.to_string(), m)

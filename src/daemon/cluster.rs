@@ -322,7 +322,7 @@ impl Cluster {
         // Only what differs from the core's picture of this node. Both are maps sorted by
         // group, walked side by side: with thousands of groups and a look at every turn, a
         // lookup of each group in the other map cost more than the engine's step.
-        let empty = BTreeMap::new();
+        let empty = engine::VecMap::new();
         let known = (self.core.view().members.get(&self.me)).map_or(&empty, |m| &m.claims);
         let mut changes: Vec<(String, Option<engine::Claim>)> = Vec::new();
         let mut ours = sup.claims().peekable();
