@@ -248,8 +248,8 @@ impl Engine {
         // Members that said goodbye (a clean shutdown) hold nothing and are going: they count
         // for nothing, and their silence is no alarm (it is not a one-way link).
         let mut leaving = 0;
-        for (n, m) in &view.members {
-            if !m.alive || *n == self.me {
+        for (n, m) in peers::others(view, &self.me) {
+            if !m.alive {
                 continue;
             }
             if m.left {

@@ -112,7 +112,7 @@ impl Successors {
 /// Returns, per group, the live members other than `me` that stand as its successor.
 pub(crate) fn in_sight<'v>(view: &'v View, me: &str) -> BTreeMap<&'v str, Vec<&'v str>> {
     let mut s: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (name, m) in view.members.iter().filter(|(n, m)| m.alive && *n != me) {
+    for (name, m) in crate::peers::others(view, me).filter(|(_, m)| m.alive) {
         for g in &m.successor {
             s.entry(g.as_str()).or_default().push(name.as_str());
         }
