@@ -112,6 +112,16 @@ pub struct Node {
     /// relaying the state of dead members the way gossip does: a newer version replaces an
     /// older one). A vector, not a map by name: every step reads it for every member.
     pub seen_ver: Vec<Option<u64>>,
+    /// When its core's maps of members were last packed (see [`Node::tidy`]).
+    pub tidy: Tidy,
+}
+
+/// The member count of a node's core at its last step and since when it holds, and the
+/// count when the core's maps were last packed.
+#[derive(Debug, Default)]
+pub struct Tidy {
+    seen: (usize, u64),
+    packed: usize,
 }
 
 impl Node {
@@ -155,6 +165,7 @@ impl Node {
             pub_ver: 0,
             pub_times: VecDeque::new(),
             seen_ver: vec![None; names.len()],
+            tidy: Tidy::default(),
         };
         n.reset(kind, generation, seed, cfg, names);
         n
@@ -197,6 +208,7 @@ impl Node {
             nodes: BTreeMap::new(),
         }));
         *self.core = core;
+        self.tidy = Tidy::default();
         self.rng = rng(mix, 1);
         self.om = (kind == Kind::OpenMosix).then(Om::new);
         self.claims.clear();
@@ -209,6 +221,20 @@ impl Node {
         self.seen_ver.iter_mut().for_each(|v| *v = None);
         self.out_claims.clear();
         self.fenced_off = false;
+    }
+
+    /// Packs its core's maps of members (`Node::compact`) once their count has held for 2 s
+    /// at global time `now`: a core learns its members one by one at its start, which leaves
+    /// its B-trees a third empty, and they hardly change after that. Memory only: what the
+    /// core holds and decides is the same.
+    pub fn tidy(&mut self, now: u64) {
+        let n = self.core.view().members.len();
+        if n != self.tidy.seen.0 {
+            self.tidy.seen = (n, now);
+        } else if n != self.tidy.packed && now >= self.tidy.seen.1 + 2_000 {
+            self.core.compact();
+            self.tidy.packed = n;
+        }
     }
 
     /// Returns the node's clock reading at global time `t`.

@@ -38,6 +38,7 @@ impl World {
             self.nodes[x].core.observe(Input::Awake { now: local });
         }
         self.feed_beats(x);
+        self.nodes[x].tidy(self.now);
         let ready = self.nodes[x].core.ready(local);
         // The disks never fail here.
         if ready.persist.is_some() {
