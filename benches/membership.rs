@@ -62,6 +62,17 @@ struct Node {
     child: Option<Child>,
 }
 
+impl Drop for Node {
+    /// Kills the node's daemon: a run that panics (a cluster that does not converge) must not
+    /// leave 100 daemons behind to load the machine for the next run.
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn quantile(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 - 1.0) * q).round() as usize]
