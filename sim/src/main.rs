@@ -17,6 +17,24 @@ use sim::run::{om_fits, replay_command, run_one, OM_MAX_CLAIM_COPIES};
 #[global_allocator]
 static ALLOC: sim::alloc::Small = sim::alloc::Small::new();
 
+const HELP: &str = "\
+usage: sim [--nodes N] [--groups G] [--seeds A..B] [--faults PROFILE] [--duration S]
+           [--trace] [--only-ours]
+
+Runs each seed of A..B (default 0..1) with mosha's engine and, unless --only-ours (or the
+cluster is too large for it), the OpenMosix::HA model, and prints the side-by-side table.
+Exits 1 when mosha's engine broke an invariant, 2 on a bad argument.
+
+  --nodes N        cluster size (default 5)
+  --groups G       resource groups (default 10)
+  --seeds A..B     seeds A up to B, B excluded (default 0..1)
+  --faults PROFILE none, default, symmetric, heavy, operator, admin, placement, failures,
+                   owners, daemons (default: default)
+  --duration S     simulated seconds per seed (default 120)
+  --trace          print every node's events
+  --only-ours      skip the OpenMosix::HA model
+";
+
 struct Args {
     nodes: usize,
     groups: usize,
@@ -45,6 +63,7 @@ fn parse() -> Result<Args, String> {
             "--groups" => a.groups = val()?.parse().map_err(|e| format!("--groups: {e}"))?,
             "--duration" => a.duration = val()?.parse().map_err(|e| format!("--duration: {e}"))?,
             "--faults" => a.profile = val()?,
+            "--help" | "-h" => return Err(String::new()),
             "--trace" => a.trace = true,
             "--only-ours" => a.only_ours = true,
             "--seeds" => {
@@ -66,8 +85,12 @@ fn parse() -> Result<Args, String> {
 fn main() -> ExitCode {
     let a = match parse() {
         Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            eprintln!("sim: {e}");
+            eprintln!("sim: {e}\n{HELP}");
             return ExitCode::from(2);
         }
     };
