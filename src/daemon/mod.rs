@@ -258,11 +258,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 
         // The record is written by its own thread (see leftovers::recorder); a failed write
         // is retried with the next turn's list.
-        if let Some(recorded) = recorder.take_outcome() {
-            cluster.notices.outcome("write mosha.pgids", &recorded);
-            if recorded.is_err() {
-                last_pgids = None;
-            }
+        if report::failed(&recorder, &mut cluster.notices, "write mosha.pgids") {
+            last_pgids = None;
         }
         let pgids = sup.pgids();
         if last_pgids.as_ref() != Some(&pgids) {
@@ -272,18 +269,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         marks[3] = std::time::Instant::now();
         // Status documents are rebuilt at the tick, each in at most a tenth of the loop's time
         // and written at most 2 MB/s: with thousands of groups one costs tens of ms and half
-        // a MB (see report::Pace).
-        // They are written by threads of their own (see report::status_writer); their
-        // outcomes come back here.
-        if let Some(written) = clstat_writer.take_outcome() {
-            if written.is_err() {
-                last_doc = None;
-            }
-            cluster.notices.outcome("write clstat.json", &written);
+        // a MB (see report::Pace). Threads of their own write them (report::status_writer);
+        // a failed clstat is written again at its next turn.
+        if report::failed(&clstat_writer, &mut cluster.notices, "write clstat.json") {
+            last_doc = None;
         }
-        if let Some(written) = hastat_writer.take_outcome() {
-            cluster.notices.outcome("write hastat.json", &written);
-        }
+        report::failed(&hastat_writer, &mut cluster.notices, "write hastat.json");
         if (ticked && clstat_pace.due(now_std)) || shutdown.is_some() {
             let mut written = 0;
             let errors = cluster.config_errors();
@@ -300,15 +291,13 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 groups: sup.status(),
             };
             if last_doc.as_ref() != Some(&doc) {
-                let stamped = |_: &_| {
-                    let written_at_ms = wall_ms();
-                    Clstat {
-                        written_at_ms,
-                        ..doc.clone()
-                    }
-                    .to_json()
-                };
-                written = report::write_status(&cluster.notices, &clstat_writer, stamped);
+                let text = Clstat {
+                    written_at_ms: wall_ms(),
+                    ..doc.clone()
+                }
+                .to_json();
+                written = text.len();
+                clstat_writer.hand(text);
                 last_doc = Some(doc);
             }
             clstat_pace.done(marks[3], std::time::Instant::now(), written);
@@ -341,16 +330,14 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 }
             };
             if due {
-                let stamped = |n: &notices::Notices| {
-                    let (problems, written_at_ms) = (n.problems(), wall_ms());
-                    let d = crate::hastat::Hastat {
-                        problems,
-                        written_at_ms,
-                        ..h.clone()
-                    };
-                    d.to_json()
-                };
-                written = report::write_status(&cluster.notices, &hastat_writer, stamped);
+                let text = crate::hastat::Hastat {
+                    problems: cluster.notices.problems(),
+                    written_at_ms: wall_ms(),
+                    ..h.clone()
+                }
+                .to_json();
+                written = text.len();
+                hastat_writer.hand(text);
                 last_hastat = Some((h, now));
             }
             hastat_pace.done(marks[4], std::time::Instant::now(), written);

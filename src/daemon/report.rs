@@ -361,17 +361,18 @@ impl Cluster {
     }
 }
 
-/// Builds a status document with `make` and hands it to `writer` (see [`status_writer`]);
-/// returns its size. Whether the write worked comes back on a later turn (see the loop).
-pub(super) fn write_status(
-    notices: &Notices,
-    writer: &crate::files::Latest<String>,
-    make: impl Fn(&Notices) -> String,
-) -> usize {
-    let text = make(notices);
-    let n = text.len();
-    writer.hand(text);
-    n
+/// Passes the outcome of `writer`'s last write, if one came back, to `notices` as `what`;
+/// tells whether it failed.
+pub(super) fn failed<T: Send + 'static>(
+    writer: &crate::files::Latest<T>,
+    notices: &mut Notices,
+    what: &str,
+) -> bool {
+    let Some(outcome) = writer.take_outcome() else {
+        return false;
+    };
+    notices.outcome(what, &outcome);
+    outcome.is_err()
 }
 
 /// Starts the thread `name` that writes status documents to `path`, the newest one handed
