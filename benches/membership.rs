@@ -8,11 +8,15 @@
 //! - CPU per daemon while idle (user + system time from /proc/PID/stat).
 //!
 //! `cargo bench --bench membership -- [--nodes N] [--idle SECONDS] [--kills K] [--insecure]
-//! [--fanout K] [--binary PATH [--legacy]]` (defaults 30, 30, 5; the brief's "no false deaths over 10
+//! [--fanout K] [--no-realtime] [--binary PATH [--legacy]]` (defaults 30, 30, 5; the brief's "no false deaths over 10
 //! minutes" is `--idle 600`). Every node gets the same `DIR/authkey` (sealed gossip) unless
 //! `--insecure`; `--fanout` passes `--gossip-fanout K` (default: the
-//! daemon's adaptive fan-out); `--binary` runs another mosha build (to compare with an older one, whose
+//! daemon's adaptive fan-out); `--no-realtime` passes it on (the daemons under the normal
+//! policy, not `SCHED_RR`); `--binary` runs another mosha build (to compare with an older one, whose
 //! command line `--legacy` leaves without key options).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -85,6 +89,7 @@ fn main() {
     let insecure = flag("--insecure");
     let legacy = flag("--legacy");
     let fanout = text_arg("--fanout");
+    let no_realtime = flag("--no-realtime");
     let binary = text_arg("--binary").unwrap_or_else(|| env!("CARGO_BIN_EXE_mosha").to_string());
     let key: String = {
         use std::io::Read;
@@ -106,6 +111,10 @@ fn main() {
         }
     );
     let top = tempfile::tempdir().unwrap();
+    // Below the ephemeral range: a port drawn from bind(0) could be handed to one of the two
+    // loopback sockets an earlier daemon binds for its gossip codec before its own daemon
+    // started ("Address already in use"; at N = 100 a run in three did not converge).
+    let ports = common::cluster::free_loopback_ports(n);
     let mut nodes: Vec<Node> = (1..=n)
         .map(|i| {
             let dir = top.path().join(format!("n{i}"));
@@ -117,11 +126,7 @@ fn main() {
                 std::fs::write(&p, &key).unwrap();
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
             }
-            let port = std::net::UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = ports[i - 1];
             Node {
                 name: format!("n{i}"),
                 dir,
@@ -145,6 +150,9 @@ fn main() {
         if let Some(k) = &fanout {
             cmd.args(["--gossip-fanout", k]);
         }
+        if no_realtime {
+            cmd.arg("--no-realtime");
+        }
         for s in seeds.iter().filter(|s| **s != node.addr) {
             cmd.args(["--seed", s]);
         }
@@ -163,6 +171,11 @@ fn main() {
         })
     };
     while !all_live(&nodes) {
+        for x in nodes.iter_mut() {
+            if let Some(status) = x.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("{} exited before the cluster converged: {status}", x.name);
+            }
+        }
         assert!(
             t.elapsed() < Duration::from_secs(60),
             "cluster did not converge"

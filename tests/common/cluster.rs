@@ -947,7 +947,7 @@ fn sweep_stale_namespaces() {
 /// below the kernel's ephemeral range when there is room: a port picked inside it could be
 /// handed to any socket bound to port 0 before the daemon binds it (every daemon binds two
 /// such loopback sockets for its gossip codec), and once was ("Address already in use").
-fn free_loopback_ports(n: usize) -> Vec<u16> {
+pub fn free_loopback_ports(n: usize) -> Vec<u16> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static DRAWS: AtomicU64 = AtomicU64::new(0);
     let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
