@@ -352,6 +352,33 @@ impl Engine {
         &self.me
     }
 
+    /// Returns how many entries each of its maps holds, by name: a diagnostic for the
+    /// simulator's memory reports; decides nothing.
+    pub fn sizes(&self) -> Vec<(&'static str, usize)> {
+        let lost_held = self.lost.values().map(|l| l.held.len()).sum();
+        let obsolete = self.obsolete.values().map(Vec::len).sum();
+        vec![
+            ("expected", self.expected.len()),
+            ("lost", self.lost.len()),
+            ("lost.held", lost_held),
+            ("own_records", self.own_records.len()),
+            ("best_records", self.best_records.len()),
+            ("obsolete", obsolete),
+            ("came_alive", self.came_alive.len()),
+            ("seen_dead", self.seen_dead.len()),
+            ("no_news", self.no_news.len()),
+            ("peers", self.peers.len()),
+        ]
+    }
+
+    /// Rebuilds its maps with an entry per member from their sorted walks, which fills
+    /// every B-tree leaf: filled one member at a time they stay about half full. What they
+    /// hold stays the same; decides nothing (the simulator's memory, see `Node::compact`).
+    pub fn compact(&mut self) {
+        self.expected = std::mem::take(&mut self.expected).into_iter().collect();
+        self.came_alive = std::mem::take(&mut self.came_alive).into_iter().collect();
+    }
+
     /// Returns the tunables in force.
     pub fn config(&self) -> &Config {
         &self.cfg

@@ -16,13 +16,50 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
 use std::ptr::{self, null_mut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 /// The size classes: 8, 16, ... up to `STEP * CLASSES` bytes.
 const STEP: usize = 8;
 const CLASSES: usize = 8;
 /// The bytes asked of the system at a time for small blocks.
 const SLAB: usize = 1 << 20;
+
+/// Whether blocks are counted (see [`count`]): off unless asked for, so that a run pays
+/// one predictable branch per block.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Live blocks and bytes by size, in powers of two (`i`: sizes up to `2^i`).
+static LIVE: [[AtomicI64; 2]; 48] = [const { [const { AtomicI64::new(0) }; 2] }; 48];
+
+/// Counts every block allocated or freed from now on, by size. Call it first in `main`:
+/// a block allocated before and freed after counts as negative.
+pub fn count() {
+    COUNTING.store(true, Ordering::Relaxed);
+}
+
+/// Returns the live blocks and bytes by size class (sizes up to `2^i` in entry `i`), while
+/// counting (see [`count`]).
+pub fn live() -> Vec<(usize, i64, i64)> {
+    (LIVE.iter().enumerate())
+        .map(|(i, [b, n])| {
+            (
+                1usize << i,
+                b.load(Ordering::Relaxed),
+                n.load(Ordering::Relaxed),
+            )
+        })
+        .filter(|&(_, b, _)| b != 0)
+        .collect()
+}
+
+/// Adds `sign` blocks of `size` bytes to the live counts, if counting.
+fn note(size: usize, sign: i64) {
+    if COUNTING.load(Ordering::Relaxed) {
+        let i = (usize::BITS - size.max(1).saturating_sub(1).leading_zeros()) as usize;
+        let [b, n] = &LIVE[i.min(47)];
+        b.fetch_add(sign, Ordering::Relaxed);
+        n.fetch_add(sign * size as i64, Ordering::Relaxed);
+    }
+}
 
 /// The free lists and the current slab.
 struct Pools {
@@ -120,6 +157,7 @@ impl Default for Small {
 
 unsafe impl GlobalAlloc for Small {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size(), 1);
         match Small::class(&layout) {
             Some(c) => self.with(|p| p.take(c)),
             None => System.alloc(layout),
@@ -129,17 +167,22 @@ unsafe impl GlobalAlloc for Small {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         match Small::class(&layout) {
             Some(_) => {
+                // Counted by `alloc`.
                 let b = self.alloc(layout);
                 if !b.is_null() {
                     ptr::write_bytes(b, 0, layout.size());
                 }
                 b
             }
-            None => System.alloc_zeroed(layout),
+            None => {
+                note(layout.size(), 1);
+                System.alloc_zeroed(layout)
+            }
         }
     }
 
     unsafe fn dealloc(&self, b: *mut u8, layout: Layout) {
+        note(layout.size(), -1);
         match Small::class(&layout) {
             Some(c) => self.with(|p| p.give(c, b)),
             None => System.dealloc(b, layout),
@@ -149,8 +192,16 @@ unsafe impl GlobalAlloc for Small {
     unsafe fn realloc(&self, b: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new = Layout::from_size_align_unchecked(new_size, layout.align());
         match (Small::class(&layout), Small::class(&new)) {
-            (None, None) => System.realloc(b, layout, new_size),
-            (Some(c), Some(d)) if c == d => b,
+            (None, None) => {
+                note(layout.size(), -1);
+                note(new_size, 1);
+                System.realloc(b, layout, new_size)
+            }
+            (Some(c), Some(d)) if c == d => {
+                note(layout.size(), -1);
+                note(new_size, 1);
+                b
+            }
             _ => {
                 let n = self.alloc(new);
                 if !n.is_null() {

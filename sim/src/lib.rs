@@ -10,6 +10,7 @@ pub mod files;
 pub mod gossip;
 pub mod invariants;
 pub mod lifecycle;
+pub mod memory;
 pub mod net;
 pub mod node;
 pub mod openmosix;

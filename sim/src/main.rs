@@ -83,6 +83,9 @@ fn parse() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if sim::memory::wanted() {
+        sim::alloc::count();
+    }
     let a = match parse() {
         Ok(a) => a,
         Err(e) if e.is_empty() => {

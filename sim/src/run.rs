@@ -51,7 +51,11 @@ pub fn run_one(
         },
         crate::invariants::CHECKS,
     );
-    let stats = w.run();
+    let stats = if crate::memory::wanted() {
+        crate::memory::run(&mut w)
+    } else {
+        w.run()
+    };
     Outcome {
         stats,
         trace: w.trace.take().unwrap_or_default(),

@@ -348,6 +348,16 @@ impl World {
         }
     }
 
+    /// Returns the simulated duration of the run, in ms.
+    pub fn duration(&self) -> u64 {
+        self.p.duration
+    }
+
+    /// Returns how many events are queued.
+    pub fn queued(&self) -> usize {
+        self.q.len()
+    }
+
     /// Runs to the end; returns the figures.
     pub fn run(&mut self) -> Stats {
         self.run_until(self.p.duration);

@@ -58,6 +58,19 @@ pub struct Announced {
 }
 
 impl Announced {
+    /// Rebuilds its maps by member from their sorted walks, which fills every B-tree leaf
+    /// (see `Observed::compact`); what they hold stays the same.
+    pub fn compact(&mut self) {
+        for of in self.of.values_mut() {
+            *of = std::mem::take(of).into_iter().collect();
+        }
+        for versions in self.by_version.values_mut() {
+            for members in versions.values_mut() {
+                *members = std::mem::take(members).into_iter().collect();
+            }
+        }
+    }
+
     /// Notes that `member` announces `version` of `file` (`None`: nothing, or unreadable).
     /// Returns whether that changed anything.
     pub fn set(&mut self, file: &str, member: &str, version: Option<Version>) -> bool {

@@ -158,6 +158,7 @@ impl Observed {
     pub fn compact(&mut self) {
         self.view.members = std::mem::take(&mut self.view.members).into_iter().collect();
         self.peers = std::mem::take(&mut self.peers).into_iter().collect();
+        self.announced.compact();
     }
 
     /// Returns the keys member `name` published as this node knows them, with its generation.
@@ -483,10 +484,29 @@ fn best_record<'r>(records: impl Iterator<Item = &'r Record>) -> Option<&'r Reco
 }
 
 impl super::Node {
+    /// Returns how many entries the core's maps and its engine's hold, by name: a
+    /// diagnostic for the simulator's memory reports; decides nothing.
+    pub fn sizes(&self) -> Vec<(&'static str, usize)> {
+        let o = &self.observed;
+        let claims = o.view.members.values().map(|m| m.claims.len()).sum();
+        let keys = o.peers.values().map(|p| p.keys.len()).sum();
+        let records = o.records.values().map(Vec::len).sum();
+        let mut sizes = vec![
+            ("members", o.view.members.len()),
+            ("claims", claims),
+            ("keys", keys),
+            ("records", records),
+            ("view.records", o.view.records.len()),
+        ];
+        sizes.extend(self.engine.sizes());
+        sizes
+    }
+
     /// Packs the core's maps of members tighter (see [`Observed::compact`]); decides nothing.
     /// A daemon's one core has no need of it; the simulator holds a thousand.
     pub fn compact(&mut self) {
         self.observed.compact();
+        self.engine.compact();
     }
 }
 
