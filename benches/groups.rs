@@ -12,7 +12,8 @@
 //!   fencing allows), and how long the kill took.
 //!
 //! `cargo bench --bench groups -- [--groups G] [--nodes N] [--fencing none|dummy|switch]
-//! [--beat MS]` (defaults 2000, 5, none). With `dummy`, the lost node is fenced through
+//! [--beat MS] [--no-realtime]` (defaults 2000, 5, none; `--no-realtime` is passed to the
+//! daemons: their threads under the normal policy, not `SCHED_RR`). With `dummy`, the lost node is fenced through
 //! Debian's real `fence_dummy` before its groups may start elsewhere; `fence_dummy` reports
 //! `off` without turning anything off, so a group may start while the kernel still tears the
 //! victim's namespace down. With `switch`, through the tests' power switch
@@ -155,10 +156,15 @@ fn main() {
         hactl,
         fencetab,
         // `--beat MS` is passed to the daemons (see `mosha run --help`).
-        extra_args: if std::env::args().any(|a| a == "--beat") {
-            vec!["--beat".to_string(), arg("--beat", "250")]
-        } else {
-            Vec::new()
+        extra_args: {
+            let mut a = Vec::new();
+            if std::env::args().any(|a| a == "--beat") {
+                a.extend(["--beat".to_string(), arg("--beat", "250")]);
+            }
+            if std::env::args().any(|a| a == "--no-realtime") {
+                a.push("--no-realtime".to_string());
+            }
+            a
         },
         netns: false,
     });
