@@ -11,7 +11,7 @@ use mosha::engine::keys::{BEAT, CLAIM_PREFIX};
 use mosha::engine::node::Input;
 use mosha::engine::Claim;
 
-use crate::world::{Delivery, Kind2, Sent, Upd, World};
+use crate::world::{Delivery, Kind2, NodeSet, Sent, Upd, World};
 
 impl World {
     /// Publishes an update of node `x` to every node that hears it.
@@ -27,9 +27,10 @@ impl World {
         self.apply_own(x, &upd);
         let upd = Rc::new(Sent {
             upd,
-            reached: RefCell::new(Vec::new()),
+            reached: RefCell::new(NodeSet::default()),
         });
-        let mut buckets: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        // Observers in index order, so each instant's batch is delivered in that order.
+        let mut buckets: BTreeMap<u64, NodeSet> = BTreeMap::new();
         for y in 0..self.nodes.len() {
             // A clogged node gets no state (see `clog`).
             if y == x || !self.links.heard(y, x) || self.links.clog_out[y] {
@@ -37,7 +38,7 @@ impl World {
             }
             let t = (self.now + self.timing.dissem(&mut self.rng)).max(self.last[y][x]);
             self.last[y][x] = t;
-            buckets.entry(t.div_ceil(10) * 10).or_default().push(y);
+            buckets.entry(t.div_ceil(10) * 10).or_default().insert(y);
         }
         let generation = self.nodes[x].generation;
         for (t, to) in buckets {
@@ -77,7 +78,7 @@ impl World {
             sent.reached
                 .borrow()
                 .iter()
-                .any(|r| self.nodes[*r].ok() && self.links.heard(y, *r))
+                .any(|r| self.nodes[r].ok() && self.links.heard(y, r))
         };
         if !self.nodes[y].ok()
             || self.links.clog_out[y]
@@ -86,7 +87,7 @@ impl World {
         {
             return;
         }
-        sent.reached.borrow_mut().push(y);
+        sent.reached.borrow_mut().insert(y);
         let matters = match &sent.upd {
             Upd::Keys(changes) => {
                 for (k, v) in changes {

@@ -38,7 +38,38 @@ pub struct Sent {
     /// The update.
     pub upd: Upd,
     /// The nodes it reached.
-    pub reached: RefCell<Vec<usize>>,
+    pub reached: RefCell<NodeSet>,
+}
+
+/// A set of nodes by index, a bit each: at a thousand nodes at most 128 bytes, where a
+/// vector of indices grew to 8 kB for every update in flight (the nodes it reached) and for
+/// every batch of its deliveries due at one instant (after a partition heals, most nodes).
+#[derive(Debug, Clone, Default)]
+pub struct NodeSet(Vec<u64>);
+
+impl NodeSet {
+    /// Adds node `i`.
+    pub fn insert(&mut self, i: usize) {
+        let word = i / 64;
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << (i % 64);
+    }
+
+    /// Returns the nodes in the set, in index order.
+    pub fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (self.0.iter().enumerate()).flat_map(|(word, &bits)| {
+            let mut rest = bits;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    word * 64 + bit
+                })
+            })
+        })
+    }
 }
 
 /// What happens at an instant. Small (24 bytes; what does not fit is boxed): at a thousand
@@ -83,7 +114,7 @@ pub struct Delivery {
     pub generation: u64,
     pub ver: u64,
     pub upd: Rc<Sent>,
-    pub to: Vec<usize>,
+    pub to: NodeSet,
 }
 
 /// A supervisor operation completes.
@@ -395,7 +426,7 @@ impl World {
                     upd,
                     to,
                 } = *d;
-                for y in to {
+                for y in to.iter() {
                     self.deliver(y, from, (generation, ver), &upd);
                 }
             }
@@ -555,5 +586,20 @@ impl World {
     /// Returns the generation counter (for new generations).
     pub fn gen_counter(&self) -> u64 {
         self.gen_counter
+    }
+}
+
+#[cfg(test)]
+mod node_set_tests {
+    use super::NodeSet;
+
+    #[test]
+    fn a_node_set_holds_each_node_once_in_index_order() {
+        let mut r = NodeSet::default();
+        for i in [130, 0, 63, 64, 999, 63] {
+            r.insert(i);
+        }
+        assert_eq!(r.iter().collect::<Vec<_>>(), [0, 63, 64, 130, 999]);
+        assert_eq!(NodeSet::default().iter().count(), 0);
     }
 }

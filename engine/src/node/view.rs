@@ -491,10 +491,19 @@ impl super::Node {
         let claims = o.view.members.values().map(|m| m.claims.len()).sum();
         let keys = o.peers.values().map(|p| p.keys.len()).sum();
         let records = o.records.values().map(Vec::len).sum();
+        let record_keys = (o.peers.values())
+            .map(|p| {
+                p.keys
+                    .keys()
+                    .filter(|k| k.starts_with(RECORD_PREFIX))
+                    .count()
+            })
+            .sum();
         let mut sizes = vec![
             ("members", o.view.members.len()),
             ("claims", claims),
             ("keys", keys),
+            ("keys.records", record_keys),
             ("records", records),
             ("view.records", o.view.records.len()),
         ];
