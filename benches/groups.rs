@@ -13,10 +13,10 @@
 //!
 //! `cargo bench --bench groups -- [--groups G] [--nodes N] [--fencing none|dummy|switch]
 //! [--beat MS] [--no-realtime]` (defaults 2000, 5, none; `--no-realtime` is passed to the
-//! daemons: their threads under the normal policy, not `SCHED_RR`). With `dummy`, the lost node is fenced through
-//! Debian's real `fence_dummy` before its groups may start elsewhere; `fence_dummy` reports
-//! `off` without turning anything off, so a group may start while the kernel still tears the
-//! victim's namespace down. With `switch`, through the tests' power switch
+//! daemons: their threads under the normal policy, not `SCHED_RR`). With `dummy`, the lost
+//! node is fenced through Debian's real `fence_dummy` before its groups may start elsewhere;
+//! `fence_dummy` reports `off` without turning anything off, so a group may start while the
+//! kernel still tears the victim's namespace down. With `switch`, through the tests' power switch
 //! (`tests/common/power.rs`): the bench kills the victim as the switch does, and the agent
 //! reports it off only once its whole namespace is gone (a request to fence any other node is
 //! not served: it fails after 10 s, which holds that node's groups where they are).
@@ -33,6 +33,11 @@ use common::cluster::{Cluster, ClusterOpts};
 const TIMEOUT: Duration = Duration::from_secs(300);
 /// How often it polls the nodes' status documents.
 const POLL: Duration = Duration::from_millis(100);
+
+/// Tells whether `name` is among the bench's arguments.
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -155,13 +160,13 @@ fn main() {
         cltab,
         hactl,
         fencetab,
-        // `--beat MS` is passed to the daemons (see `mosha run --help`).
+        // `--beat MS` and `--no-realtime` are passed to the daemons (see `mosha run --help`).
         extra_args: {
             let mut a = Vec::new();
-            if std::env::args().any(|a| a == "--beat") {
+            if flag("--beat") {
                 a.extend(["--beat".to_string(), arg("--beat", "250")]);
             }
-            if std::env::args().any(|a| a == "--no-realtime") {
+            if flag("--no-realtime") {
                 a.push("--no-realtime".to_string());
             }
             a

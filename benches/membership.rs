@@ -8,12 +8,12 @@
 //! - CPU per daemon while idle (user + system time from /proc/PID/stat).
 //!
 //! `cargo bench --bench membership -- [--nodes N] [--idle SECONDS] [--kills K] [--insecure]
-//! [--fanout K] [--no-realtime] [--binary PATH [--legacy]]` (defaults 30, 30, 5; the brief's "no false deaths over 10
-//! minutes" is `--idle 600`). Every node gets the same `DIR/authkey` (sealed gossip) unless
-//! `--insecure`; `--fanout` passes `--gossip-fanout K` (default: the
+//! [--fanout K] [--no-realtime] [--binary PATH [--legacy]]` (defaults 30, 30, 5; the brief's
+//! "no false deaths over 10 minutes" is `--idle 600`). Every node gets the same `DIR/authkey`
+//! (sealed gossip) unless `--insecure`; `--fanout` passes `--gossip-fanout K` (default: the
 //! daemon's adaptive fan-out); `--no-realtime` passes it on (the daemons under the normal
-//! policy, not `SCHED_RR`); `--binary` runs another mosha build (to compare with an older one, whose
-//! command line `--legacy` leaves without key options).
+//! policy, not `SCHED_RR`); `--binary` runs another mosha build (to compare with an older one,
+//! whose command line `--legacy` leaves without key options).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
